@@ -1,0 +1,41 @@
+# spikeloop: `make demo` runs the pipeline end to end, `make test` runs the test suite.
+# Both set up .venv on first use (Python 3.11, CPU torch, Lava installed without its stale pins).
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.stamp-setup
+TORCH  := torch==2.13.0
+LAVA   := lava-nc==0.10.0 lava-dl==0.6.0
+
+.PHONY: setup demo test test-slow bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
+	$(PIP) install -q $(TORCH)
+	# Lava declares Python <3.11 and stale pins (torch 2.3, networkx<=2.8.7, ...):
+	# install without dependencies; pyproject.toml declares what they really need and
+	# spikeloop.runtime.lava_compat makes them import on 3.11.
+	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA)
+	$(PIP) install -q -e ".[test]"
+	$(PY) -c "import spikeloop.runtime.lava_compat as c; c.check()"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/spikeloop demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) benchmarks/closed_loop.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

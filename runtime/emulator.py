@@ -1,0 +1,163 @@
+"""A numpy emulator of the deployed network, timed exactly like Lava.
+
+It runs the same :func:`spikeloop.train.neuron.cuba_step` as the torch layers, in
+float or in Loihi integer arithmetic (:mod:`spikeloop.runtime.fixed_point`), with
+Lava's schedule: in every step each population first updates from the Dense
+outputs computed in the previous step, then every Dense computes its new output
+from this step's spikes (one step of delay per hop). In fixed point it is bit-exact
+with Lava's ``fixed_pt`` models; the tests hold it to that on every spike and voltage.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikeloop.runtime.counters import OpCounts, fanout, neuron_activity, synops
+from spikeloop.runtime.fixed_point import LOIHI, FixedPlan, dense_accumulate, quantize_plan
+from spikeloop.runtime.plan import INPUT, NetworkPlan
+from spikeloop.train.neuron import FLOAT, cuba_step
+
+FLOAT_PRECISION, FIXED_PRECISION = "float", "fixed"
+PRECISIONS = (FLOAT_PRECISION, FIXED_PRECISION)
+
+
+@dataclass
+class _Pop:
+    name: str
+    size: int
+    du: object
+    dv: object
+    bias: np.ndarray
+    vth: object
+    reset: str
+    spiking: bool
+    offset: int
+
+
+@dataclass
+class _Conn:
+    name: str
+    src: str
+    dst: str
+    weight: np.ndarray  # float weights, or Lava's effective integer weights
+    exp: int
+    fan: np.ndarray
+
+
+class Emulator:
+    """Step a :class:`NetworkPlan` in ``precision`` 'float' or 'fixed'.
+
+    ``windowed`` resets each population at the start of its decision window (closed
+    loop); without it the network streams (open-loop simulation of a NIR graph).
+    """
+
+    def __init__(self, plan: NetworkPlan, precision: str = FLOAT_PRECISION,
+                 fixed: FixedPlan | None = None, windowed: bool = True):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.plan = plan
+        self.precision = precision
+        self.windowed = windowed
+        self.period = plan.period
+        self.fixed = fixed if fixed is not None or precision == FLOAT_PRECISION else quantize_plan(plan)
+        self.arith = LOIHI if precision == FIXED_PRECISION else FLOAT
+        dtype = np.int64 if precision == FIXED_PRECISION else np.float64
+        offsets = plan.reset_offsets()
+        self.pops: list[_Pop] = []
+        for p in plan.populations:
+            if precision == FIXED_PRECISION:
+                f = self.fixed.populations[p.name]
+                self.pops.append(_Pop(p.name, p.size, f.du_12bit, f.dv_12bit, f.bias_eff.astype(np.int64),
+                                      f.vth_eff, p.reset, p.spiking, offsets[p.name]))
+            else:
+                self.pops.append(_Pop(p.name, p.size, float(np.min(p.du)), float(np.min(p.dv)),
+                                      np.asarray(p.bias, np.float64), p.vth, p.reset, p.spiking,
+                                      offsets[p.name]))
+        self.conns: list[_Conn] = []
+        for c in plan.connections:
+            if precision == FIXED_PRECISION:
+                f = self.fixed.connections[c.name]
+                w, exp = f.w_eff, f.weight_exp
+            else:
+                w, exp = np.asarray(c.weight, np.float64), 0
+            self.conns.append(_Conn(c.name, c.src, c.dst, w, exp, fanout(w)))
+        self._in_conns = {p.name: [i for i, c in enumerate(self.conns) if c.dst == p.name] for p in self.pops}
+        self.dtype = dtype
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero all state, buffers, counters and the Lava step counter."""
+        self.time_step = 0
+        self.u = {p.name: np.zeros(p.size, self.dtype) for p in self.pops}
+        self.v = {p.name: np.zeros(p.size, self.dtype) for p in self.pops}
+        self.buf = [np.zeros(c.weight.shape[0], self.dtype) for c in self.conns]
+        self.counts = OpCounts(graded={c.name: c.src == INPUT for c in self.conns})
+        for c in self.conns:
+            self.counts.synops[c.name] = 0
+        for p in self.pops:
+            self.counts.updates[p.name] = self.counts.active[p.name] = 0
+            if p.spiking:
+                self.counts.spikes[p.name] = 0
+
+    def step(self, x_in: np.ndarray) -> dict[str, tuple[np.ndarray | None, np.ndarray]]:
+        """One Lava timestep with host input ``x_in`` (payload ints in fixed point).
+
+        Returns ``{population: (spikes or None, v after reset)}``.
+        """
+        self.time_step += 1
+        t = self.time_step
+        out = {INPUT: np.asarray(x_in, dtype=self.dtype)}
+        rec = {}
+        counts = self.counts
+        for p in self.pops:
+            a_in = np.zeros(p.size, self.dtype)
+            for i in self._in_conns[p.name]:
+                a_in = a_in + self.buf[i]
+            u, v = self.u[p.name], self.v[p.name]
+            if self.windowed and t % self.period == p.offset:
+                u, v = np.zeros_like(u), np.zeros_like(v)
+            u, v, s, v_pre = cuba_step(u, v, a_in, du=p.du, dv=p.dv, bias=p.bias, vth=p.vth,
+                                       reset=p.reset, arith=self.arith)
+            self.u[p.name], self.v[p.name] = u, v
+            counts.updates[p.name] += p.size
+            counts.active[p.name] += neuron_activity(u, v_pre, s)
+            if s is not None:
+                counts.spikes[p.name] += int(np.count_nonzero(s))
+                out[p.name] = s
+            rec[p.name] = (s, v)
+        for i, c in enumerate(self.conns):
+            s_in = out[c.src]
+            counts.synops[c.name] += synops(c.fan, s_in)
+            if self.precision == FIXED_PRECISION:
+                self.buf[i] = dense_accumulate(c.weight, s_in, c.exp)
+            else:
+                self.buf[i] = c.weight @ np.asarray(s_in, np.float64)
+        counts.steps += 1
+        return rec
+
+    def decide(self, x: np.ndarray) -> np.ndarray:
+        """Run one decision window on input ``x``; return the output voltage at its read step.
+
+        ``x`` is held for ``T`` steps, then the input is silent while the pipeline
+        drains (``period - T`` steps). Call on a window boundary (after :meth:`reset`).
+        """
+        if self.time_step % self.period:
+            raise RuntimeError(f"decide() called mid-window (time_step={self.time_step})")
+        zero = np.zeros_like(np.asarray(x, dtype=self.dtype))
+        rec = None
+        for k in range(self.period):
+            rec = self.step(x if k < self.plan.T else zero)
+        self.counts.decisions += 1
+        return rec[self.plan.output][1].copy()
+
+    def decode(self, v_out: np.ndarray) -> np.ndarray:
+        """Output voltage registers -> real-valued outputs (Q-values)."""
+        if self.precision == FIXED_PRECISION:
+            return v_out / self.fixed.populations[self.plan.output].scale
+        return np.asarray(v_out, np.float64)
+
+    def encode(self, obs: np.ndarray) -> np.ndarray:
+        """Observation -> what the host sends (payload ints in fixed point, floats otherwise)."""
+        enc = self.plan.encoding
+        return enc.to_payload(obs) if self.precision == FIXED_PRECISION else enc.encode(obs)

@@ -1,0 +1,342 @@
+"""Lava processes and process models written by spikeloop.
+
+- ``HostInput`` / ``HostOutput``: talk to the host once per decision through Lava's
+  external pipes (the observation in, the output voltages out).
+- ``Readout``: a non-spiking leaky integrator that sends its voltage every step.
+- ``CountingDense`` / ``CountingLIFReset``: Lava's own Dense and LIFReset with
+  operation counters accumulated in Vars. Their arithmetic is Lava's stock models',
+  untouched; the counters only observe.
+- ``FusedNetwork``: the whole network in one process, stepping the emulator's code
+  once per Lava timestep (fewer processes to synchronise: the fast mapping). Tests
+  hold it bit-exact to the per-node mapping of stock models.
+
+Lava re-executes this file by path when it searches for models, so it uses absolute
+imports only.
+"""
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.dense.models import PyDenseModelBitAcc, PyDenseModelFloat
+from lava.proc.dense.process import Dense
+from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat
+from lava.proc.lif.process import LIFReset
+
+from spikeloop.runtime.counters import fanout, neuron_activity
+from spikeloop.runtime.fixed_point import LOIHI, effective_bias
+from spikeloop.train.neuron import FLOAT, cuba_step
+
+FLOAT_TAG, FIXED_TAG = "floating_pt", "fixed_pt"
+
+
+# --------------------------------------------------------------------------- host I/O
+class HostInput(AbstractProcess):
+    """Receives one input vector per decision from the host; emits it for ``hold`` steps."""
+
+    def __init__(self, *, shape, period, hold, **kwargs):
+        super().__init__(shape=shape, period=period, hold=hold, **kwargs)
+        self.pipe_in = InPort(shape=shape)
+        self.pipe_in.flag_external_pipe(buffer_size=4)
+        self.s_out = OutPort(shape=shape)
+
+
+class _HostInputModel(PyLoihiProcessModel):
+    pipe_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.period, self.hold = proc_params["period"], proc_params["hold"]
+        self.x = np.zeros(proc_params["shape"], self.dtype)
+
+    def run_spk(self):
+        k = (self.time_step - 1) % self.period
+        if k == 0:
+            self.x = np.asarray(self.pipe_in.recv(), dtype=self.dtype)
+        self.s_out.send(self.x if k < self.hold else np.zeros_like(self.x))
+
+
+@implements(proc=HostInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FLOAT_TAG)
+class PyHostInputFloat(_HostInputModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    dtype = np.float64
+
+
+@implements(proc=HostInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FIXED_TAG, "bit_accurate_loihi")
+class PyHostInputFixed(_HostInputModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    dtype = np.int32
+
+
+class HostOutput(AbstractProcess):
+    """Forwards its input to the host at the step where ``time_step % period == read``."""
+
+    def __init__(self, *, shape, period, read, **kwargs):
+        super().__init__(shape=shape, period=period, read=read, **kwargs)
+        self.a_in = InPort(shape=shape)
+        self.pipe_out = OutPort(shape=shape)
+        self.pipe_out.flag_external_pipe(buffer_size=4)
+
+
+class _HostOutputModel(PyLoihiProcessModel):
+    pipe_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+    def run_spk(self):
+        data = self.a_in.recv()
+        if self.time_step % self.proc_params["period"] == self.proc_params["read"]:
+            self.pipe_out.send(data)
+
+
+@implements(proc=HostOutput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FLOAT_TAG)
+class PyHostOutputFloat(_HostOutputModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+
+
+@implements(proc=HostOutput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FIXED_TAG, "bit_accurate_loihi")
+class PyHostOutputFixed(_HostOutputModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+
+
+# --------------------------------------------------------------------------- readout
+class Readout(AbstractProcess):
+    """Non-spiking leaky integrator (the contract with no threshold); sends ``v`` each step.
+
+    Parameters as Lava's LIF: floats in ``floating_pt``, register values in ``fixed_pt``.
+    ``reset_interval``/``reset_offset`` zero the state like Lava's ``LIFReset``.
+    """
+
+    def __init__(self, *, shape, du, dv, bias_mant, bias_exp=0, reset_interval=0, reset_offset=0,
+                 **kwargs):
+        super().__init__(shape=shape, reset_interval=reset_interval, reset_offset=reset_offset, **kwargs)
+        self.a_in = InPort(shape=shape)
+        self.v_out = OutPort(shape=shape)
+        self.u = Var(shape=shape, init=0)
+        self.v = Var(shape=shape, init=0)
+        self.du = Var(shape=(1,), init=du)
+        self.dv = Var(shape=(1,), init=dv)
+        self.bias_mant = Var(shape=shape, init=bias_mant)
+        self.bias_exp = Var(shape=shape, init=bias_exp)
+        self.update_count = Var(shape=(1,), init=0)
+        self.active_count = Var(shape=(1,), init=0)
+
+
+class _ReadoutModel(PyLoihiProcessModel):
+    update_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    active_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def run_spk(self):
+        a_in = self.a_in.recv()
+        interval = self.proc_params["reset_interval"]
+        if interval and self.time_step % interval == self.proc_params["reset_offset"] % interval:
+            self.u[:] = 0
+            self.v[:] = 0
+        u, v, _, _ = cuba_step(self.u, self.v, a_in, du=self.du_value(), dv=self.dv_value(),
+                               bias=self.bias_value(), vth=None, arith=self.arith)
+        self.u[:] = u
+        self.v[:] = v
+        self.update_count[0] += self.u.size
+        self.active_count[0] += neuron_activity(self.u, self.v, None)
+        self.v_out.send(self.v)
+
+
+@implements(proc=Readout, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FLOAT_TAG)
+class PyReadoutFloat(_ReadoutModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    u: np.ndarray = LavaPyType(np.ndarray, float)
+    v: np.ndarray = LavaPyType(np.ndarray, float)
+    du: np.ndarray = LavaPyType(np.ndarray, float)
+    dv: np.ndarray = LavaPyType(np.ndarray, float)
+    bias_mant: np.ndarray = LavaPyType(np.ndarray, float)
+    bias_exp: np.ndarray = LavaPyType(np.ndarray, float)
+    arith = FLOAT
+
+    def du_value(self):
+        return float(self.du[0])
+
+    def dv_value(self):
+        return float(self.dv[0])
+
+    def bias_value(self):
+        return self.bias_mant  # Lava's float LIF ignores bias_exp too
+
+
+@implements(proc=Readout, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FIXED_TAG, "bit_accurate_loihi")
+class PyReadoutFixed(_ReadoutModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    du: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)
+    dv: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)
+    bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=13)
+    bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=3)
+    arith = LOIHI
+
+    def du_value(self):
+        return int(self.du[0])
+
+    def dv_value(self):
+        return int(self.dv[0])
+
+    def bias_value(self):
+        return effective_bias(self.bias_mant, self.bias_exp)
+
+
+# --------------------------------------------------------------------------- counting stock models
+class CountingDense(Dense):
+    """Lava's Dense with a ``synops`` counter (one per non-zero input per non-zero weight)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.synops = Var(shape=(1,), init=0)
+
+
+class _CountingDenseMixin:
+    implements_process = None  # Lava refuses to re-bind a subclassed model otherwise
+    synops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def run_spk(self):
+        if not getattr(self, "_counting", False):
+            recv = self.s_in.recv
+
+            def counted_recv():
+                s = recv()
+                if getattr(self, "_fan", None) is None:  # weights are final once the model receives
+                    self._fan = fanout(self.weights)
+                self.synops[0] += int(self._fan[np.asarray(s) != 0].sum())
+                return s
+
+            self.s_in.recv = counted_recv
+            self._counting = True
+        super().run_spk()
+
+
+@implements(proc=CountingDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FLOAT_TAG)
+class PyCountingDenseFloat(_CountingDenseMixin, PyDenseModelFloat):
+    pass
+
+
+@implements(proc=CountingDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FIXED_TAG, "bit_accurate_loihi")
+class PyCountingDenseBitAcc(_CountingDenseMixin, PyDenseModelBitAcc):
+    pass
+
+
+class CountingLIFReset(LIFReset):
+    """Lava's LIFReset with spike, update and active-update counters."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.spike_count = Var(shape=(1,), init=0)
+        self.update_count = Var(shape=(1,), init=0)
+        self.active_count = Var(shape=(1,), init=0)
+
+
+class _CountingLIFMixin:
+    implements_process = None
+    spike_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    update_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    active_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def reset_voltage(self, spike_vector):
+        # Called by Lava's run_spk after the sub-threshold update, before the reset.
+        self.spike_count[0] += int(np.count_nonzero(spike_vector))
+        self.update_count[0] += self.v.size
+        self.active_count[0] += neuron_activity(self.u, self.v, spike_vector)
+        super().reset_voltage(spike_vector)
+
+
+@implements(proc=CountingLIFReset, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FLOAT_TAG)
+class PyCountingLIFResetFloat(_CountingLIFMixin, PyLifResetModelFloat):
+    pass
+
+
+@implements(proc=CountingLIFReset, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FIXED_TAG, "bit_accurate_loihi")
+class PyCountingLIFResetBitAcc(_CountingLIFMixin, PyLifResetModelBitAcc):
+    pass
+
+
+# --------------------------------------------------------------------------- fused
+class FusedNetwork(AbstractProcess):
+    """A whole :class:`NetworkPlan` in one Lava process, with host pipes and counters."""
+
+    def __init__(self, *, plan, fixed, precision, **kwargs):
+        super().__init__(plan=plan, fixed=fixed, precision=precision, **kwargs)
+        out = plan.population(plan.output).size
+        self.pipe_in = InPort(shape=(plan.input_size,))
+        self.pipe_in.flag_external_pipe(buffer_size=4)
+        self.pipe_out = OutPort(shape=(out,))
+        self.pipe_out.flag_external_pipe(buffer_size=4)
+        self.synops = Var(shape=(len(plan.connections),), init=0)
+        self.update_count = Var(shape=(len(plan.populations),), init=0)
+        self.active_count = Var(shape=(len(plan.populations),), init=0)
+        self.spike_count = Var(shape=(len(plan.populations),), init=0)
+
+
+class _FusedModel(PyLoihiProcessModel):
+    pipe_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    synops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    update_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    active_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    spike_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        from spikeloop.runtime.emulator import Emulator
+
+        plan = proc_params["plan"]
+        self.em = Emulator(plan, proc_params["precision"], proc_params["fixed"], windowed=True)
+        self.T, self.period, self.out = plan.T, plan.period, plan.output
+        self.x = None
+
+    def run_spk(self):
+        k = (self.time_step - 1) % self.period
+        if k == 0:
+            self.x = np.asarray(self.pipe_in.recv(), dtype=self.em.dtype)
+        rec = self.em.step(self.x if k < self.T else np.zeros_like(self.x))
+        if self.time_step % self.period == 0:
+            self.pipe_out.send(rec[self.out][1])
+            c = self.em.counts
+            self.synops[:] = [c.synops[n.name] for n in self.em.conns]
+            self.update_count[:] = [c.updates[p.name] for p in self.em.pops]
+            self.active_count[:] = [c.active[p.name] for p in self.em.pops]
+            self.spike_count[:] = [c.spikes.get(p.name, 0) for p in self.em.pops]
+
+
+@implements(proc=FusedNetwork, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FLOAT_TAG)
+class PyFusedNetworkFloat(_FusedModel):
+    pipe_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+
+@implements(proc=FusedNetwork, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FIXED_TAG, "bit_accurate_loihi")
+class PyFusedNetworkFixed(_FusedModel):
+    pipe_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)

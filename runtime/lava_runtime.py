@@ -1,0 +1,254 @@
+"""Build a :class:`NetworkPlan` as Lava processes and run it, always stopping the runtime.
+
+Two mappings, bit-exact with each other (tests hold them so):
+
+- ``per-node``: one Lava process per NIR node, as on hardware: Lava's own ``Dense``
+  and ``LIFReset`` models (with counters added), spikeloop's ``Readout``, and host
+  input/output processes. The reference.
+- ``fused``: the whole network in one Lava process stepping the emulator's code; a
+  few times faster because Lava synchronises one process per step instead of many.
+
+Lava starts OS processes and shared-memory segments. :class:`LavaNetwork` is a
+context manager that stops the runtime on every path; if Lava's own ``stop`` fails or
+hangs, it terminates the processes and unlinks the segments the runtime created.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from spikeloop.errors import LavaRuntimeError
+from spikeloop.runtime import lava_compat
+from spikeloop.runtime.counters import OpCounts
+from spikeloop.runtime.fixed_point import FixedPlan, quantize_plan
+from spikeloop.runtime.plan import INPUT, NetworkPlan
+
+lava_compat.install()
+
+from lava.magma.core.run_conditions import RunSteps  # noqa: E402
+from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
+from lava.proc.monitor.process import Monitor  # noqa: E402
+
+from spikeloop.runtime.lava_procs import procs as P  # noqa: E402
+
+MAPPINGS = ("fused", "per-node")
+TAGS = {"float": P.FLOAT_TAG, "fixed": P.FIXED_TAG}
+SHM = Path("/dev/shm")
+STOP_TIMEOUT_S = 20.0
+
+
+def _shm_segments() -> set[str]:
+    try:
+        return {p.name for p in SHM.iterdir() if p.name.startswith("psm_")}
+    except OSError:
+        return set()
+
+
+def _children() -> set[int]:
+    return {c.pid for c in psutil.Process().children(recursive=True)}
+
+
+def is_resource_tracker(pid: int) -> bool:
+    """Python's own shared-memory bookkeeping helper (one per interpreter, exits with it)."""
+    try:
+        return "resource_tracker" in " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return False
+
+
+class LavaNetwork:
+    """A compiled Lava network for one plan, precision and mapping.
+
+    Use as a context manager; :meth:`decide` runs one decision window.
+    ``probe_steps`` attaches Lava Monitors to every population's ``v`` (and spikes)
+    for that many steps (used by the parity tests).
+    """
+
+    def __init__(self, plan: NetworkPlan, precision: str = "fixed", mapping: str = "fused",
+                 fixed: FixedPlan | None = None, probe_steps: int = 0):
+        if precision not in TAGS:
+            raise ValueError(f"precision must be one of {tuple(TAGS)}, got {precision!r}")
+        if mapping not in MAPPINGS:
+            raise ValueError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
+        for p in plan.populations:
+            if p.reset != "hard":
+                raise LavaRuntimeError(f"population {p.name!r}: reset {p.reset!r} needs a custom Lava "
+                                       "model that this build does not have")
+        self.plan, self.precision, self.mapping = plan, precision, mapping
+        self.fixed = fixed if fixed is not None or precision == "float" else quantize_plan(plan)
+        self.probe_steps = probe_steps
+        self.time_step = 0
+        self._root = None
+        self._started = False
+
+    # ------------------------------------------------------------------ build
+    def _build(self):
+        plan, fixed = self.plan, self.fixed
+        if self.mapping == "fused":
+            net = P.FusedNetwork(plan=plan, fixed=fixed, precision=self.precision)
+            self._send_port, self._recv_port = net.pipe_in, net.pipe_out
+            self._fused = net
+            self._root = net
+            return
+        period, offsets = plan.period, plan.reset_offsets()
+        host_in = P.HostInput(shape=(plan.input_size,), period=period, hold=plan.T, name="host_in")
+        self.procs, self.dense = {}, {}
+        for p in plan.populations:
+            if self.precision == "fixed":
+                f = fixed.populations[p.name]
+                neuron = dict(du=f.du_12bit, dv=f.dv_12bit, bias_mant=f.bias_mant, bias_exp=f.bias_exp)
+                vth = f.vth_17bit
+            else:
+                neuron = dict(du=float(np.min(p.du)), dv=float(np.min(p.dv)), bias_mant=np.asarray(p.bias),
+                              bias_exp=0)
+                vth = p.vth
+            common = dict(shape=(p.size,), reset_interval=period, reset_offset=offsets[p.name], name=p.name)
+            if p.spiking:
+                self.procs[p.name] = P.CountingLIFReset(vth=vth, **neuron, **common)
+            else:
+                self.procs[p.name] = P.Readout(**neuron, **common)
+        for c in plan.connections:
+            bits = 24 if c.src == INPUT else 0
+            if self.precision == "fixed":
+                f = fixed.connections[c.name]
+                dense = P.CountingDense(weights=f.weights, weight_exp=f.weight_exp,
+                                        num_weight_bits=f.num_weight_bits, num_message_bits=bits, name=c.name)
+            else:
+                dense = P.CountingDense(weights=np.asarray(c.weight), num_message_bits=bits, name=c.name)
+            src = host_in.s_out if c.src == INPUT else self.procs[c.src].s_out
+            src.connect(dense.s_in)
+            dense.a_out.connect(self.procs[c.dst].a_in)
+            self.dense[c.name] = dense
+        out = plan.population(plan.output)
+        host_out = P.HostOutput(shape=(out.size,), period=period, read=plan.read_offset(), name="host_out")
+        self.procs[plan.output].v_out.connect(host_out.a_in)
+        self._send_port, self._recv_port = host_in.pipe_in, host_out.pipe_out
+        self._root = host_in
+        self.monitors = {}
+        if self.probe_steps:
+            for p in plan.populations:
+                mon = Monitor()
+                mon.probe(self.procs[p.name].v, self.probe_steps)
+                self.monitors[(p.name, "v")] = mon
+                if p.spiking:
+                    mon = Monitor()
+                    mon.probe(self.procs[p.name].s_out, self.probe_steps)
+                    self.monitors[(p.name, "s")] = mon
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "LavaNetwork":
+        self._shm_before = _shm_segments()
+        self._children_before = _children()
+        self._started = True
+        try:
+            self._build()
+            self._root.create_runtime(run_cfg=Loihi2SimCfg(select_tag=TAGS[self.precision]))
+        except Exception as e:
+            self.stop()
+            raise LavaRuntimeError(f"could not compile the network onto Lava: {type(e).__name__}: {e}") from e
+        self._tx = self._send_port.external_pipe_csp_send_port
+        self._rx = self._recv_port.external_pipe_csp_recv_port
+        return self
+
+    def __enter__(self) -> "LavaNetwork":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the runtime; on failure kill its processes and unlink its segments."""
+        if not self._started:
+            return
+        self._started = False
+        error = None
+        if self._root is not None and self._root.runtime is not None:
+            done = threading.Event()
+
+            def _stop():
+                nonlocal error
+                try:
+                    self._root.stop()
+                except BaseException as e:  # noqa: BLE001 - reported below after cleanup
+                    error = e
+                finally:
+                    done.set()
+
+            t = threading.Thread(target=_stop, daemon=True)
+            t.start()
+            if not done.wait(STOP_TIMEOUT_S):
+                error = TimeoutError(f"Lava runtime did not stop within {STOP_TIMEOUT_S:.0f} s")
+        self._force_cleanup()
+        if error is not None and not isinstance(error, (KeyboardInterrupt,)):
+            # Lava raises on stop after a failed run; the cleanup above already freed everything.
+            self.stop_error = error
+
+    def _force_cleanup(self) -> None:
+        for pid in _children() - self._children_before:
+            if is_resource_tracker(pid):
+                continue
+            try:
+                proc = psutil.Process(pid)
+                proc.terminate()
+                proc.wait(3)
+            except psutil.TimeoutExpired:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
+        for name in _shm_segments() - self._shm_before:
+            try:
+                os.unlink(SHM / name)
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ running
+    def decide(self, x: np.ndarray) -> np.ndarray:
+        """Run one decision window on host input ``x``; return the output registers."""
+        if not self._started:
+            raise LavaRuntimeError("the Lava network is not running (use it as a context manager)")
+        self._tx.send(np.asarray(x, dtype=np.float64))
+        self._root.run(condition=RunSteps(num_steps=self.plan.period, blocking=True))
+        self.time_step += self.plan.period
+        return np.asarray(self._rx.recv())
+
+    def run_steps(self, xs: np.ndarray) -> None:
+        """Open loop: run ``len(xs) * period`` steps, one decision per row of ``xs``."""
+        for x in xs:
+            self.decide(x)
+
+    def counts(self) -> OpCounts:
+        """Read the counters accumulated inside the process models."""
+        c = OpCounts(steps=self.time_step, decisions=self.time_step // self.plan.period,
+                     graded={k.name: k.src == INPUT for k in self.plan.connections})
+        pops = self.plan.populations
+        if self.mapping == "fused":
+            f = self._fused
+            syn, upd, act, spk = (v.get().astype(np.int64) for v in
+                                  (f.synops, f.update_count, f.active_count, f.spike_count))
+            c.synops = {k.name: int(s) for k, s in zip(self.plan.connections, syn)}
+            c.updates = {p.name: int(u) for p, u in zip(pops, upd)}
+            c.active = {p.name: int(a) for p, a in zip(pops, act)}
+            c.spikes = {p.name: int(s) for p, s in zip(pops, spk) if p.spiking}
+            return c
+        c.synops = {k: int(d.synops.get()[0]) for k, d in self.dense.items()}
+        for p in pops:
+            proc = self.procs[p.name]
+            c.updates[p.name] = int(proc.update_count.get()[0])
+            c.active[p.name] = int(proc.active_count.get()[0])
+            if p.spiking:
+                c.spikes[p.name] = int(proc.spike_count.get()[0])
+        return c
+
+    def probes(self) -> dict[tuple[str, str], np.ndarray]:
+        """Monitor data (steps, neurons) per ``(population, 'v'|'s')`` (per-node with probes)."""
+        out = {}
+        for (name, what), mon in self.monitors.items():
+            data = mon.get_data()
+            proc = self.procs[name]
+            key = "v" if what == "v" else "s_out"
+            out[(name, what)] = np.asarray(data[proc.name][key])
+        return out

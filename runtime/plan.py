@@ -1,0 +1,135 @@
+"""The compiled network: what every backend (emulator, Lava float, Lava fixed) runs.
+
+A :class:`NetworkPlan` is the discrete-time network that a NIR graph denotes under
+the semantics contract: populations of CUBA-LIF / leaky-integrator neurons and the
+dense connections between them, with ``dt``, the decision window ``T``, and the
+input encoding and output decoding of the deployed policy.
+
+Timing follows Lava, measured: every Dense hop delays spikes by one timestep. A
+population at depth ``k`` (Dense hops from the host input) sees a decision's first
+input ``k`` steps after it is injected. For a windowed policy (state reset at every
+decision) each population is reset at the step its window starts, which makes the
+pipelined Lava network compute exactly what the delay-free torch model computes;
+a decision takes ``period = T + depth(output)`` Lava steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikeloop.errors import NIRValidationError
+from spikeloop.train.encoding import InputEncoding
+from spikeloop.train.neuron import HARD
+
+INPUT = "input"
+
+
+@dataclass
+class Population:
+    """Neurons of one NIR neuron node, in the contract's discrete form."""
+
+    name: str
+    size: int
+    du: np.ndarray
+    dv: np.ndarray
+    bias: np.ndarray
+    vth: float | None
+    reset: str = HARD
+    kind: str = "LIF"
+    """the NIR node type it came from"""
+
+    @property
+    def spiking(self) -> bool:
+        return self.vth is not None
+
+
+@dataclass
+class Connection:
+    """Dense synapses ``weight`` (dst.size, src size) from ``src`` into ``dst``."""
+
+    name: str
+    src: str
+    dst: str
+    weight: np.ndarray
+
+    @property
+    def graded(self) -> bool:
+        """True where the source is the host input (graded spikes), not binary spikes."""
+        return self.src == INPUT
+
+
+@dataclass
+class NetworkPlan:
+    input_size: int
+    populations: list[Population]
+    connections: list[Connection]
+    output: str
+    dt: float
+    T: int
+    encoding: InputEncoding | None = None
+    decoding: dict = field(default_factory=lambda: {"kind": "readout_voltage", "step": "last"})
+
+    def __post_init__(self):
+        names = [p.name for p in self.populations]
+        if len(set(names)) != len(names) or INPUT in names:
+            raise NIRValidationError(f"population names must be unique and not '{INPUT}': {names}")
+        if self.output not in names:
+            raise NIRValidationError(f"output population {self.output!r} is not among {names}")
+        sizes = {p.name: p.size for p in self.populations} | {INPUT: self.input_size}
+        for c in self.connections:
+            if c.src not in sizes or c.dst not in sizes or c.dst == INPUT:
+                raise NIRValidationError(f"connection {c.name!r}: unknown endpoint {c.src!r} -> {c.dst!r}")
+            if c.weight.shape != (sizes[c.dst], sizes[c.src]):
+                raise NIRValidationError(
+                    f"connection {c.name!r}: weight shape {c.weight.shape} does not match "
+                    f"{c.src!r} ({sizes[c.src]}) -> {c.dst!r} ({sizes[c.dst]})")
+
+    def population(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def incoming(self, name: str) -> list[Connection]:
+        return [c for c in self.connections if c.dst == name]
+
+    def outgoing(self, name: str) -> list[Connection]:
+        return [c for c in self.connections if c.src == name]
+
+    def depths(self) -> dict[str, int]:
+        """Dense hops from the input along the longest feed-forward path."""
+        depth = {INPUT: 0}
+        for p in self.populations:  # populations are stored in topological order
+            srcs = [c.src for c in self.incoming(p.name) if c.src in depth]
+            if not srcs:
+                raise NIRValidationError(f"population {p.name!r} is not reachable from the input")
+            depth[p.name] = 1 + max(depth[s] for s in srcs)
+        return depth
+
+    @property
+    def latency(self) -> int:
+        """Lava steps from injecting an input to the output population seeing it."""
+        return self.depths()[self.output]
+
+    @property
+    def period(self) -> int:
+        """Lava steps per decision: the window plus the pipeline latency."""
+        return self.T + self.latency
+
+    def reset_offsets(self) -> dict[str, int]:
+        """Lava ``time_step % period`` at which each population starts its window.
+
+        Lava's ``time_step`` starts at 1; the host input is injected at steps where
+        ``time_step % period == 1``; a population at depth ``k`` sees it ``k`` steps later.
+        """
+        P = self.period
+        return {name: (1 + k) % P for name, k in self.depths().items() if name != INPUT}
+
+    def read_offset(self) -> int:
+        """``time_step % period`` at which the output holds the decision (its step T-1)."""
+        return (self.latency + self.T) % self.period
+
+    @property
+    def neuron_count(self) -> int:
+        return sum(p.size for p in self.populations)

@@ -1,0 +1,213 @@
+"""Spiking DQN in the style of DSQN (Liu et al. 2022), in one readable file.
+
+The Q-network is a :class:`SpikingMLP`: observations enter as graded input held for
+``T`` timesteps, hidden LIF layers (hard reset, arctan surrogate), and a leaky
+integrator readout whose voltage at the last step is Q(s, .). Training is DQN with
+experience replay, a target network and double-DQN targets. Every source of
+randomness is seeded: the same config and seed give the same weights.
+"""
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from spikeloop.errors import ConfigError
+from spikeloop.train.encoding import InputEncoding
+from spikeloop.train.envs import make_env, random_observations
+from spikeloop.train.layers import NeuronConfig, SpikingMLP
+
+
+@dataclass
+class DQNConfig:
+    """Hyperparameters of a spiking DQN run (every field is a CLI option of `spikeloop train`)."""
+
+    env_id: str = "CartPole-v1"
+    seed: int = 0
+    total_steps: int = 60_000
+    """environment steps at most (training stops early once the eval target is met)"""
+    hidden: list[int] = field(default_factory=lambda: [128, 128])
+    T: int = 8
+    """timesteps per decision window"""
+    dv_hidden: float = 0.125
+    dv_readout: float = 0.125
+    vth: float = 1.0
+    lr: float = 1e-3
+    gamma: float = 0.99
+    buffer_size: int = 50_000
+    batch_size: int = 64
+    learning_starts: int = 1_000
+    train_freq: int = 1
+    target_update: int = 500
+    """environment steps between hard target-network updates"""
+    eps_start: float = 1.0
+    eps_end: float = 0.02
+    eps_fraction: float = 0.3
+    """fraction of total_steps over which epsilon decays linearly"""
+    grad_clip: float = 10.0
+    fake_quant: bool = True
+    """train against the 8-bit weight grid of the fixed-point deployment"""
+    eval_every: int = 2_500
+    eval_episodes: int = 10
+    target_return: float = 495.0
+    """stop once the greedy eval mean reaches this"""
+    norm_steps: int = 2_000
+    """random-policy steps used to freeze the input normalization"""
+    input_clip: float = 4.0
+    input_bits: int = 8
+    threads: int = 1
+
+    def validate(self) -> "DQNConfig":
+        if self.T < 1 or self.total_steps < 1 or self.batch_size < 1:
+            raise ConfigError(f"T, total_steps and batch_size must be positive: {self}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ConfigError(f"hidden must list positive layer sizes, got {self.hidden}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DQNConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown DQN config keys {unknown}; known: {sorted(names)}")
+        return cls(**d).validate()
+
+
+@dataclass
+class TrainResult:
+    model: SpikingMLP
+    encoding: InputEncoding
+    best_eval: float
+    steps: int
+    seconds: float
+    history: list[dict]
+
+
+def build_qnet(cfg: DQNConfig, obs_dim: int, n_actions: int) -> SpikingMLP:
+    hidden = NeuronConfig(du=1.0, dv=cfg.dv_hidden, vth=cfg.vth)
+    readout = NeuronConfig(du=1.0, dv=cfg.dv_readout, vth=None)
+    return SpikingMLP([obs_dim, *cfg.hidden, n_actions], cfg.T, hidden, readout, cfg.fake_quant)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def evaluate_torch(model: SpikingMLP, encoding: InputEncoding, env_id: str, episodes: int,
+                   seed: int) -> list[float]:
+    """Greedy returns of ``episodes`` episodes, run in lockstep with one batched forward."""
+    envs = [make_env(env_id) for _ in range(episodes)]
+    obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs)])
+    returns = np.zeros(episodes)
+    alive = np.ones(episodes, bool)
+    with torch.no_grad():
+        while alive.any():
+            idx = np.flatnonzero(alive)
+            x = torch.as_tensor(encoding.encode(obs[idx]), dtype=torch.float32)
+            actions = model(x).argmax(dim=1).numpy()
+            for j, a in zip(idx, actions):
+                o, r, term, trunc, _ = envs[j].step(int(a))
+                obs[j] = o
+                returns[j] += r
+                if term or trunc:
+                    alive[j] = False
+    for e in envs:
+        e.close()
+    return returns.tolist()
+
+
+def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
+    """Train a spiking Q-network; return the best greedy policy seen."""
+    cfg.validate()
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    env = make_env(cfg.env_id, cfg.seed)
+    obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
+    encoding = InputEncoding.fit(random_observations(cfg.env_id, cfg.norm_steps, cfg.seed + 10_000),
+                                 clip=cfg.input_clip, bits=cfg.input_bits)
+    q = build_qnet(cfg, obs_dim, n_actions)
+    q_target = copy.deepcopy(q)
+    opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+
+    n = cfg.buffer_size
+    buf_obs = np.zeros((n, obs_dim), np.float32)
+    buf_next = np.zeros((n, obs_dim), np.float32)
+    buf_act = np.zeros(n, np.int64)
+    buf_rew = np.zeros(n, np.float32)
+    buf_done = np.zeros(n, np.float32)
+    size = ptr = 0
+
+    best, best_state, history = -np.inf, copy.deepcopy(q.state_dict()), []
+    obs, _ = env.reset(seed=cfg.seed)
+    ep_return, t0 = 0.0, time.time()
+    bar = tqdm(total=cfg.total_steps, desc=f"train {cfg.env_id}", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    step = 0
+    for step in range(1, cfg.total_steps + 1):
+        eps = max(cfg.eps_end, cfg.eps_start - (cfg.eps_start - cfg.eps_end) * step
+                  / max(1.0, cfg.eps_fraction * cfg.total_steps))
+        if rng.random() < eps:
+            action = int(rng.integers(n_actions))
+        else:
+            with torch.no_grad():
+                x = torch.as_tensor(encoding.encode(obs[None]), dtype=torch.float32)
+                action = int(q(x).argmax(dim=1).item())
+        next_obs, reward, term, trunc, _ = env.step(action)
+        buf_obs[ptr], buf_next[ptr], buf_act[ptr] = obs, next_obs, action
+        buf_rew[ptr], buf_done[ptr] = reward, float(term)  # truncation is not a terminal state
+        ptr, size = (ptr + 1) % n, min(size + 1, n)
+        obs, ep_return = next_obs, ep_return + reward
+        if term or trunc:
+            history.append({"step": step, "train_return": ep_return})
+            obs, _ = env.reset()
+            ep_return = 0.0
+
+        if step > cfg.learning_starts and step % cfg.train_freq == 0:
+            i = rng.integers(0, size, cfg.batch_size)
+            x = torch.as_tensor(encoding.encode(buf_obs[i]), dtype=torch.float32)
+            xn = torch.as_tensor(encoding.encode(buf_next[i]), dtype=torch.float32)
+            with torch.no_grad():
+                a_next = q(xn).argmax(dim=1, keepdim=True)  # double DQN: online picks, target rates
+                q_next = q_target(xn).gather(1, a_next).squeeze(1)
+                target = torch.as_tensor(buf_rew[i]) + cfg.gamma * q_next * (1 - torch.as_tensor(buf_done[i]))
+            q_sa = q(x).gather(1, torch.as_tensor(buf_act[i])[:, None]).squeeze(1)
+            loss = F.smooth_l1_loss(q_sa, target)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(q.parameters(), cfg.grad_clip)
+            opt.step()
+        if step % cfg.target_update == 0:
+            q_target.load_state_dict(q.state_dict())
+
+        if step % cfg.eval_every == 0 and step > cfg.learning_starts:
+            rets = evaluate_torch(q, encoding, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)
+            mean = float(np.mean(rets))
+            history.append({"step": step, "eval_mean": mean})
+            if mean >= best:
+                best, best_state = mean, copy.deepcopy(q.state_dict())
+            bar.set_postfix(eval=f"{mean:.0f}", best=f"{best:.0f}", eps=f"{eps:.2f}")
+            if mean >= cfg.target_return:
+                bar.update(step - bar.n)
+                break
+        if step % 100 == 0:
+            bar.update(step - bar.n)
+    bar.close()
+    env.close()
+    q.load_state_dict(best_state)
+    q.eval()
+    return TrainResult(q, encoding, float(best), step, time.time() - t0, history)
+
+
+def config_dict(cfg: DQNConfig) -> dict:
+    return asdict(cfg)

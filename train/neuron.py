@@ -1,0 +1,98 @@
+"""The neuron update of spikeloop, written once.
+
+This is the semantics contract of DESIGN.md: Lava's/Loihi's CUBA-LIF in discrete
+time. The same function runs the torch training layers (torch tensors, surrogate
+spike function), the numpy emulator and spikeloop's own Lava process models (numpy
+arrays, hard threshold), in float or in Loihi integer arithmetic::
+
+    u[t] = (1 - du) * u[t-1] + a_in[t]          # synaptic current
+    v[t] = (1 - dv) * v[t-1] + u[t] + bias      # membrane voltage
+    s[t] = v[t] > vth                           # spike (absent for a readout)
+    v[t] = 0          where s[t]                # hard reset (Lava's LIF)
+    v[t] = v - vth    where s[t]                # soft reset
+
+``du = 1`` is a plain LIF, ``dv = 0`` an IF neuron, and ``vth=None`` a non-spiking
+leaky integrator (a readout of Q-values or logits).
+
+What differs between float and Loihi fixed point is only the arithmetic of the
+decays, of the synaptic input, and of the state range. That is the ``arith``
+argument: :data:`FLOAT` here, and the integer variant in
+``spikeloop.runtime.fixed_point`` (bit-exact with Lava's ``fixed_pt`` models).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+HARD = "hard"
+SOFT = "soft"
+RESET_MODES = (HARD, SOFT)
+
+
+@dataclass(frozen=True)
+class FloatArithmetic:
+    """Real-valued arithmetic; works on numpy arrays and torch tensors alike.
+
+    The operation order matches Lava's ``floating_pt`` LIF models exactly, so that
+    float results agree to the last bit when the inputs do.
+    """
+
+    name: str = "float"
+
+    def decay_u(self, u, du):
+        return u * (1 - du)
+
+    def decay_v(self, v, dv):
+        return v * (1 - dv)
+
+    def synaptic_input(self, a_in):
+        return a_in
+
+    def wrap_u(self, u):
+        return u
+
+    def clip_v(self, v):
+        return v
+
+
+FLOAT = FloatArithmetic()
+
+
+def heaviside(x):
+    """Hard threshold used outside training: 1 where ``x > 0`` (numpy)."""
+    return x > 0
+
+
+def cuba_step(
+    u: Any,
+    v: Any,
+    a_in: Any,
+    *,
+    du: Any,
+    dv: Any,
+    bias: Any,
+    vth: Any | None,
+    reset: str = HARD,
+    spike_fn: Callable[[Any], Any] = heaviside,
+    arith: Any = FLOAT,
+):
+    """Advance one timestep; return ``(u, v_after_reset, spikes, v_before_reset)``.
+
+    ``spikes`` is ``None`` for a non-spiking neuron (``vth is None``). ``spike_fn``
+    receives ``v - vth`` and returns the spikes (a surrogate in training, a hard
+    threshold elsewhere). In Loihi arithmetic ``u``, ``v``, ``bias`` and ``vth`` are
+    the integer register values (``vth`` already shifted), ``du``/``dv`` 12-bit.
+    """
+    u = arith.decay_u(u, du)
+    u = arith.wrap_u(u + arith.synaptic_input(a_in))
+    v = arith.clip_v(arith.decay_v(v, dv) + u + bias)
+    if vth is None:
+        return u, v, None, v
+    s = spike_fn(v - vth)
+    if reset == HARD:
+        v_out = v - s * v
+    elif reset == SOFT:
+        v_out = v - s * vth
+    else:
+        raise ValueError(f"unknown reset mode {reset!r}; expected one of {RESET_MODES}")
+    return u, v_out, s, v
