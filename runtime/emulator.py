@@ -150,14 +150,3 @@ class Emulator:
             rec = self.step(x if k < self.plan.T else zero)
         self.counts.decisions += 1
         return rec[self.plan.output][1].copy()
-
-    def decode(self, v_out: np.ndarray) -> np.ndarray:
-        """Output voltage registers -> real-valued outputs (Q-values)."""
-        if self.precision == FIXED_PRECISION:
-            return v_out / self.fixed.populations[self.plan.output].scale
-        return np.asarray(v_out, np.float64)
-
-    def encode(self, obs: np.ndarray) -> np.ndarray:
-        """Observation -> what the host sends (payload ints in fixed point, floats otherwise)."""
-        enc = self.plan.encoding
-        return enc.to_payload(obs) if self.precision == FIXED_PRECISION else enc.encode(obs)

@@ -1,16 +1,20 @@
-"""Make lava-nc 0.10.0 (declared for Python <3.11) import on Python 3.11.
+"""Make lava-nc 0.10.0 (declared for Python <3.11) import and run on Python 3.11.
 
-Lava is archived. On 3.11 exactly one thing breaks at import: dataclasses in
-``lava/magma/compiler/var_model.py`` use instances of the (unhashable) dataclass
-``ByteEncoder`` as field defaults, which Python 3.11 rejects as mutable defaults.
+Lava is archived. Two things break, and :func:`install` fixes both without editing
+site-packages, by an import hook on ``sys.meta_path`` that compiles the affected
+modules from their own source with a small, exact rewrite:
 
-Instead of editing site-packages, :func:`install` puts an import hook on
-``sys.meta_path`` that compiles that one module from its own source with the
-defaults rewritten to ``field(default_factory=ByteEncoder)``. Nothing else in the
-module changes, and the hook refuses to load the module if the source no longer
-looks the way this shim expects (so a future Lava is not silently mis-patched).
+1. ``lava/magma/compiler/var_model.py`` uses instances of the (unhashable) dataclass
+   ``ByteEncoder`` as field defaults, which Python 3.11 rejects as mutable defaults:
+   they become ``field(default_factory=ByteEncoder)``.
+2. ``lava/magma/runtime/message_infrastructure/multiprocessing.py`` calls
+   ``mp.set_start_method('fork')`` at import, which raises if anything (tqdm's lock,
+   for one) already fixed the start method. Lava needs 'fork' and nothing else; the
+   call becomes a no-op when 'fork' is already in force and forced otherwise.
 
-Lava runs its process models in forked children, which inherit the hook.
+Each rewrite must match the expected text, or the import fails with
+:class:`LavaCompatError` rather than loading a silently mis-patched Lava. Lava runs
+its process models in forked children, which inherit the hook.
 """
 from __future__ import annotations
 
@@ -18,38 +22,55 @@ import importlib.abc
 import importlib.machinery
 import re
 import sys
-
-_TARGET = "lava.magma.compiler.var_model"
-_DEFAULT = re.compile(r"(:\s*ByteEncoder\s*=\s*)ByteEncoder\(\)")
-_IMPORT = "from dataclasses import dataclass, InitVar"
+from dataclasses import dataclass
 
 
 class LavaCompatError(ImportError):
     """The installed Lava does not look like the release the shim was written for."""
 
 
-def patch_var_model_source(source: str) -> str:
-    """Return ``var_model.py`` source with its mutable dataclass defaults fixed."""
-    if _IMPORT not in source:
-        raise LavaCompatError(
-            f"{_TARGET}: expected the line '{_IMPORT}'; this Lava is not lava-nc 0.10.0"
-        )
-    patched, count = _DEFAULT.subn(r"\1field(default_factory=ByteEncoder)", source)
-    if count == 0:
-        raise LavaCompatError(f"{_TARGET}: no ByteEncoder() defaults found to rewrite")
-    return patched.replace(_IMPORT, _IMPORT + ", field", 1)
+@dataclass(frozen=True)
+class Rewrite:
+    pattern: str
+    replacement: str
+    count: int  # exact number of matches expected
+
+
+PATCHES: dict[str, tuple[Rewrite, ...]] = {
+    "lava.magma.compiler.var_model": (
+        Rewrite(r"from dataclasses import dataclass, InitVar\n",
+                "from dataclasses import dataclass, InitVar, field\n", 1),
+        Rewrite(r"(:\s*ByteEncoder\s*=\s*)ByteEncoder\(\)", r"\1field(default_factory=ByteEncoder)", 8),
+    ),
+    "lava.magma.runtime.message_infrastructure.multiprocessing": (
+        Rewrite(r"\n    mp\.set_start_method\('fork'\)\n",
+                "\n    if mp.get_start_method(allow_none=True) != 'fork':\n"
+                "        mp.set_start_method('fork', force=True)\n", 1),
+    ),
+}
+
+
+def patch_source(module: str, source: str) -> str:
+    """Apply the rewrites for ``module`` to its ``source``; raise if any does not match."""
+    for rw in PATCHES[module]:
+        source, n = re.subn(rw.pattern, rw.replacement, source)
+        if n != rw.count:
+            raise LavaCompatError(
+                f"{module}: expected {rw.count} match(es) of {rw.pattern!r}, found {n}; "
+                "this is not the lava-nc 0.10.0 that spikeloop's shim was written for")
+    return source
 
 
 class _PatchedLoader(importlib.machinery.SourceFileLoader):
     def get_code(self, fullname):
         # Always compile from source: a cached .pyc would be the unpatched module.
         source = self.get_data(self.path).decode("utf-8")
-        return compile(patch_var_model_source(source), self.path, "exec", dont_inherit=True)
+        return compile(patch_source(fullname, source), self.path, "exec", dont_inherit=True)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if fullname != _TARGET:
+        if fullname not in PATCHES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.origin is None:
@@ -62,11 +83,10 @@ def install() -> None:
     """Install the import hook (idempotent). Must run before Lava is first imported."""
     if any(isinstance(f, _Finder) for f in sys.meta_path):
         return
-    if _TARGET in sys.modules:
-        raise LavaCompatError(
-            f"{_TARGET} was imported before spikeloop's compatibility shim; "
-            "import spikeloop.runtime before lava"
-        )
+    early = sorted(m for m in PATCHES if m in sys.modules)
+    if early:
+        raise LavaCompatError(f"{early} were imported before spikeloop's compatibility shim; "
+                              "import spikeloop.runtime before lava")
     sys.meta_path.insert(0, _Finder())
 
 
@@ -76,6 +96,7 @@ def check() -> str:
     from importlib.metadata import version
 
     import lava.magma.compiler.compiler  # noqa: F401
+    import lava.magma.runtime.runtime  # noqa: F401
     import lava.proc.dense.process  # noqa: F401
     import lava.proc.lif.process  # noqa: F401
 

@@ -32,7 +32,7 @@ class DQNConfig:
     seed: int = 0
     total_steps: int = 60_000
     """environment steps at most (training stops early once the eval target is met)"""
-    hidden: list[int] = field(default_factory=lambda: [128, 128])
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
     T: int = 8
     """timesteps per decision window"""
     dv_hidden: float = 0.125
@@ -43,7 +43,7 @@ class DQNConfig:
     buffer_size: int = 50_000
     batch_size: int = 64
     learning_starts: int = 1_000
-    train_freq: int = 1
+    train_freq: int = 4
     target_update: int = 500
     """environment steps between hard target-network updates"""
     eps_start: float = 1.0

@@ -1,0 +1,5 @@
+import sys
+
+from spikeloop.cli import main
+
+sys.exit(main())

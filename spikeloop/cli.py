@@ -1,0 +1,218 @@
+"""The `spikeloop` command line: demo, train, export, run, energy."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from pathlib import Path
+
+from spikeloop.errors import SpikeloopError
+
+
+def _add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None:
+    """One --option per dataclass field, typed from its default."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        flag = "--" + f.name.replace("_", "-")
+        doc = (cls.__dataclass_fields__[f.name].metadata.get("help") or "")
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
+                                help=f"{doc} (default: {default})")
+        elif isinstance(default, list):
+            parser.add_argument(flag, dest=f.name, type=type(default[0]), nargs="+", default=None,
+                                help=f"{doc} (default: {' '.join(map(str, default))})")
+        else:
+            parser.add_argument(flag, dest=f.name, type=type(default), default=None,
+                                help=f"{doc} (default: {default})")
+
+
+def _dataclass_from_args(cls, args, **overrides):
+    kw = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+          if getattr(args, f.name, None) is not None}
+    return cls(**{**kw, **overrides})
+
+
+def _eval_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--episodes", type=int, default=20, help="closed-loop episodes per backend (default: 20)")
+    p.add_argument("--eval-seed", type=int, default=1000, help="episode i starts from reset(seed + i)")
+    p.add_argument("--mapping", choices=("fused", "per-node"), default="fused",
+                   help="Lava mapping: one fused process (fast) or one process per NIR node (reference)")
+    p.add_argument("--profile", default="loihi", help="comma-separated hardware profiles (default: loihi)")
+    p.add_argument("--baseline", default="cpu-45nm", help="conventional profile for the dense-ANN baseline")
+
+
+def _eval_cfg(args):
+    from spikeloop.pipeline import EvalConfig
+
+    return EvalConfig(episodes=args.episodes, seed=args.eval_seed, mapping=args.mapping,
+                      profiles=[s.strip() for s in args.profile.split(",") if s.strip()],
+                      baseline=args.baseline)
+
+
+def cmd_demo(args) -> int:
+    from spikeloop.pipeline import demo
+    from spikeloop.train.dqn import DQNConfig
+
+    cfg = _dataclass_from_args(DQNConfig, args).validate()
+    report = demo(Path(args.out), cfg, _eval_cfg(args), dt=args.dt, progress=not args.quiet,
+                  command=" ".join(["spikeloop"] + [shlex.quote(a) for a in sys.argv[1:]]))
+    _print_summary(Path(args.out), report)
+    return 0 if report["acceptance"]["lava_fixed_mean_return_ge_475"] or args.env_id != "CartPole-v1" else 3
+
+
+def _print_summary(run_dir: Path, report: dict) -> None:
+    from spikeloop.report import fmt_energy
+
+    ev = report["evaluation"]
+    print(f"\nreport: {run_dir / 'report.md'}")
+    for key, s in ev.items():
+        agree = s.get("agreement_with_torch")
+        print(f"  {key:12s} mean return {s['mean_return']:7.1f} over {s['episodes']} episodes"
+              + ("" if agree is None else f", actions equal to torch {100 * agree:.2f} %"))
+    for name, rep in report["energy"]["targets"].items():
+        print(f"  energy per decision on {name}: {fmt_energy(rep['total_J'])}"
+              + (f" (unpriced: {', '.join(rep['unpriced'])})" if rep["unpriced"] else ""))
+
+
+def cmd_train(args) -> int:
+    from spikeloop.pipeline import train_stage
+    from spikeloop.train.dqn import DQNConfig
+
+    cfg = _dataclass_from_args(DQNConfig, args).validate()
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    res = train_stage(run_dir, cfg, progress=not args.quiet)
+    print(f"best greedy eval return {res.best_eval:.1f} after {res.steps} steps; "
+          f"wrote {run_dir / 'policy.safetensors'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from spikeloop.pipeline import POLICY_CKPT, export_stage
+
+    src = Path(args.checkpoint)
+    ckpt = src / POLICY_CKPT if src.is_dir() else src
+    out = Path(args.out) if args.out else ckpt.parent / "policy.nir"
+    path = export_stage(ckpt.parent, args.dt, checkpoint=ckpt, out=out)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from spikeloop.pipeline import POLICY_NIR, build_report, energy_stage, evaluate_stage, write_report
+    from spikeloop.export.metadata import GraphMeta
+    from spikeloop.export.nir_io import read_graph
+
+    src = Path(args.policy)
+    nir_path = src / POLICY_NIR if src.is_dir() else src
+    run_dir = Path(args.out) if args.out else nir_path.parent
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = GraphMeta.from_nir_metadata(read_graph(nir_path).metadata, str(nir_path))
+    env_id = args.env or (meta.extra.get("env_id") if meta else None)
+    if not env_id:
+        raise SystemExit("spikeloop run: the graph names no environment; pass --env ENV_ID")
+    cfg = _eval_cfg(args)
+    evaluation = evaluate_stage(nir_path.parent, env_id, cfg, nir_path=nir_path, progress=not args.quiet)
+    per_dec = evaluation["results"]["lava_fixed"].counts.per_decision()
+    energy = energy_stage(evaluation["plan"], per_dec, cfg.profiles, cfg.baseline)
+    report = build_report(run_dir, env_id, evaluation, energy, None, cfg,
+                          " ".join(["spikeloop"] + [shlex.quote(a) for a in sys.argv[1:]]))
+    write_report(run_dir, report)
+    _print_summary(run_dir, report)
+    return 0
+
+
+def cmd_energy(args) -> int:
+    import json
+
+    from spikeloop.export.nir_io import read_graph
+    from spikeloop.pipeline import POLICY_NIR, REPORT_JSON, energy_stage, write_report
+    from spikeloop.report import fmt_energy
+    from spikeloop.runtime.compiler import plan_from_nir
+
+    run_dir = Path(args.run)
+    rpath = run_dir / REPORT_JSON
+    if not rpath.is_file():
+        raise SystemExit(f"spikeloop energy: {rpath} not found; run `spikeloop run` or `spikeloop demo` first")
+    report = json.loads(rpath.read_text())
+    plan = plan_from_nir(read_graph(run_dir / POLICY_NIR), source=str(run_dir / POLICY_NIR))
+    profiles = [s.strip() for s in args.profile.split(",") if s.strip()]
+    report["energy"] = energy_stage(plan, report["counts_per_decision"], profiles, args.baseline)
+    write_report(run_dir, report)
+    for name, rep in report["energy"]["targets"].items():
+        print(f"{name:10s} {fmt_energy(rep['total_J']):>10s} per decision"
+              + (f"  unpriced: {', '.join(rep['unpriced'])}" if rep["unpriced"] else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from spikeloop.train.dqn import DQNConfig
+
+    parser = argparse.ArgumentParser(prog="spikeloop", description=(
+        "Train a spiking RL policy, export it to NIR, run it on Lava (float and bit-accurate "
+        "fixed point) and price every decision on a hardware profile."))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="train, export, compile and evaluate a CartPole policy end to end",
+                       description="Train a spiking DQN on CartPole-v1, export policy.nir, run it in Lava "
+                                   "float and fixed point, and write report.md/report.json.")
+    p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
+    p.add_argument("--dt", type=float, default=1e-3, help="seconds per timestep written to the NIR graph")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _eval_options(p)
+    _add_dataclass_options(p, DQNConfig)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a spiking DQN and write policy.safetensors",
+                       description="Train a spiking DQN (DSQN style) and write the checkpoint and config.")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--quiet", action="store_true")
+    _add_dataclass_options(p, DQNConfig)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a checkpoint to a NIR graph",
+                       description="Export a policy checkpoint (or a run folder) to NIR with dt, T, reset, "
+                                   "encoding and decoding in the graph metadata.")
+    p.add_argument("checkpoint", help="policy.safetensors or a run folder holding it")
+    p.add_argument("--dt", type=float, default=1e-3, help="seconds per timestep (default: 1e-3)")
+    p.add_argument("--out", help="output .nir path (default: next to the checkpoint)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("run", help="run a NIR policy closed-loop in Lava and report",
+                       description="Compile a NIR policy onto Lava (float and fixed point), run closed-loop "
+                                   "episodes, and write report.md/report.json.")
+    p.add_argument("policy", help="policy.nir or a run folder holding it")
+    p.add_argument("--env", help="gymnasium environment id (default: from the graph metadata)")
+    p.add_argument("--out", help="run folder for the report (default: the policy's folder)")
+    p.add_argument("--quiet", action="store_true")
+    _eval_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("energy", help="price a run's measured counts on hardware profiles",
+                       description="Price the counts measured in a run on one or more hardware profiles and "
+                                   "rewrite its report.")
+    p.add_argument("run", help="run folder holding report.json and policy.nir")
+    p.add_argument("--profile", default="loihi", help="comma-separated profiles or .toml paths")
+    p.add_argument("--baseline", default="cpu-45nm", help="conventional profile for the baseline")
+    p.set_defaults(func=cmd_energy)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SpikeloopError as e:
+        print(f"spikeloop {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"spikeloop {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
