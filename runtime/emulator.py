@@ -15,7 +15,7 @@ import numpy as np
 
 from spikeloop.runtime.counters import OpCounts, fanout, neuron_activity, synops
 from spikeloop.runtime.fixed_point import LOIHI, FixedPlan, dense_accumulate, quantize_plan
-from spikeloop.runtime.plan import INPUT, NetworkPlan
+from spikeloop.runtime.plan import INPUT, STREAM_INTERVAL, NetworkPlan
 from spikeloop.train.neuron import FLOAT, cuba_step
 
 FLOAT_PRECISION, FIXED_PRECISION = "float", "fixed"
@@ -49,7 +49,8 @@ class Emulator:
     """Step a :class:`NetworkPlan` in ``precision`` 'float' or 'fixed'.
 
     ``windowed`` resets each population at the start of its decision window (closed
-    loop); without it the network streams (open-loop simulation of a NIR graph).
+    loop); without it the network streams (open-loop simulation of a NIR graph), each
+    population reset once as the input first reaches it.
     """
 
     def __init__(self, plan: NetworkPlan, precision: str = FLOAT_PRECISION,
@@ -60,10 +61,11 @@ class Emulator:
         self.precision = precision
         self.windowed = windowed
         self.period = plan.period
+        self.interval = plan.period if windowed else STREAM_INTERVAL
         self.fixed = fixed if fixed is not None or precision == FLOAT_PRECISION else quantize_plan(plan)
         self.arith = LOIHI if precision == FIXED_PRECISION else FLOAT
         dtype = np.int64 if precision == FIXED_PRECISION else np.float64
-        offsets = plan.reset_offsets()
+        offsets = plan.reset_offsets(self.interval)
         self.pops: list[_Pop] = []
         for p in plan.populations:
             if precision == FIXED_PRECISION:
@@ -92,7 +94,7 @@ class Emulator:
         self.u = {p.name: np.zeros(p.size, self.dtype) for p in self.pops}
         self.v = {p.name: np.zeros(p.size, self.dtype) for p in self.pops}
         self.buf = [np.zeros(c.weight.shape[0], self.dtype) for c in self.conns]
-        self.counts = OpCounts(graded={c.name: c.src == INPUT for c in self.conns})
+        self.counts = OpCounts(graded={c.name: self.plan.is_graded(c) for c in self.plan.connections})
         for c in self.conns:
             self.counts.synops[c.name] = 0
         for p in self.pops:
@@ -115,7 +117,7 @@ class Emulator:
             for i in self._in_conns[p.name]:
                 a_in = a_in + self.buf[i]
             u, v = self.u[p.name], self.v[p.name]
-            if self.windowed and t % self.period == p.offset:
+            if t % self.interval == p.offset:
                 u, v = np.zeros_like(u), np.zeros_like(v)
             u, v, s, v_pre = cuba_step(u, v, a_in, du=p.du, dv=p.dv, bias=p.bias, vth=p.vth,
                                        reset=p.reset, arith=self.arith)

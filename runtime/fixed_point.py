@@ -188,12 +188,12 @@ def quantize_plan(plan: NetworkPlan) -> FixedPlan:
     and the threshold and bias fit their registers, rounded so that the first incoming
     connection's weights land exactly on the 8-bit grid ``max|w| / 127``.
     """
-    if plan.encoding is None:
-        raise QuantizationError("the plan has no input encoding: fixed point needs the graded "
-                                "payload scale of the host input")
-    sigma_in = plan.encoding.scale
+    # Graded host input carries integer payloads on the encoding's grid; without an encoding
+    # (a peer's graph) the input is binary spikes.
+    sigma_in = plan.encoding.scale if plan.input_graded else 1.0
+    in_max = float(plan.encoding.clip) if plan.input_graded else 1.0
     src_scale = {INPUT: sigma_in} | {p.name: 1.0 for p in plan.populations}
-    src_max = {INPUT: float(plan.encoding.clip)} | {p.name: 1.0 for p in plan.populations}
+    src_max = {INPUT: in_max} | {p.name: 1.0 for p in plan.populations}
     pops, conns, errors = {}, {}, {}
     for p in plan.populations:
         incoming = plan.incoming(p.name)

@@ -25,7 +25,7 @@ from spikeloop.errors import LavaRuntimeError
 from spikeloop.runtime import lava_compat
 from spikeloop.runtime.counters import OpCounts
 from spikeloop.runtime.fixed_point import FixedPlan, quantize_plan
-from spikeloop.runtime.plan import INPUT, NetworkPlan
+from spikeloop.runtime.plan import INPUT, STREAM_INTERVAL, NetworkPlan
 
 lava_compat.install()
 
@@ -69,7 +69,8 @@ class LavaNetwork:
     """
 
     def __init__(self, plan: NetworkPlan, precision: str = "fixed", mapping: str = "fused",
-                 fixed: FixedPlan | None = None, probe_steps: int = 0):
+                 fixed: FixedPlan | None = None, probe_steps: int = 0, windowed: bool = True,
+                 sequence: np.ndarray | None = None):
         if precision not in TAGS:
             raise ValueError(f"precision must be one of {tuple(TAGS)}, got {precision!r}")
         if mapping not in MAPPINGS:
@@ -81,6 +82,12 @@ class LavaNetwork:
         self.plan, self.precision, self.mapping = plan, precision, mapping
         self.fixed = fixed if fixed is not None or precision == "float" else quantize_plan(plan)
         self.probe_steps = probe_steps
+        self.windowed = windowed
+        self.sequence = None if sequence is None else np.asarray(sequence)
+        if self.sequence is not None and mapping != "per-node":
+            raise ValueError("a recorded input sequence runs on the per-node mapping only")
+        if probe_steps and mapping != "per-node":
+            raise ValueError("probes need the per-node mapping (one Lava process per population)")
         self.time_step = 0
         self._root = None
         self._started = False
@@ -94,8 +101,14 @@ class LavaNetwork:
             self._fused = net
             self._root = net
             return
-        period, offsets = plan.period, plan.reset_offsets()
-        host_in = P.HostInput(shape=(plan.input_size,), period=period, hold=plan.T, name="host_in")
+        period = plan.period
+        interval = period if self.windowed else STREAM_INTERVAL
+        offsets = plan.reset_offsets(interval)
+        if self.sequence is None:
+            host_in = P.HostInput(shape=(plan.input_size,), period=period, hold=plan.T, name="host_in")
+        else:
+            dtype = np.int32 if self.precision == "fixed" else np.float64
+            host_in = P.SequenceInput(data=self.sequence.astype(dtype), name="sequence_in")
         self.procs, self.dense = {}, {}
         for p in plan.populations:
             if self.precision == "fixed":
@@ -106,11 +119,12 @@ class LavaNetwork:
                 neuron = dict(du=float(np.min(p.du)), dv=float(np.min(p.dv)), bias_mant=np.asarray(p.bias),
                               bias_exp=0)
                 vth = p.vth
-            common = dict(shape=(p.size,), reset_interval=period, reset_offset=offsets[p.name], name=p.name)
+            window = dict(reset_interval=interval, reset_offset=offsets[p.name])
             if p.spiking:
-                self.procs[p.name] = P.CountingLIFReset(vth=vth, **neuron, **common)
+                self.procs[p.name] = P.CountingLIFReset(shape=(p.size,), vth=vth, name=p.name, **neuron,
+                                                        **window)
             else:
-                self.procs[p.name] = P.Readout(**neuron, **common)
+                self.procs[p.name] = P.Readout(shape=(p.size,), name=p.name, **neuron, **window)
         for c in plan.connections:
             bits = 24 if c.src == INPUT else 0
             if self.precision == "fixed":
@@ -123,11 +137,14 @@ class LavaNetwork:
             src.connect(dense.s_in)
             dense.a_out.connect(self.procs[c.dst].a_in)
             self.dense[c.name] = dense
-        out = plan.population(plan.output)
-        host_out = P.HostOutput(shape=(out.size,), period=period, read=plan.read_offset(), name="host_out")
-        self.procs[plan.output].v_out.connect(host_out.a_in)
-        self._send_port, self._recv_port = host_in.pipe_in, host_out.pipe_out
         self._root = host_in
+        self._send_port = self._recv_port = None
+        if self.sequence is None:
+            out = plan.population(plan.output)
+            host_out = P.HostOutput(shape=(out.size,), period=period, read=plan.read_offset(),
+                                    name="host_out")
+            self.procs[plan.output].v_out.connect(host_out.a_in)
+            self._send_port, self._recv_port = host_in.pipe_in, host_out.pipe_out
         self.monitors = {}
         if self.probe_steps:
             for p in plan.populations:
@@ -150,8 +167,9 @@ class LavaNetwork:
         except Exception as e:
             self.stop()
             raise LavaRuntimeError(f"could not compile the network onto Lava: {type(e).__name__}: {e}") from e
-        self._tx = self._send_port.external_pipe_csp_send_port
-        self._rx = self._recv_port.external_pipe_csp_recv_port
+        if self._send_port is not None:
+            self._tx = self._send_port.external_pipe_csp_send_port
+            self._rx = self._recv_port.external_pipe_csp_recv_port
         return self
 
     def __enter__(self) -> "LavaNetwork":
@@ -215,15 +233,17 @@ class LavaNetwork:
         self.time_step += self.plan.period
         return np.asarray(self._rx.recv())
 
-    def run_steps(self, xs: np.ndarray) -> None:
-        """Open loop: run ``len(xs) * period`` steps, one decision per row of ``xs``."""
-        for x in xs:
-            self.decide(x)
+    def run(self, steps: int) -> None:
+        """Run ``steps`` Lava steps of the recorded input sequence."""
+        if not self._started or self.sequence is None:
+            raise LavaRuntimeError("run() needs a running network built with an input sequence")
+        self._root.run(condition=RunSteps(num_steps=steps, blocking=True))
+        self.time_step += steps
 
     def counts(self) -> OpCounts:
         """Read the counters accumulated inside the process models."""
         c = OpCounts(steps=self.time_step, decisions=self.time_step // self.plan.period,
-                     graded={k.name: k.src == INPUT for k in self.plan.connections})
+                     graded={k.name: self.plan.is_graded(k) for k in self.plan.connections})
         pops = self.plan.populations
         if self.mapping == "fused":
             f = self._fused

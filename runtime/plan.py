@@ -23,6 +23,9 @@ from spikeloop.train.encoding import InputEncoding
 from spikeloop.train.neuron import HARD
 
 INPUT = "input"
+STREAM_INTERVAL = 1 << 30
+"""reset interval of a streaming (open-loop) run: each population resets once, when the
+input first reaches it, and never again"""
 
 
 @dataclass
@@ -117,18 +120,30 @@ class NetworkPlan:
         """Lava steps per decision: the window plus the pipeline latency."""
         return self.T + self.latency
 
-    def reset_offsets(self) -> dict[str, int]:
-        """Lava ``time_step % period`` at which each population starts its window.
+    def reset_offsets(self, interval: int | None = None) -> dict[str, int]:
+        """Lava ``time_step % interval`` at which each population starts its window.
 
         Lava's ``time_step`` starts at 1; the host input is injected at steps where
-        ``time_step % period == 1``; a population at depth ``k`` sees it ``k`` steps later.
+        ``time_step % interval == 1``; a population at depth ``k`` sees it ``k`` steps
+        later. ``interval`` defaults to the decision period; a streaming run uses
+        :data:`STREAM_INTERVAL` so that each population resets once, as its input
+        arrives (before that it would integrate its bias alone).
         """
-        P = self.period
+        P = interval or self.period
         return {name: (1 + k) % P for name, k in self.depths().items() if name != INPUT}
 
     def read_offset(self) -> int:
         """``time_step % period`` at which the output holds the decision (its step T-1)."""
         return (self.latency + self.T) % self.period
+
+    @property
+    def input_graded(self) -> bool:
+        """Graded (real-valued payload) host input, or binary spikes (a peer graph's default)."""
+        return self.encoding is not None
+
+    def is_graded(self, conn: Connection) -> bool:
+        """Whether a connection carries graded events (priced as MACs) or binary spikes (ACs)."""
+        return conn.src == INPUT and self.input_graded
 
     @property
     def neuron_count(self) -> int:

@@ -1,4 +1,4 @@
-"""The `spikeloop` command line: demo, train, export, run, energy."""
+"""The `spikeloop` command line: demo, train, export, run, energy, inspect, simulate."""
 from __future__ import annotations
 
 import argparse
@@ -148,6 +148,41 @@ def cmd_energy(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from spikeloop.export.nir_io import read_graph
+    from spikeloop.runtime.compiler import plan_from_nir
+    from spikeloop.runtime.describe import describe
+
+    graph = read_graph(args.graph)
+    plan = plan_from_nir(graph, dt=args.dt, source=args.graph)
+    print(describe(graph, plan, args.graph))
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    import numpy as np
+
+    from spikeloop.artifacts import atomic_path
+    from spikeloop.errors import ConfigError
+    from spikeloop.export.nir_io import read_graph
+    from spikeloop.runtime.compiler import plan_from_nir
+    from spikeloop.runtime.simulate import simulate
+
+    plan = plan_from_nir(read_graph(args.graph), dt=args.dt, source=args.graph)
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{args.input}: cannot read a .npy array ({e})") from e
+    res = simulate(plan, x.reshape(len(x), -1), args.backend, args.precision)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **res.arrays())
+    lat = ", ".join(f"{k} {v}" for k, v in res.latency.items())
+    print(f"wrote {args.out}: {len(x)} timesteps, {args.backend} {args.precision}; "
+          f"Lava pipeline latency removed per node (steps): {lat}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from spikeloop.train.dqn import DQNConfig
 
@@ -190,6 +225,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _eval_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("inspect", help="print a NIR graph and the Lava processes it compiles to",
+                       description="Print the nodes, shapes, parameters and metadata of a NIR graph and "
+                                   "the Lava processes it compiles to.")
+    p.add_argument("graph", help="a .nir file")
+    p.add_argument("--dt", type=float, help="seconds per timestep (overrides the graph's metadata)")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("simulate", help="run a NIR graph open loop on a recorded input",
+                       description="Run a NIR graph on a time-major input (one row per timestep) and "
+                                   "write every neuron node's spikes and voltages, aligned to the graph's "
+                                   "own time (Lava's pipeline latency removed).")
+    p.add_argument("graph", help="a .nir file")
+    p.add_argument("--input", required=True, help=".npy array, one row per timestep")
+    p.add_argument("--dt", type=float, help="seconds per timestep (required if the graph carries none)")
+    p.add_argument("--backend", choices=("lava", "emulator", "torch"), default="lava")
+    p.add_argument("--precision", choices=("float", "fixed"), default="float")
+    p.add_argument("--out", required=True, help="output .npz (<node>.spikes, <node>.v, output)")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("energy", help="price a run's measured counts on hardware profiles",
                        description="Price the counts measured in a run on one or more hardware profiles and "

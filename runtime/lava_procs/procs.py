@@ -77,6 +77,36 @@ class PyHostInputFixed(_HostInputModel):
     dtype = np.int32
 
 
+class SequenceInput(AbstractProcess):
+    """Plays a recorded input, one row per Lava step (open-loop simulation and tests)."""
+
+    def __init__(self, *, data, **kwargs):
+        data = np.asarray(data)
+        super().__init__(data=data, **kwargs)
+        self.s_out = OutPort(shape=data.shape[1:])
+
+
+class _SequenceInputModel(PyLoihiProcessModel):
+    def run_spk(self):
+        data = self.proc_params["data"]
+        t = self.time_step - 1
+        self.s_out.send(data[t] if t < len(data) else np.zeros(data.shape[1:], data.dtype))
+
+
+@implements(proc=SequenceInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FLOAT_TAG)
+class PySequenceInputFloat(_SequenceInputModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+
+@implements(proc=SequenceInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FIXED_TAG, "bit_accurate_loihi")
+class PySequenceInputFixed(_SequenceInputModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+
 class HostOutput(AbstractProcess):
     """Forwards its input to the host at the step where ``time_step % period == read``."""
 

@@ -1,0 +1,70 @@
+"""Human-readable description of a NIR graph and of the Lava processes it compiles to."""
+from __future__ import annotations
+
+import nir
+import numpy as np
+
+from spikeloop.export.metadata import GraphMeta
+from spikeloop.export.nir_io import node_params
+from spikeloop.runtime.plan import INPUT, NetworkPlan
+
+
+def _summary(a: np.ndarray) -> str:
+    a = np.asarray(a)
+    if a.size == 1:
+        return f"{a.reshape(-1)[0]:.4g}"
+    if a.size and np.all(a == a.reshape(-1)[0]):
+        return f"{a.reshape(-1)[0]:.4g} x{a.shape}"
+    return f"{a.shape} in [{a.min():.4g}, {a.max():.4g}]"
+
+
+def describe_graph(graph: nir.NIRGraph, indent: str = "") -> list[str]:
+    """Nodes (type, shapes, parameter summary), edges and metadata of a NIR graph."""
+    lines = []
+    for name, node in graph.nodes.items():
+        shapes = ""
+        it, ot = getattr(node, "input_type", None), getattr(node, "output_type", None)
+        if it and ot:
+            shapes = f" {list(map(lambda v: tuple(np.asarray(v).tolist()), it.values()))} -> " \
+                     f"{list(map(lambda v: tuple(np.asarray(v).tolist()), ot.values()))}"
+        lines.append(f"{indent}{name}: {type(node).__name__}{shapes}")
+        if isinstance(node, nir.NIRGraph):
+            lines += describe_graph(node, indent + "    ")
+            continue
+        for k, v in node_params(node).items():
+            lines.append(f"{indent}    {k} = {_summary(v)}")
+    lines.append(f"{indent}edges: " + ", ".join(f"{a}->{b}" for a, b in graph.edges))
+    return lines
+
+
+def describe_lava(plan: NetworkPlan) -> list[str]:
+    """The Lava processes of the per-node mapping, and the fused alternative."""
+    lines = [f"Lava, per-node mapping (one process per NIR node; period {plan.period} steps = "
+             f"T {plan.T} + latency {plan.latency}):",
+             f"  host input      HostInput/SequenceInput ({plan.input_size},) "
+             f"{'graded payload' if plan.input_graded else 'binary spikes'}"]
+    depth = plan.depths()
+    for c in plan.connections:
+        lines.append(f"  {c.name:15s} CountingDense {c.weight.shape}  {c.src} -> {c.dst}"
+                     f"{'  (graded)' if c.src == INPUT and plan.input_graded else ''}")
+    for p in plan.populations:
+        proc = "CountingLIFReset (Lava LIFReset)" if p.spiking else "Readout (leaky integrator)"
+        lines.append(f"  {p.name:15s} {proc} ({p.size},) du={np.min(p.du):.4g} dv={np.min(p.dv):.4g} "
+                     f"vth={p.vth} depth={depth[p.name]}")
+    lines.append("Lava, fused mapping: one FusedNetwork process (bit-exact with per-node)")
+    return lines
+
+
+def describe(graph: nir.NIRGraph, plan: NetworkPlan | None, source: str) -> str:
+    meta = GraphMeta.from_nir_metadata(graph.metadata, source)
+    out = [f"{source}: NIR graph, {len(graph.nodes)} nodes, {len(graph.edges)} edges"]
+    out += describe_graph(graph, "  ")
+    if meta is not None:
+        out.append(f"  metadata: dt={meta.dt:g} s, reset={meta.reset}, T={meta.T}, "
+                   f"encoding={'graded %d-bit' % meta.encoding.bits if meta.encoding else None}, "
+                   f"decoding={meta.decoding}")
+    else:
+        out.append(f"  metadata: {dict(graph.metadata or {})} (no spikeloop metadata)")
+    if plan is not None:
+        out += describe_lava(plan)
+    return "\n".join(out)
