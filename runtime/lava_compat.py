@@ -12,6 +12,11 @@ modules from their own source with a small, exact rewrite:
    for one) already fixed the start method. Lava needs 'fork' and nothing else; the
    call becomes a no-op when 'fork' is already in force and forced otherwise.
 
+3. lava-dl 0.6.0's ``lava/lib/dl/slayer/__init__.py`` imports its object-detection
+   subpackage (``obd``), which needs torchvision and OpenCV; netx only needs
+   ``slayer.neuron``. The import becomes lazy: ``slayer.obd`` still loads it on first
+   access (and fails there, naming the missing module, where they are absent).
+
 Each rewrite must match the expected text, or the import fails with
 :class:`LavaCompatError` rather than loading a silently mis-patched Lava. Lava runs
 its process models in forked children, which inherit the hook.
@@ -47,7 +52,18 @@ PATCHES: dict[str, tuple[Rewrite, ...]] = {
                 "\n    if mp.get_start_method(allow_none=True) != 'fork':\n"
                 "        mp.set_start_method('fork', force=True)\n", 1),
     ),
+    "lava.lib.dl.slayer": (
+        Rewrite(r"\nfrom \. import object_detection as obd\n",
+                "\n\n\ndef __getattr__(name):  # spikeloop shim: obd needs torchvision and OpenCV\n"
+                "    if name == 'obd':\n"
+                "        from . import object_detection\n"
+                "        return object_detection\n"
+                "    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')\n", 1),
+    ),
 }
+
+# The release each patched module belongs to, for the error message.
+RELEASE = {"lava.lib.dl.slayer": "lava-dl 0.6.0"}
 
 
 def patch_source(module: str, source: str) -> str:
@@ -57,7 +73,8 @@ def patch_source(module: str, source: str) -> str:
         if n != rw.count:
             raise LavaCompatError(
                 f"{module}: expected {rw.count} match(es) of {rw.pattern!r}, found {n}; "
-                "this is not the lava-nc 0.10.0 that spikeloop's shim was written for")
+                f"this is not the {RELEASE.get(module, 'lava-nc 0.10.0')} that spikeloop's shim "
+                "was written for")
     return source
 
 
