@@ -133,8 +133,10 @@ class Emulator:
             counts.synops[c.name] += synops(c.fan, s_in)
             if self.precision == FIXED_PRECISION:
                 self.buf[i] = dense_accumulate(c.weight, s_in, c.exp)
-            else:
-                self.buf[i] = c.weight @ np.asarray(s_in, np.float64)
+            elif c.src == INPUT:
+                self.buf[i] = c.weight.dot(np.asarray(s_in, np.float64))
+            else:  # Lava's float Dense sums the columns of the spiking inputs (same rounding)
+                self.buf[i] = c.weight[:, np.asarray(s_in, bool)].sum(axis=1)
         counts.steps += 1
         return rec
 

@@ -44,7 +44,7 @@ WEIGHT_EXP_RANGE = (-8, 7)
 
 def _decay(x, d_eff):
     """``x * (4096 - d) >> 12`` rounding toward zero, as Lava does it (int64 product)."""
-    prod = np.int64(1) * x * (DECAY_UNITY - d_eff)
+    prod = np.asarray(x, dtype=np.int64) * (DECAY_UNITY - int(d_eff))  # int32 state would overflow
     return (np.sign(prod) * np.right_shift(np.abs(prod), DECAY_SHIFT)).astype(np.int64)
 
 
