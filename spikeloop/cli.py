@@ -95,6 +95,14 @@ def cmd_export(args) -> int:
 
     src = Path(args.checkpoint)
     ckpt = src / POLICY_CKPT if src.is_dir() else src
+    if args.format == "netx":
+        from spikeloop.export.netx import export_netx
+
+        res = export_netx(src if src.suffix == ".nir" else ckpt, args.out, args.dt)
+        for note in res.notes:
+            print(f"spikeloop export: warning: {note}", file=sys.stderr)
+        print(f"wrote {res.path}")
+        return 0
     out = Path(args.out) if args.out else ckpt.parent / "policy.nir"
     path = export_stage(ckpt.parent, args.dt, checkpoint=ckpt, out=out)
     print(f"wrote {path}")
@@ -208,12 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataclass_options(p, DQNConfig)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("export", help="export a checkpoint to a NIR graph",
+    p = sub.add_parser("export", help="export a checkpoint to a NIR graph or lava-dl netx hdf5",
                        description="Export a policy checkpoint (or a run folder) to NIR with dt, T, reset, "
-                                   "encoding and decoding in the graph metadata.")
-    p.add_argument("checkpoint", help="policy.safetensors or a run folder holding it")
+                                   "encoding and decoding in the graph metadata, or (--format netx) to "
+                                   "lava-dl's netx hdf5 for Loihi 2, from a checkpoint or a .nir graph.")
+    p.add_argument("checkpoint", help="policy.safetensors or a run folder holding it (netx: or a .nir file)")
+    p.add_argument("--format", choices=("nir", "netx"), default="nir", help="output format (default: nir)")
     p.add_argument("--dt", type=float, default=1e-3, help="seconds per timestep (default: 1e-3)")
-    p.add_argument("--out", help="output .nir path (default: next to the checkpoint)")
+    p.add_argument("--out", help="output path (default: policy.nir or policy.net next to the source)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="run a NIR policy closed-loop in Lava and report",
