@@ -156,14 +156,44 @@ def cmd_energy(args) -> int:
     return 0
 
 
-def cmd_inspect(args) -> int:
+def _import_graph(args):
+    """The graph file compiled to a plan: spikeloop's own, or a peer's with its conventions mapped."""
+    from spikeloop.errors import ConfigError
     from spikeloop.export.nir_io import read_graph
+    from spikeloop.export.peers import import_peer_file
     from spikeloop.runtime.compiler import plan_from_nir
+
+    if args.peer == "none":
+        if args.peer_reset:
+            raise ConfigError("--peer-reset needs --peer auto, snntorch or norse")
+        graph = read_graph(args.graph)
+        return graph, plan_from_nir(graph, dt=args.dt, source=args.graph), None
+    imp = import_peer_file(args.graph, dt=args.dt, peer=args.peer, reset=args.peer_reset)
+    for w in imp.warnings:
+        print(f"spikeloop {args.command}: warning: {w}", file=sys.stderr)
+    if imp.peer in ("snntorch", "norse") and not imp.exact:
+        print(f"spikeloop {args.command}: warning: this simulation does not reproduce {imp.peer}'s own "
+              "spike for spike (see the warnings above)", file=sys.stderr)
+    return imp.graph, imp.plan, imp
+
+
+def _peer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--peer", choices=("auto", "snntorch", "norse", "none"), default="auto",
+                   help="framework that wrote the graph, whose conventions and exporter faults are "
+                        "mapped (default: auto-detect; none: plain NIR)")
+    p.add_argument("--peer-reset", choices=("zero", "subtract"),
+                   help="the original model's reset mechanism, which peer exporters do not write "
+                        "(snnTorch reset_mechanism, Norse LIFBoxCell reset_method)")
+
+
+def cmd_inspect(args) -> int:
     from spikeloop.runtime.describe import describe
 
-    graph = read_graph(args.graph)
-    plan = plan_from_nir(graph, dt=args.dt, source=args.graph)
+    graph, plan, imp = _import_graph(args)
     print(describe(graph, plan, args.graph))
+    if imp is not None and imp.peer in ("snntorch", "norse"):
+        print(f"  peer: {imp.peer}, dt={imp.dt:g} s, {'exact' if imp.exact else 'NOT exact'} with "
+              f"respect to the peer's own simulation ({len(imp.warnings)} warnings on stderr)")
     return 0
 
 
@@ -172,11 +202,9 @@ def cmd_simulate(args) -> int:
 
     from spikeloop.artifacts import atomic_path
     from spikeloop.errors import ConfigError
-    from spikeloop.export.nir_io import read_graph
-    from spikeloop.runtime.compiler import plan_from_nir
     from spikeloop.runtime.simulate import simulate
 
-    plan = plan_from_nir(read_graph(args.graph), dt=args.dt, source=args.graph)
+    _, plan, _ = _import_graph(args)
     try:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -241,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the Lava processes it compiles to.")
     p.add_argument("graph", help="a .nir file")
     p.add_argument("--dt", type=float, help="seconds per timestep (overrides the graph's metadata)")
+    _peer_options(p)
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("simulate", help="run a NIR graph open loop on a recorded input",
@@ -253,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("lava", "emulator", "torch"), default="lava")
     p.add_argument("--precision", choices=("float", "fixed"), default="float")
     p.add_argument("--out", required=True, help="output .npz (<node>.spikes, <node>.v, output)")
+    _peer_options(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("energy", help="price a run's measured counts on hardware profiles",

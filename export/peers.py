@@ -1,0 +1,409 @@
+"""Import of NIR graphs written by other frameworks (snnTorch, Norse).
+
+A peer's NIR file is continuous-time and carries neither ``dt`` nor its reset
+mechanism, and the peer exporters have known faults. This module names each peer's
+conventions, corrects what can be corrected in the graph before compiling it with
+:func:`~spikeloop.runtime.compiler.plan_from_nir`, and returns the plan together with
+warnings (each with a fix) for what cannot be represented exactly.
+
+Conventions, read in the peers' own code (snnTorch 1.0.0, Norse 1.1.0):
+
+snnTorch (``snntorch/export_nir.py``, ``snntorch/_neurons``):
+  * time step: the exporter hard-codes ``dt = 1e-4`` and writes ``tau = dt/(1-beta)``,
+    ``r = tau/dt`` (and for ``Synaptic`` ``w_in = tau_syn/dt``). Under forward Euler at
+    ``dt = 1e-4`` this is the model's own ``v = beta v + I`` (decay ``1 - beta``, gain 1).
+  * spike: ``spk = mem > threshold`` (``surrogate.py``: ``(input_ > 0)``), as ours.
+  * reset: ``reset_delay=True`` (default) stores ``mem`` un-reset and applies the
+    reset of a spike at ``t-1`` inside the update at ``t``. ``Leaky`` "zero":
+    ``mem = beta (1 - s[t-1]) mem + I`` = our hard reset. ``Leaky`` "subtract" (the
+    default): ``mem = beta mem + I - s[t-1] vth``; the threshold is subtracted after the
+    decay, ours (soft) before it. ``Synaptic``/``RLeaky`` "zero" zero the whole update
+    of the step after a spike (``mem = (1 - s[t-1]) (beta mem + syn)``), a refractory
+    step our contract lacks. The exporter writes ``v_reset = 0`` for every mechanism.
+Norse (``norse/torch/utils/export_nir.py``, ``norse/torch/functional``):
+  * time step: ``to_nir(dt=0.001)`` writes ``tau = dt / tau_inv``, which is ``dt``
+    times the real time constant ``1/tau_inv``; the cells integrate with their own
+    ``dt`` (default 0.001): ``v += dt tau_mem_inv (v_leak - v + i)``.
+  * ``LIFCell`` -> ``CubaLIF`` with ``w_in = 1``: the cell adds its input to ``i`` without
+    the factor ``dt/tau_syn`` that NIR's CubaLIF implies (gain ``dv``, not ``du dv``).
+    It updates ``i`` before ``v`` within a step, as ours.
+  * ``LIFBoxCell`` -> ``LIF``; ``reset_method`` (``reset_value`` or ``reset_subtract``,
+    which is our soft reset) is not exported. Spike: ``torch.gt(v - v_th, 0)``, as ours.
+  * cells start at ``v = v_leak`` (ours at 0); neuron parameters are exported as
+    scalars and the Input/Output shapes keep the batch dimension.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from spikeloop.errors import ConfigError, NIRValidationError
+from spikeloop.export.metadata import GraphMeta
+from spikeloop.export.nir_io import read_graph
+from spikeloop.runtime.plan import NetworkPlan
+from spikeloop.train.neuron import SOFT
+
+PEERS = ("snntorch", "norse")
+PEER_CHOICES = ("auto", *PEERS, "none")
+RESETS = ("zero", "subtract")
+SNNTORCH_DT = 1e-4
+"""the time step snnTorch's exporter hard-codes (``export_nir.py``: ``dt = 1e-4``)"""
+NORSE_DT = 1e-3
+"""Norse's default ``dt`` of ``to_nir`` and of every cell"""
+_NEURONS = (nir.LIF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.IF)
+
+
+@dataclass(frozen=True)
+class PeerWarning:
+    """Something about a peer file the user must know: what, and how to fix it."""
+
+    code: str
+    message: str
+    fix: str = ""
+    exact: bool = True
+    """False when the plan does not reproduce the peer's simulation exactly"""
+
+    def __str__(self) -> str:
+        return self.message + (f" Fix: {self.fix}" if self.fix else "")
+
+
+@dataclass
+class PeerImport:
+    """A peer graph compiled to the contract, with what was corrected and what was not."""
+
+    plan: NetworkPlan
+    peer: str
+    """'snntorch', 'norse', 'spikeloop' (own metadata) or 'unknown'"""
+    dt: float
+    graph: nir.NIRGraph
+    """the corrected graph that was compiled"""
+    warnings: list[PeerWarning] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the plan reproduces the peer's own simulation spike for spike (float)."""
+        return all(w.exact for w in self.warnings)
+
+
+# ---------------------------------------------------------------- reading, detection
+
+def read_peer_graph(path: str | Path) -> tuple[nir.NIRGraph, list[PeerWarning]]:
+    """Read a NIR file; a graph failing only NIR's type check (Norse keeps the batch
+    dimension in Input/Output shapes) is read without it, with a warning."""
+    try:
+        return read_graph(path), []
+    except NIRValidationError as e:
+        try:
+            graph = nir.read(path, type_check=False)
+        except Exception:
+            raise e from None
+        if detect_peer(graph)[0] not in PEERS:
+            raise  # lenient reading is for known peers' faults only
+        return graph, [PeerWarning(
+            "type-check", f"{path}: the graph fails NIR's type check ({e.__cause__ or e}); "
+            "read without it and shapes are taken from the weights.",
+            "re-export with shapes that match (Norse: the Input/Output shapes include the batch "
+            "dimension)")]
+
+
+def _nodes(graph: nir.NIRGraph, prefix: str = ""):
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            yield from _nodes(node, f"{prefix}{name}.")
+        else:
+            yield prefix + name, node
+
+
+def _a(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def detect_peer(graph: nir.NIRGraph) -> tuple[str, str]:
+    """``(peer, evidence)``: the framework that wrote ``graph``, from its parameter patterns."""
+    if GraphMeta.from_nir_metadata(graph.metadata) is not None:
+        return "spikeloop", "spikeloop metadata"
+    neurons = [(k, n) for k, n in _nodes(graph) if isinstance(n, _NEURONS)]
+    if not neurons:
+        return "unknown", "no neuron nodes"
+    snn = norse = 0
+    for _, n in neurons:
+        if isinstance(n, nir.LIF) and np.allclose(_a(n.r) * SNNTORCH_DT, _a(n.tau), rtol=1e-5):
+            snn += 1
+        elif isinstance(n, nir.CubaLIF) and np.allclose(_a(n.r) * SNNTORCH_DT, _a(n.tau_mem), rtol=1e-5) \
+                and np.allclose(_a(n.w_in) * SNNTORCH_DT, _a(n.tau_syn), rtol=1e-5):
+            snn += 1
+        elif isinstance(n, (nir.LIF, nir.CubaLIF, nir.LI)) and np.all(_a(n.r) == 1) \
+                and getattr(n, "w_in", 1) == 1 \
+                and _a(n.tau if hasattr(n, "tau") else n.tau_mem).ndim == 0:
+            norse += 1
+    if snn == len(neurons):
+        return "snntorch", "r = tau/1e-4 on every neuron (snnTorch's hard-coded dt)"
+    if norse == len(neurons):
+        return "norse", "scalar neuron parameters with r = 1 and w_in = 1 (Norse's to_nir)"
+    return "unknown", "no known exporter's parameter pattern"
+
+
+# ---------------------------------------------------------------- graph corrections
+
+def _rebuild(node, **kw):
+    """A copy of a neuron node with some parameters replaced (types re-inferred)."""
+    fields = {"LIF": ("tau", "r", "v_leak", "v_threshold", "v_reset"),
+              "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
+              "LI": ("tau", "r", "v_leak"),
+              "CubaLI": ("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
+              "IF": ("r", "v_threshold", "v_reset")}[type(node).__name__]
+    args = {f: _a(getattr(node, f)) for f in fields if getattr(node, f, None) is not None}
+    args.update({k: _a(v) for k, v in kw.items()})
+    return type(node)(**args)
+
+
+def _graph(graph: nir.NIRGraph, nodes: dict, edges=None) -> nir.NIRGraph:
+    return nir.NIRGraph(nodes=nodes, edges=list(edges if edges is not None else graph.edges),
+                        metadata=dict(graph.metadata or {}), type_check=False)
+
+
+def _fanin_size(graph: nir.NIRGraph, name: str) -> int | None:
+    sizes = {np.asarray(graph.nodes[a].weight).shape[0] for a, b in graph.edges
+             if b == name and isinstance(graph.nodes.get(a), (nir.Affine, nir.Linear))}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _broadcast_params(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """Scalar neuron parameters (Norse) -> one value per neuron, sized by the incoming weights."""
+    nodes = dict(graph.nodes)
+    for name, node in graph.nodes.items():
+        if not isinstance(node, _NEURONS):
+            continue
+        shape_from = _a(node.tau if hasattr(node, "tau") else getattr(node, "tau_mem", node.r))
+        n = _fanin_size(graph, name)
+        if shape_from.size == 1 and n is not None and n > 1:
+            fields = [f for f in ("tau", "tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset",
+                                  "w_in") if getattr(node, f, None) is not None]
+            nodes[name] = _rebuild(node, **{f: np.full(n, _a(getattr(node, f)).reshape(-1)[0])
+                                             for f in fields})
+    for name, node in graph.nodes.items():  # the batch dimension Norse keeps
+        if isinstance(node, (nir.Input, nir.Output)):
+            key = "input" if isinstance(node, nir.Input) else "output"
+            shape = np.asarray(getattr(node, f"{key}_type")[key]).reshape(-1)
+            if shape.size > 1 and shape[0] == 1:
+                nodes[name] = type(node)(**{f"{key}_type": {key: shape[1:]}})
+    return _graph(graph, nodes) if nodes != graph.nodes else graph
+
+
+def _norse_corrections(graph: nir.NIRGraph, dt: float, warnings: list) -> nir.NIRGraph:
+    """Undo Norse's tau = dt*tau_real where it is detectable, and its CubaLIF input gain."""
+    nodes = dict(graph.nodes)
+    scaled, gained, leaky = [], [], []
+    for name, node in graph.nodes.items():
+        if not isinstance(node, _NEURONS) or isinstance(node, nir.IF):
+            continue
+        kw = {}
+        taus = ("tau",) if hasattr(node, "tau") else ("tau_syn", "tau_mem")
+        # to_nir writes tau = dt/tau_inv = dt * tau_real: a time constant shorter than dt is
+        # that fault (a real one would make forward Euler overshoot), so divide it out,
+        # assuming to_nir's dt equals the simulation dt (both default to 1e-3 in Norse).
+        if any(np.any(_a(getattr(node, t)) < dt) for t in taus):
+            kw = {t: _a(getattr(node, t)) / dt for t in taus}
+            scaled.append(name)
+        if isinstance(node, (nir.CubaLIF, nir.CubaLI)) and np.all(_a(node.w_in) == 1):
+            # Norse adds the input to i unscaled (functional/lif.py: i_new = state.i + input);
+            # NIR's CubaLIF scales it by dt/tau_syn (the compiler's gain du*dv*r*w_in).
+            tau_syn = kw.get("tau_syn", _a(node.tau_syn))
+            kw["w_in"] = tau_syn / dt
+            gained.append(name)
+        if np.any(_a(node.v_leak) != 0):
+            leaky.append(name)
+        if kw:
+            nodes[name] = _rebuild(node, **kw)
+    if scaled:
+        warnings.append(PeerWarning(
+            "norse-tau-dt", f"time constants of {scaled} are shorter than dt={dt:g} s: Norse's "
+            "to_nir writes tau = dt * (real tau); divided by dt, assuming to_nir's dt equals "
+            f"{dt:g} s.", "export with norse.torch.to_nir(model, x, dt=1.0) so that tau is written "
+            "in seconds, and pass --dt with the cells' dt"))
+    if gained:
+        warnings.append(PeerWarning(
+            "norse-cubalif-gain", f"CubaLIF nodes {gained} carry w_in = 1; Norse adds the input to "
+            "the synaptic current unscaled, so w_in was set to tau_syn/dt to reproduce Norse.",
+            "none needed; other NIR consumers of this file will see a dt/tau_syn smaller input"))
+    if leaky:
+        warnings.append(PeerWarning(
+            "norse-initial-v", f"nodes {leaky} have v_leak != 0: Norse starts v at v_leak, spikeloop "
+            "at 0, so the first steps differ.", "start the Norse model from v = 0 or use v_leak = 0",
+            exact=False))
+    return _graph(graph, nodes) if scaled or gained else graph
+
+
+def _check_plausible(graph: nir.NIRGraph, dt: float, warnings: list) -> None:
+    """Warn about time constants that forward Euler at ``dt`` cannot integrate."""
+    bad = []
+    for name, node in _nodes(graph):
+        for t in ("tau", "tau_syn", "tau_mem"):
+            v = getattr(node, t, None)
+            if v is not None and np.any(_a(v) < dt):
+                bad.append(f"{name}.{t}={_a(v).min():.3g} s")
+    if bad:
+        warnings.append(PeerWarning(
+            "tau-below-dt", f"time constants shorter than dt={dt:g} s ({', '.join(bad)}): decay "
+            f"factors dt/tau exceed 1, so the neurons overshoot instead of decaying.",
+            "pass the dt the model was trained with (--dt; snnTorch: 1e-4, Norse: 1e-3) or "
+            "check the exporter's time units", exact=False))
+
+
+def _self_inhibition(graph: nir.NIRGraph, names: list[str]) -> nir.NIRGraph:
+    """snnTorch's subtract for LIF: a self-edge of -vth/r (gain dv*r -> -dv*vth in u).
+
+    With a soft reset (v -= vth before the decay) this adds the missing ``dv*vth`` so that
+    the step after a spike sees ``beta*v + I - vth`` exactly, as snnTorch computes.
+    """
+    nodes, edges = dict(graph.nodes), list(graph.edges)
+    for name in names:
+        n = graph.nodes[name]
+        w = np.diag(-_a(n.v_threshold).reshape(-1) / _a(n.r).reshape(-1))
+        rec = [a for a, b in edges if b == name and (name, a) in edges
+               and isinstance(nodes[a], (nir.Linear, nir.Affine))]
+        if rec:  # RLeaky: fold into its recurrent weights
+            r = nodes[rec[0]]
+            nodes[rec[0]] = (nir.Affine(_a(r.weight) + w, _a(r.bias)) if isinstance(r, nir.Affine)
+                             else nir.Linear(_a(r.weight) + w))
+        else:
+            nodes[f"{name}.reset"] = nir.Linear(w)
+            edges += [(name, f"{name}.reset"), (f"{name}.reset", name)]
+    return _graph(graph, nodes, edges)
+
+
+def _recurrent(graph: nir.NIRGraph) -> set[str]:
+    """Neuron nodes on a cycle (through one synapse node)."""
+    succ = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, set()).add(b)
+    return {k for k, n in graph.nodes.items() if isinstance(n, _NEURONS)
+            and any(k in succ.get(s, ()) for s in succ.get(k, ()))}
+
+
+# ---------------------------------------------------------------- import
+
+def import_peer(graph: nir.NIRGraph, dt: float | None = None, peer: str = "auto",
+                reset: str | None = None, T: int | None = None, source: str = "graph",
+                warnings: list[PeerWarning] | None = None) -> PeerImport:
+    """Compile a peer's NIR graph, mapping its conventions; see the module docstring.
+
+    ``peer``: 'auto' (detect), 'snntorch', 'norse' or 'none' (plain NIR). ``reset``: the
+    reset mechanism of the original model, which no peer exporter writes ('zero' or
+    'subtract'; None: what the file says, reset to zero).
+    """
+    from spikeloop.runtime.compiler import plan_from_nir
+
+    if peer not in PEER_CHOICES:
+        raise ConfigError(f"peer must be one of {PEER_CHOICES}, got {peer!r}")
+    if reset not in (None, *RESETS):
+        raise ConfigError(f"peer reset must be one of {RESETS}, got {reset!r}")
+    warnings = list(warnings or [])
+    detected, evidence = detect_peer(graph)
+    name = detected if peer == "auto" else ("unknown" if peer == "none" else peer)
+    if peer in PEERS and detected in PEERS and detected != peer:
+        warnings.append(PeerWarning(
+            "peer-mismatch", f"{source}: --peer {peer} given, but the graph looks written by "
+            f"{detected} ({evidence}).", f"check --peer, or use --peer auto", exact=False))
+    if name not in PEERS:  # spikeloop's own graph or plain NIR: the compiler as it is
+        plan = plan_from_nir(graph, dt=dt, T=T, source=source)
+        _check_plausible(graph, plan.dt, warnings)
+        if reset == "subtract":
+            for p in plan.populations:
+                p.reset = SOFT if p.spiking else p.reset
+        return PeerImport(plan, detected if peer == "auto" else name, plan.dt, graph, warnings)
+    meta_dt = (graph.metadata or {}).get("dt")
+    if dt is None and meta_dt is None:
+        dt = SNNTORCH_DT if name == "snntorch" else NORSE_DT
+        warnings.append(PeerWarning(
+            "dt-assumed", f"{source}: no time step in the file; using {name}'s "
+            f"{'hard-coded' if name == 'snntorch' else 'default'} dt = {dt:g} s.",
+            "pass --dt SECONDS if the model ran with another time step"))
+    elif dt is None:
+        dt = float(np.asarray(meta_dt))
+    if name == "snntorch" and not np.isclose(dt, SNNTORCH_DT):
+        warnings.append(PeerWarning(
+            "snntorch-dt", f"{source}: snnTorch writes tau = 1e-4/(1 - beta); with dt = {dt:g} s the "
+            "decays are not the model's beta.", "pass --dt 1e-4 (or omit --dt)", exact=False))
+
+    if name == "norse":
+        graph = _broadcast_params(graph)
+        graph = _norse_corrections(graph, dt, warnings)
+    else:
+        graph = _broadcast_params(graph)
+    _check_plausible(graph, dt, warnings)
+
+    soft, exact_graph = [], graph
+    neurons = {k: n for k, n in graph.nodes.items() if isinstance(n, (nir.LIF, nir.CubaLIF, nir.IF))}
+    rec = _recurrent(graph)
+    if name == "snntorch":
+        if reset is None:
+            warnings.append(PeerWarning(
+                "snntorch-reset-dropped", f"{source}: snnTorch's export_to_nir writes reset-to-zero "
+                "for every neuron, whatever the model's reset_mechanism; snnTorch's default is "
+                "'subtract'. Simulating reset-to-zero: spikes differ from a 'subtract' model.",
+                "pass --peer-reset subtract (or zero) to state the model's reset_mechanism",
+                exact=False))
+        cuba_zero = [k for k, n in neurons.items() if (isinstance(n, nir.CubaLIF) or k in rec)]
+        if reset in (None, "zero") and cuba_zero:
+            warnings.append(PeerWarning(
+                "snntorch-zero-refractory", f"{source}: snnTorch's Synaptic/RLeaky reset 'zero' "
+                f"clears the whole update of the step after a spike (nodes {cuba_zero}); Lava's LIF "
+                "resets v to 0 and integrates that step, so spikes differ.",
+                "train with Leaky neurons or reset_mechanism='subtract' for an exact deployment",
+                exact=False))
+        if reset == "subtract":
+            lif = [k for k, n in neurons.items() if isinstance(n, nir.LIF)]
+            cuba = [k for k, n in neurons.items() if not isinstance(n, nir.LIF)]
+            exact_graph = _self_inhibition(graph, lif) if lif else graph
+            soft = list(neurons)
+            if cuba:
+                warnings.append(PeerWarning(
+                    "snntorch-subtract-synaptic", f"{source}: snnTorch's Synaptic subtracts the "
+                    "threshold after the decay, spikeloop's soft reset before it (nodes "
+                    f"{cuba}): each spike leaves v higher by (1 - beta) * threshold than snnTorch.",
+                    "use Leaky neurons (mapped exactly) or reset_mechanism='zero' with Leaky",
+                    exact=False))
+    elif name == "norse":
+        if reset is None:
+            warnings.append(PeerWarning(
+                "norse-reset-dropped", f"{source}: Norse's to_nir does not write LIFBoxCell's "
+                "reset_method; simulating reset to v_reset (reset_value, the default).",
+                "pass --peer-reset subtract if the model used reset_subtract"))
+        elif reset == "subtract":
+            soft = [k for k, n in neurons.items() if isinstance(n, nir.LIF)]
+            cuba = [k for k in neurons if k not in soft]
+            if cuba:
+                raise ConfigError(f"{source}: --peer-reset subtract: Norse's LIFCell (CubaLIF nodes "
+                                  f"{cuba}) always resets to v_reset; only LIFBoxCell has reset_subtract")
+
+    if name == "snntorch" and reset == "subtract" and exact_graph is not graph:
+        try:
+            plan = plan_from_nir(exact_graph, dt=dt, T=T, source=source)
+            graph = exact_graph
+        except NIRValidationError as e:
+            # The exact form needs a self-edge per neuron; without recurrent edges in the
+            # compiler, fall back to the soft reset alone and say what that costs.
+            warnings.append(PeerWarning(
+                "snntorch-subtract-approx", f"{source}: snnTorch's subtract reset needs a "
+                f"recurrent self-edge per neuron to be exact, which the compiler rejects ({e}); "
+                "simulating a soft reset instead: each spike leaves v higher by (1 - beta) * "
+                "threshold than snnTorch.", "none yet (needs recurrent edges in the compiler)",
+                exact=False))
+            plan = plan_from_nir(graph, dt=dt, T=T, source=source)
+    else:
+        plan = plan_from_nir(graph, dt=dt, T=T, source=source)
+    for p in plan.populations:
+        if p.name in soft:
+            p.reset = SOFT
+    return PeerImport(plan, detected if peer == "auto" else name, plan.dt, graph, warnings)
+
+
+def import_peer_file(path: str | Path, dt: float | None = None, peer: str = "auto",
+                     reset: str | None = None, T: int | None = None) -> PeerImport:
+    """Read and import a peer NIR file (see :func:`import_peer`)."""
+    graph, warnings = read_peer_graph(path)
+    return import_peer(graph, dt, peer, reset, T, str(path), warnings)
