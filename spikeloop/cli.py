@@ -156,6 +156,26 @@ def cmd_energy(args) -> int:
     return 0
 
 
+def cmd_fit(args) -> int:
+    from spikeloop.errors import HardwareConstraintError
+    from spikeloop.export.nir_io import read_graph
+    from spikeloop.hwprofiles import load_profile
+    from spikeloop.hwprofiles.fit import check_fit, format_fit, layers_from_nir
+    from spikeloop.pipeline import POLICY_NIR
+
+    src = Path(args.policy)
+    nir_path = src / POLICY_NIR if src.is_dir() else src
+    net = layers_from_nir(read_graph(nir_path), dt=args.dt, source=str(nir_path))
+    failed = []
+    for name in [s.strip() for s in args.profile.split(",") if s.strip()]:
+        rep = check_fit(net, load_profile(name))
+        print(format_fit(rep) + "\n")
+        failed += [rep] if rep.violations else []
+    if failed:  # every violation of every profile, in one error
+        raise HardwareConstraintError("\n".join(str(rep.error()) for rep in failed))
+    return 0
+
+
 def _import_graph(args):
     """The graph file compiled to a plan: spikeloop's own, or a peer's with its conventions mapped."""
     from spikeloop.errors import ConfigError
@@ -292,6 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="loihi", help="comma-separated profiles or .toml paths")
     p.add_argument("--baseline", default="cpu-45nm", help="conventional profile for the baseline")
     p.set_defaults(func=cmd_energy)
+
+    p = sub.add_parser("fit", help="check that a NIR policy fits a chip's limits and show its placement",
+                       description="Place a NIR policy's layers onto the cores of one or more hardware "
+                                   "profiles, report cores used and utilisation, and fail with every "
+                                   "violated limit (rule, layer, value, limit, excess).")
+    p.add_argument("policy", help="policy.nir or a run folder holding it")
+    p.add_argument("--profile", default="loihi", help="comma-separated profiles or .toml paths (default: loihi)")
+    p.add_argument("--dt", type=float, help="seconds per timestep (required if the graph carries none)")
+    p.set_defaults(func=cmd_fit)
     return parser
 
 
