@@ -142,8 +142,8 @@ def netx_fixed_plan(plan: NetworkPlan, fixed: FixedPlan | None = None) -> tuple[
         if p.spiking:
             vth = int(round(scale * p.vth / (1 << VTH_SHIFT)))
             if not 1 <= vth <= VTH_MANT_MAX:
-                raise ExportError(f"node {p.name!r}: threshold {p.vth:g} maps to vThMant {vth} on netx's grid, "
-                                  f"outside [1, {VTH_MANT_MAX}]")
+                raise ExportError(f"node {p.name!r}: threshold {p.vth:g} maps to vThMant {vth} on netx's "
+                                  f"grid, outside [1, {VTH_MANT_MAX}]")
         pops[p.name] = FixedPopulation(p.name, scale, fp.du_12bit, fp.dv_12bit, bias_mant,
                                        np.full(p.size, NETX_BIAS_EXP, np.int64), vth)
         w_back = W * 2.0 ** VTH_SHIFT * src_scale / scale
@@ -151,13 +151,17 @@ def netx_fixed_plan(plan: NetworkPlan, fixed: FixedPlan | None = None) -> tuple[
         coarser = 2 ** lost // (1 if np.any(fc.w_eff % 2) else 2) if lost else 1
         err = {"scale": scale, "weight_grid_coarser": int(coarser),
                f"weight_rel_err[{c.name}]": float(np.abs(w_back - c.weight).max() / np.abs(c.weight).max()),
-               "bias_abs_err": float(np.abs(bias_mant * 2.0 ** NETX_BIAS_EXP / scale - p.bias).max(initial=0.0))}
+               "bias_abs_err": float(np.abs(bias_mant * 2.0 ** NETX_BIAS_EXP / scale - p.bias)
+                                     .max(initial=0.0))}
         if vth is not None:
             err["vth_rel_err"] = abs(vth * 2.0 ** VTH_SHIFT / scale - p.vth) / p.vth
         errors[p.name] = err
+        if shift > max(fc.weight_exp, 0):
+            notes.append(f"{p.name}: its bias needs a 13-bit mantissa at netx's fixed exponent 6, so its "
+                         f"scale is {2 ** (shift - max(fc.weight_exp, 0))}x smaller than the weights allow")
         if coarser > 1:
-            notes.append(f"{c.name} -> {p.name}: netx has no weight exponent, so the weight grid is {coarser}x "
-                         f"coarser than spikeloop's (max relative weight error "
+            notes.append(f"{c.name} -> {p.name}: netx has no weight exponent, so the weight grid is "
+                         f"{coarser}x coarser than spikeloop's (max relative weight error "
                          f"{err[f'weight_rel_err[{c.name}]']:.2%})")
     return FixedPlan(pops, conns, fixed.input_scale, errors), notes
 
@@ -184,7 +188,8 @@ def write_netx(path: str | Path, plan: NetworkPlan, fixed: FixedPlan | None = No
             _string(n, "type", "CUBA")
             n.create_dataset("iDecay", data=np.int64(fp.du_12bit + DS_OFFSET))
             n.create_dataset("vDecay", data=np.int64(fp.dv_12bit))
-            n.create_dataset("vThMant", data=np.int64(NEVER_FIRES_VTH if fp.vth_17bit is None else fp.vth_17bit))
+            vth = NEVER_FIRES_VTH if fp.vth_17bit is None else fp.vth_17bit
+            n.create_dataset("vThMant", data=np.int64(vth))
             n.create_dataset("refDelay", data=np.int64(1))
             n.create_dataset("gradedSpike", data=False)
         meta = f.create_group("spikeloop")  # everything netx's layer description cannot carry
@@ -252,6 +257,7 @@ def export_netx(source: str | Path, out: str | Path | None = None, dt: float = 1
         model, info = load_policy(source)
         if "encoding" not in info:
             raise CheckpointError(f"{source}: checkpoint has no input encoding")
-        graph = export_policy(model, dt, InputEncoding.from_dict(info["encoding"]), {"env_id": info.get("env_id")})
+        graph = export_policy(model, dt, InputEncoding.from_dict(info["encoding"]),
+                              {"env_id": info.get("env_id")})
     plan = plan_from_nir(graph, source=str(source))
     return write_netx(Path(out) if out else source.parent / "policy.net", plan)
