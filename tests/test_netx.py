@@ -99,9 +99,12 @@ def run_netx(path, seq):
         net.stop()
 
 
-def test_netx_cartpole_bit_exact_with_own_compile(cartpole_plan, rng, tmp_path, leak_check):
-    plan = cartpole_plan
+@pytest.mark.parametrize("which", ["cartpole", "random-large-bias"])
+def test_netx_bit_exact_with_own_compile(which, cartpole_plan, rng, tmp_path, leak_check):
+    """The trained policy; and a random one whose biases force netx's smaller scale."""
+    plan = cartpole_plan if which == "cartpole" else random_plan(sizes=(4, 24, 16, 3), seed=0, bias_std=5.0)[0]
     export = write_netx(tmp_path / "policy.net", plan)
+    assert which == "cartpole" or any("bias needs a 13-bit mantissa" in n for n in export.notes)
     obs = np.asarray(plan.encoding.mean) + np.asarray(plan.encoding.std) * rng.normal(size=(DECISIONS, 4))
     seq = input_sequence(plan, obs)
     netx = run_netx(export.path, seq)
@@ -130,7 +133,7 @@ def test_netx_cartpole_bit_exact_with_own_compile(cartpole_plan, rng, tmp_path, 
     read = np.flatnonzero((np.arange(1, len(seq) + 1) % meta["period"]) == meta["read_offset"])
     assert len(read) == DECISIONS
     q_netx = netx[-2][read] / meta["output_scale"]
-    assert np.abs(q_netx).max() > 1.0  # the readout is not trivially zero
+    assert np.abs(q_netx).max() > 0.1  # the readout is not trivially zero
     assert meta["output_scale"] == export.fixed.populations[plan.output].scale
 
 
