@@ -2,16 +2,19 @@
 
     E = synops * E_synop + active * E_active + inactive * E_inactive
         + spikes routed * E_route + P_static * steps * t_step          (neuromorphic)
+    E = synops * E_all_in                                              (all-in figure, TrueNorth)
     E = MACs * E_MAC                                                   (dense-ANN baseline)
 
 Every term keeps its count, its constant, and the constant's source. A term whose
-constant the profile lists as unknown is reported as unpriced, never guessed.
+constant the profile lists as unknown is reported as unpriced, never guessed. An
+all-in figure (total chip energy over synaptic events) already contains the neuron,
+routing and static energy: those terms are listed as "included", never added again.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from spikeloop.hwprofiles.profile import Profile
+from spikeloop.hwprofiles.profile import ALL_IN, Profile
 
 HOST_ENCODE_MACS_PER_INPUT = 1  # (obs - mean) * (1/std): one multiply-accumulate per element
 
@@ -26,10 +29,19 @@ class Term:
     source: str
     confidence: str
     note: str = ""
+    included_in: str | None = None
+    """the all-in constant that already contains this term (it is then neither priced nor unpriced)"""
 
     @property
     def energy(self) -> float | None:
         return None if self.energy_per_event is None else self.count * self.energy_per_event
+
+    @property
+    def status(self) -> str:
+        """'priced', 'included' (in an all-in figure) or 'unpriced'."""
+        if self.energy_per_event is not None:
+            return "priced"
+        return "included" if self.included_in else "unpriced"
 
 
 @dataclass
@@ -50,13 +62,14 @@ class EnergyReport:
 
     @property
     def unpriced(self) -> list[str]:
-        return [t.name for t in self.terms if t.energy is None and t.count > 0]
+        """Terms with a non-zero count whose constant is unknown: the total leaves them out."""
+        return [t.name for t in self.terms if t.status == "unpriced" and t.count > 0]
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "title": self.title, "total_J": self.total,
                 "static_J": self.static, "dynamic_J": self.total - self.static,
                 "unpriced": self.unpriced, "assumptions": self.assumptions,
-                "terms": [asdict(t) | {"energy_J": t.energy} for t in self.terms]}
+                "terms": [asdict(t) | {"energy_J": t.energy, "status": t.status} for t in self.terms]}
 
 
 @dataclass
@@ -99,27 +112,28 @@ def price_neuromorphic(per_decision: dict, shape: NetworkShape, profile: Profile
     active = sum(per_decision["active"].values())
     routed = sum(n * shape.spike_destinations.get(k, 1) for k, n in per_decision["spikes"].items())
     steps = per_decision["steps"]
-    terms = [
-        _term(profile, "synaptic ops (binary spikes)", "synop", syn_binary, "ops"),
-        _term(profile, "synaptic ops (graded input)", "synop", syn_graded, "ops",
-              "" if profile.graded_spikes else
-              f"{profile.name} has no graded spikes: priced as one synaptic op each; on this chip the "
-              "observation needs a spike encoder, whose cost is not modelled"),
-        _term(profile, "neuron updates (active)", "neuron_update_active", active, "updates"),
-        _term(profile, "neuron updates (inactive)", "neuron_update_inactive", updates - active, "updates"),
-        _term(profile, "spikes routed", "spike_route", routed, "spikes"),
-    ]
-    static = profile.get("static_power")
-    tstep = profile.get("timestep")
-    if static is not None and tstep is not None and static.known and tstep.known:
-        terms.append(Term("static power x window", steps * tstep.value, "s", "static_power", static.value,
-                          f"{static.source}; timestep: {tstep.source}",
-                          _weakest(static.confidence, tstep.confidence),
-                          f"{steps:g} steps of {tstep.value:g} s (whole-chip static power)"))
+    graded_note = "" if profile.graded_spikes else (
+        f"{profile.name} has no graded spikes: priced as one synaptic op each; on this chip the "
+        "observation needs a spike encoder, whose cost is not modelled")
+    all_in = profile.get(ALL_IN)
+    if all_in is not None:
+        terms = _all_in_terms(profile, all_in, syn_binary, syn_graded, active, updates, routed, steps,
+                              graded_note)
     else:
-        terms.append(Term("static power x window", steps, "steps", "static_power", None,
-                          "static power or timestep unknown for this profile", "unknown"))
+        terms = [
+            _term(profile, "synaptic ops (binary spikes)", "synop", syn_binary, "ops"),
+            _term(profile, "synaptic ops (graded input)", "synop", syn_graded, "ops", graded_note),
+            _term(profile, "neuron updates (active)", "neuron_update_active", active, "updates"),
+            _term(profile, "neuron updates (inactive)", "neuron_update_inactive", updates - active, "updates"),
+            _term(profile, "spikes routed", "spike_route", routed, "spikes",
+                  "one route per destination connection of the spiking population"),
+            _static_term(profile, steps),
+        ]
     assumptions = []
+    if not profile.graded_spikes:
+        terms.append(Term("input spike encoder", shape.input_size, "values", None, None,
+                          f"{profile.name} takes binary events only; no published cost for a spike encoder",
+                          "unknown", "rate, population or delta coding of each observation value"))
     if host is not None:
         terms.append(_term(host, "host encoding (normalise observation)", "mac_fp32",
                            shape.input_size * HOST_ENCODE_MACS_PER_INPUT, "MACs", f"on {host.name}"))
@@ -128,6 +142,53 @@ def price_neuromorphic(per_decision: dict, shape: NetworkShape, profile: Profile
     else:
         assumptions.append("host encoding/decoding not priced (no host profile given)")
     return EnergyReport(profile.name, profile.title, terms, assumptions)
+
+
+def _static_term(profile: Profile, steps: float) -> Term:
+    static, tstep = profile.get("static_power"), profile.get("timestep")
+    if static is not None and tstep is not None and static.known and tstep.known:
+        return Term("static power x window", steps * tstep.value, "s", "static_power", static.value,
+                    f"{static.source}; timestep: {tstep.source}", _weakest(static.confidence, tstep.confidence),
+                    f"{steps:g} steps of {tstep.value:g} s (whole-chip static power)")
+    known = static is not None and static.known
+    why = (f"static power {static.value:g} W is published but no time per step, so the window has no "
+           "duration" if known else "static power not published")
+    return Term("static power x window", steps, "steps", "static_power", None, why, "unknown")
+
+
+def _all_in_terms(profile, all_in, syn_binary, syn_graded, active, updates, routed, steps, graded_note):
+    """Synaptic events priced with the all-in figure alone; everything it contains is listed as included."""
+    inc = f"included in {ALL_IN} ({all_in.value * 1e12:g} pJ all-in per synaptic event)"
+    terms = [Term("synaptic ops (binary spikes)", syn_binary, "ops", ALL_IN, all_in.value, all_in.source,
+                  all_in.confidence, "all-in: chip energy over synaptic events"),
+             Term("synaptic ops (graded input)", syn_graded, "ops", ALL_IN, all_in.value, all_in.source,
+                  all_in.confidence, graded_note or "all-in: chip energy over synaptic events")]
+    for name, count, unit in (("neuron updates (active)", active, "updates"),
+                              ("neuron updates (inactive)", updates - active, "updates"),
+                              ("spikes routed", routed, "spikes"), ("static power x window", steps, "steps")):
+        terms.append(Term(name, count, unit, None, None, inc, all_in.confidence, included_in=ALL_IN))
+    return terms
+
+
+def neurobench_counts(per_decision: dict, shape: NetworkShape) -> dict:
+    """NeuroBench-convention counts per decision, from the plan's shape and the measured counts.
+
+    Over every Lava step of a decision (the window plus the pipeline latency):
+    ``dense`` counts every weight at every step, ``effective_macs`` the synaptic ops on
+    graded (non-binary) input, ``effective_acs`` those on binary spikes (zero inputs
+    and zero weights are not counted), and ``activation_sparsity`` is the fraction of
+    spiking-neuron outputs that are zero.
+    """
+    graded = per_decision["graded"]
+    spikes = sum(per_decision["spikes"].values())
+    outputs = sum(per_decision["updates"][k] for k in per_decision["spikes"])
+    return {"dense": shape.dense_macs * per_decision["steps"],
+            "effective_macs": sum(v for k, v in per_decision["synops"].items() if graded.get(k)),
+            "effective_acs": sum(v for k, v in per_decision["synops"].items() if not graded.get(k)),
+            "activation_sparsity": None if not outputs else 1 - spikes / outputs,
+            "steps": per_decision["steps"],
+            "convention": "NeuroBench: dense = every weight each step; effective MACs on "
+                          "graded input, effective ACs on binary spikes; zero inputs and weights not counted"}
 
 
 def price_dense_baseline(shape: NetworkShape, profile: Profile, precision: str = "fp32") -> EnergyReport:

@@ -93,21 +93,37 @@ def evaluate_stage(run_dir: Path, env_id: str, cfg: EvalConfig, nir_path: Path |
 
 
 def energy_stage(plan, counts_per_decision: dict, profiles: list[str], baseline: str) -> dict:
-    """Price the measured counts on each profile, beside the dense-ANN baseline."""
+    """Price the measured counts on each profile, beside the dense-ANN baseline.
+
+    Each target also carries its mapping check (does it fit, cores, utilisation) and the
+    profile's reference figures; ``neurobench`` holds the NeuroBench-convention counts.
+    """
     from spikeloop.hwprofiles import (NetworkShape, load_profile, price_dense_baseline,
                                       price_neuromorphic)
+    from spikeloop.hwprofiles.energy import neurobench_counts
+    from spikeloop.hwprofiles.fit import check_fit, layers_from_plan
 
     shape = NetworkShape.of(plan)
     host = load_profile(baseline)
+    net = layers_from_plan(plan, "policy.nir")
     out = {"baselines": {p: price_dense_baseline(shape, host, p).to_dict() for p in ("fp32", "int8")},
-           "targets": {}}
+           "targets": {}, "baseline_profile": host.name}
     for name in profiles:
-        rep = price_neuromorphic(counts_per_decision, shape, load_profile(name), host).to_dict()
+        prof = load_profile(name)
+        if prof.kind != "neuromorphic":
+            raise ConfigError(f"{name} is a conventional profile: it prices the dense-ANN baseline "
+                              f"(--baseline {name}), not a neuromorphic target")
+        rep = price_neuromorphic(counts_per_decision, shape, prof, host).to_dict()
         rep["ratio_vs_dense_fp32"] = _ratio(rep["total_J"], out["baselines"]["fp32"]["total_J"])
         rep["ratio_vs_dense_int8"] = _ratio(rep["total_J"], out["baselines"]["int8"]["total_J"])
         rep["dynamic_ratio_vs_dense_fp32"] = _ratio(rep["dynamic_J"], out["baselines"]["fp32"]["total_J"])
         rep["dynamic_ratio_vs_dense_int8"] = _ratio(rep["dynamic_J"], out["baselines"]["int8"]["total_J"])
-        out["targets"][name] = rep
+        rep["fit"] = check_fit(net, prof).to_dict()
+        rep["profile_file"] = prof.path
+        rep["reference"] = {k: {"value": c.value, "unit": c.unit, "source": c.source,
+                                "confidence": c.confidence} for k, c in prof.reference.items()}
+        out["targets"][prof.name] = rep
+    out["neurobench"] = neurobench_counts(counts_per_decision, shape)
     out["shape"] = asdict(shape)
     return out
 
