@@ -1,0 +1,207 @@
+"""Seeded snnTorch and Norse models, their NIR files, and their own simulations.
+
+Each builder returns a :class:`PeerCase`: the peer's NIR file (written with the peer's
+own exporter and ``nir.write``), a seeded binary input sequence, and the spikes every
+neuron layer of the original model produced on it in the peer's own simulation.
+Everything runs in float64 so that a spike differs only where the mapping does.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nir
+import numpy as np
+import torch
+
+
+@dataclass
+class PeerCase:
+    path: Path
+    inputs: np.ndarray
+    """(timesteps, inputs) 0/1"""
+    spikes: dict[str, np.ndarray]
+    """NIR node name -> (timesteps, neurons) spikes of the peer's own simulation"""
+    output: str
+    """NIR node name of the output layer"""
+    info: dict = field(default_factory=dict)
+
+
+def binary_input(steps: int, n: int, p: float = 0.3, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((steps, n)) < p).astype(np.float64)
+
+
+def _init_linear(layer: torch.nn.Module, std: float, bias: bool) -> None:
+    with torch.no_grad():
+        layer.weight.normal_(0.0, std)
+        if layer.bias is not None:
+            layer.bias.normal_(0.0, 0.2) if bias else layer.bias.zero_()
+
+
+# ---------------------------------------------------------------- snnTorch
+
+def _snn_run(net: torch.nn.Sequential, names: dict[int, str], x: np.ndarray, shape=None,
+             dtype=torch.float64):
+    """Run snnTorch's own forward step by step; spikes of the modules in ``names``."""
+    import snntorch.utils
+
+    net = copy.deepcopy(net).to(dtype)
+    snntorch.utils.reset(net)
+    rec = {n: [] for n in names.values()}
+    with torch.no_grad():
+        for row in x:
+            h = torch.as_tensor(row, dtype=dtype).reshape(1, *(shape or row.shape))
+            for i, mod in enumerate(net):
+                h = mod(h)
+                if isinstance(h, tuple):
+                    h = h[0]
+                h = h.to(dtype)  # snnTorch's spike functions return float32 0/1
+                if i in names:
+                    rec[names[i]].append(h.reshape(-1).numpy().copy())
+    return {k: np.asarray(v, dtype=np.int8) for k, v in rec.items()}
+
+
+def _snn_export(net, sample, path: Path) -> Path:
+    from snntorch.export_nir import export_to_nir
+
+    graph = export_to_nir(copy.deepcopy(net).float(), sample.float(), ignore_dims=[0])
+    nir.write(path, graph)
+    return path
+
+
+def snntorch_case(tmp: Path, kind: str = "leaky", reset: str = "zero", steps: int = 200,
+                  seed: int = 0, sizes=(6, 12, 4)) -> PeerCase:
+    """``kind``: 'leaky', 'synaptic', 'rleaky' or 'conv'; ``reset``: snnTorch reset_mechanism."""
+    import snntorch as snn
+
+    torch.manual_seed(seed)
+    n_in, n_h, n_out = sizes
+    full = lambda v, *n: torch.full(n, float(v), dtype=torch.float64)  # noqa: E731
+    # Per-neuron beta/threshold: export_to_nir needs vectors (scalars fail NIR's type check).
+    if kind == "conv":
+        c, hw = 2, 6
+        conv = torch.nn.Conv2d(1, c, 3)
+        fc = torch.nn.Linear(c * (hw - 2) ** 2, n_out)
+        _init_linear(conv, 1.0, True)
+        _init_linear(fc, 0.6, True)
+        net = torch.nn.Sequential(
+            conv, snn.Leaky(beta=full(0.85, c, hw - 2, hw - 2), threshold=full(1.0, c, hw - 2, hw - 2),
+                            init_hidden=True, reset_mechanism=reset),
+            torch.nn.Flatten(), fc,
+            snn.Leaky(beta=full(0.8, n_out), threshold=full(1.0, n_out), init_hidden=True,
+                      reset_mechanism=reset)).double()
+        x = binary_input(steps, hw * hw, seed=seed)
+        path = _snn_export(net, torch.zeros(1, 1, hw, hw), tmp / "snntorch_conv.nir")
+        spikes = _snn_run(net, {1: "1", 4: "4"}, x, shape=(1, hw, hw))
+        return PeerCase(path, x, spikes, "4", {"peer": "snntorch", "kind": kind, "reset": reset})
+    fc1, fc2 = torch.nn.Linear(n_in, n_h), torch.nn.Linear(n_h, n_out)
+    # Synaptic adds a Linear bias to its decaying current: spikeloop's contract has only a
+    # voltage bias (the compiler rejects it), so Synaptic models get zero biases.
+    _init_linear(fc1, 1.2, kind != "synaptic")
+    _init_linear(fc2, 0.8, kind != "synaptic")
+    if kind == "leaky":
+        l1 = snn.Leaky(beta=full(0.85, n_h), threshold=full(1.0, n_h), init_hidden=True, reset_mechanism=reset)
+    elif kind == "synaptic":
+        l1 = snn.Synaptic(alpha=full(0.6, n_h), beta=full(0.85, n_h), threshold=full(1.0, n_h),
+                          init_hidden=True, reset_mechanism=reset)
+    elif kind == "rleaky":
+        l1 = snn.RLeaky(beta=full(0.85, n_h), threshold=full(1.0, n_h), linear_features=n_h,
+                        init_hidden=True, reset_mechanism=reset)
+        _init_linear(l1.recurrent, 0.4, True)
+    else:
+        raise ValueError(kind)
+    if kind == "synaptic":
+        l2 = snn.Synaptic(alpha=full(0.5, n_out), beta=full(0.8, n_out), threshold=full(1.0, n_out),
+                          init_hidden=True, reset_mechanism=reset)
+    else:
+        l2 = snn.Leaky(beta=full(0.8, n_out), threshold=full(1.0, n_out), init_hidden=True,
+                       reset_mechanism=reset)
+    net = torch.nn.Sequential(fc1, l1, fc2, l2).double()
+    x = binary_input(steps, n_in, seed=seed)
+    path = _snn_export(net, torch.zeros(1, n_in), tmp / f"snntorch_{kind}_{reset}.nir")
+    first = "1.lif" if kind == "rleaky" else "1"
+    # RLeaky feeds its float32 spikes to its own recurrent Linear: it runs in float32 only.
+    spikes = _snn_run(net, {1: first, 3: "3"}, x, dtype=torch.float32 if kind == "rleaky" else torch.float64)
+    return PeerCase(path, x, spikes, "3", {"peer": "snntorch", "kind": kind, "reset": reset})
+
+
+# ---------------------------------------------------------------- Norse
+
+def _f64(v) -> torch.Tensor:
+    return torch.as_tensor(v, dtype=torch.float64)
+
+
+def norse_case(tmp: Path, kind: str = "lifbox", reset: str = "value", steps: int = 200, seed: int = 0,
+               sizes=(6, 12, 4), dt: float = 1e-3, v_leak: float = 0.0) -> PeerCase:
+    """``kind``: 'lifbox' (LIFBoxCell), 'lif' (LIFCell), 'recurrent' (LIFRecurrentCell) or
+    'conv'; ``reset``: LIFBoxCell's reset_method ('value' or 'subtract')."""
+    import norse.torch as nt
+    from norse.torch.functional.reset import reset_subtract, reset_value
+
+    torch.manual_seed(seed)
+    n_in, n_h, n_out = sizes
+
+    def box(tau_mem):
+        return nt.LIFBoxCell(nt.LIFBoxParameters(
+            tau_mem_inv=_f64(1 / tau_mem), v_leak=_f64(v_leak), v_th=_f64(1.0), v_reset=_f64(0.0),
+            reset_method=reset_subtract if reset == "subtract" else reset_value), dt=dt)
+
+    def cuba(tau_syn, tau_mem):
+        return nt.LIFCell(nt.LIFParameters(tau_syn_inv=_f64(1 / tau_syn), tau_mem_inv=_f64(1 / tau_mem),
+                                           v_leak=_f64(v_leak), v_th=_f64(1.0), v_reset=_f64(0.0)), dt=dt)
+
+    if kind == "conv":
+        c, hw = 2, 6
+        conv1, conv2 = torch.nn.Conv2d(1, c, 3), torch.nn.Conv2d(c, c, 3)
+        _init_linear(conv1, 1.5, False)  # Norse exports the conv bias; a current bias is not ours
+        _init_linear(conv2, 1.0, False)
+        layers = [conv1, cuba(2e-3, 5e-3), conv2, cuba(2e-3, 5e-3)]
+        x = binary_input(steps, hw * hw, seed=seed)
+        shape, names, out = (1, hw, hw), {1: "1", 3: "3"}, "3"
+    else:
+        # LIFCell (CubaLIF) layers get no Linear bias: Norse adds it to the synaptic current,
+        # which decays (du < 1); spikeloop's contract has a voltage bias only.
+        bias = kind == "lifbox"
+        fc1, fc2 = torch.nn.Linear(n_in, n_h, bias=True), torch.nn.Linear(n_h, n_out, bias=True)
+        _init_linear(fc1, 2.0 if kind == "lifbox" else 1.0, bias)
+        _init_linear(fc2, 3.0 if kind == "lifbox" else 0.7, bias)
+        if kind == "lifbox":
+            cells = [box(5e-3), box(4e-3)]
+        elif kind == "lif":
+            cells = [cuba(2e-3, 5e-3), cuba(4e-3, 8e-3)]
+        elif kind == "recurrent":
+            cells = [nt.LIFRecurrentCell(n_h, n_h, dt=dt), box(8e-3)]
+        else:
+            raise ValueError(kind)
+        layers = [fc1, cells[0], fc2, cells[1]]
+        x = binary_input(steps, n_in, seed=seed)
+        shape, names, out = (n_in,), {1: "1", 3: "3"}, "3"
+    model = nt.SequentialState(*layers).double()
+    graph = nt.to_nir(model, torch.zeros(1, *shape, dtype=torch.float64), dt=dt)
+    for k, node in list(graph.nodes.items()):
+        if node is None:  # a module to_nir has no converter for
+            raise NotImplementedError(f"Norse's to_nir exported module {k!r} ({type(layers[int(k)]).__name__}) as None")
+        if isinstance(node, nir.Conv2d) and node.input_shape is None:
+            # to_nir leaves input_shape unset, which nir.write cannot store; set it as a
+            # Norse user must before writing the file.
+            hw_in = shape[-1] if k == "0" else shape[-1] - 2
+            graph.nodes[k] = nir.Conv2d(input_shape=(hw_in, hw_in), weight=node.weight.numpy(),
+                                        stride=node.stride, padding=node.padding, dilation=node.dilation,
+                                        groups=node.groups, bias=node.bias.numpy())
+    path = tmp / f"norse_{kind}_{reset}.nir"
+    # nir.write's default gzip cannot store Norse's 0-d parameters.
+    nir.write(path, graph, compression=None)
+    rec = {n: [] for n in names.values()}
+    states = [None] * len(layers)
+    with torch.no_grad():
+        for row in x:
+            h = torch.as_tensor(row, dtype=torch.float64).reshape(1, *shape)
+            for i, mod in enumerate(layers):
+                if i in names:
+                    h, states[i] = mod(h, states[i])
+                    rec[names[i]].append(h.reshape(-1).numpy().copy())
+                else:
+                    h = mod(h)
+    spikes = {k: np.asarray(v, dtype=np.int8) for k, v in rec.items()}
+    return PeerCase(path, x, spikes, out, {"peer": "norse", "kind": kind, "reset": reset, "dt": dt})

@@ -1,0 +1,262 @@
+"""NIR files written by snnTorch and Norse run on Lava as the peers run them.
+
+Each case builds a seeded peer model, writes its NIR file with the peer's own exporter,
+runs the peer's own simulation on a seeded binary input, and compares spike for spike
+with spikeloop's Lava simulation of the file. Where a peer convention cannot be
+represented, the test states the tolerance and the reason and checks the warning.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from peer_models import norse_case, snntorch_case
+from spikeloop.cli import main
+from spikeloop.errors import ConfigError, LavaRuntimeError, NIRValidationError
+from spikeloop.export.peers import detect_peer, import_peer, import_peer_file, read_peer_graph
+from spikeloop.runtime.simulate import simulate
+
+STEPS = 200
+
+
+def _agreement(case, res) -> dict[str, float]:
+    return {k: float(np.mean(res.spikes[k] == s)) for k, s in case.spikes.items()}
+
+
+def _assert_exact(case, res):
+    for k, s in case.spikes.items():
+        assert s.sum() > 10, f"{k}: the peer model barely spikes; the test would prove little"
+        bad = np.argwhere(res.spikes[k] != s)
+        assert bad.size == 0, f"{k}: {len(bad)} spikes differ, first at (step, neuron) {bad[0].tolist()}"
+
+
+def _codes(imp) -> set[str]:
+    return {w.code for w in imp.warnings}
+
+
+# ---------------------------------------------------------------- snnTorch
+
+@pytest.fixture(scope="module")
+def snn_leaky_zero(tmp_path_factory):
+    return snntorch_case(tmp_path_factory.mktemp("snn"), "leaky", "zero", STEPS)
+
+
+@pytest.fixture(scope="module")
+def snn_leaky_subtract(tmp_path_factory):
+    return snntorch_case(tmp_path_factory.mktemp("snn"), "leaky", "subtract", STEPS)
+
+
+def test_snntorch_detected_with_its_hardcoded_dt(snn_leaky_zero):
+    graph, _ = read_peer_graph(snn_leaky_zero.path)
+    assert detect_peer(graph)[0] == "snntorch"
+    imp = import_peer_file(snn_leaky_zero.path, reset="zero")
+    assert imp.peer == "snntorch" and imp.dt == 1e-4
+    assert _codes(imp) == {"dt-assumed"} and imp.exact
+    assert "hard-coded dt = 0.0001 s" in str(imp.warnings[0])
+
+
+def test_snntorch_leaky_zero_exact_on_lava_float(snn_leaky_zero):
+    """Leaky with reset_mechanism='zero' (reset applied in the next update) is our hard reset."""
+    imp = import_peer_file(snn_leaky_zero.path, reset="zero")
+    _assert_exact(snn_leaky_zero, simulate(imp.plan, snn_leaky_zero.inputs, "lava", "float"))
+
+
+def test_snntorch_leaky_zero_lava_fixed_within_tolerance(snn_leaky_zero):
+    """Tolerance: >= 97 % of (step, neuron) spike entries agree per layer. Reason: Loihi fixed
+    point has 8-bit weights and 12-bit decays truncated toward zero (DESIGN.md), a float peer
+    does not; bit-exactness of fixed point is tested against the emulator, not against peers."""
+    imp = import_peer_file(snn_leaky_zero.path, reset="zero")
+    agree = _agreement(snn_leaky_zero, simulate(imp.plan, snn_leaky_zero.inputs, "lava", "fixed"))
+    assert min(agree.values()) >= 0.97, agree
+
+
+def test_snntorch_dropped_reset_warns_and_is_toleranced(snn_leaky_subtract, tmp_path, capsys):
+    """snnTorch's default reset is 'subtract', but export_to_nir writes v_reset = 0 for it.
+    Tolerance: >= 80 % of spike entries agree (measured ~88 %). Reason: the file says reset to
+    zero; the model subtracted the threshold, which the file no longer states."""
+    case = snn_leaky_subtract
+    np.save(tmp_path / "x.npy", case.inputs)
+    rc = main(["simulate", str(case.path), "--input", str(tmp_path / "x.npy"), "--out",
+               str(tmp_path / "out.npz")])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "snnTorch's export_to_nir writes reset-to-zero for every neuron" in err
+    assert "Fix: pass --peer-reset subtract" in err
+    assert "does not reproduce snntorch's own spike for spike" in err
+    out = np.load(tmp_path / "out.npz")
+    agree = {k: float(np.mean(out[f"{k}.spikes"] == s)) for k, s in case.spikes.items()}
+    assert min(agree.values()) >= 0.80, agree
+
+
+@pytest.mark.xfail(strict=True, reason="needs recurrent edges in runtime/compiler.py (until then the "
+                                        "import falls back to an approximation) and a soft-reset Lava model")
+def test_snntorch_leaky_subtract_exact(snn_leaky_subtract):
+    """With --peer-reset subtract a Leaky maps exactly: soft reset plus a self-edge -vth/r."""
+    imp = import_peer_file(snn_leaky_subtract.path, reset="subtract")
+    assert imp.exact, [str(w) for w in imp.warnings]
+    _assert_exact(snn_leaky_subtract, simulate(imp.plan, snn_leaky_subtract.inputs, "lava", "float"))
+
+
+@pytest.mark.parametrize("reset, code, floor", [
+    ("zero", "snntorch-zero-refractory", 0.75),
+    ("subtract", "snntorch-subtract-synaptic", 0.85),
+])
+def test_snntorch_synaptic_warns_and_is_toleranced(tmp_path, reset, code, floor):
+    """Synaptic (NIR CubaLIF) is mapped exactly except for its reset, which no contract reset
+    reproduces. Tolerance: per-layer agreement >= 75 % ('zero') / >= 85 % ('subtract'),
+    measured ~81 % / ~90 % on Lava float. Reason: 'zero' clears the whole update of the step
+    after a spike (a refractory step); 'subtract' removes the threshold after the decay."""
+    case = snntorch_case(tmp_path, "synaptic", reset, STEPS)
+    imp = import_peer_file(case.path, reset=reset)
+    assert code in _codes(imp) and not imp.exact
+    if reset == "subtract":  # a soft reset, which this Lava build does not have yet
+        try:
+            res = simulate(imp.plan, case.inputs, "lava", "float")
+        except LavaRuntimeError:
+            res = simulate(imp.plan, case.inputs, "torch", "float")
+    else:
+        res = simulate(imp.plan, case.inputs, "lava", "float")
+    agree = _agreement(case, res)
+    assert min(agree.values()) >= floor, agree
+
+
+@pytest.mark.xfail(strict=True, raises=(NIRValidationError, LavaRuntimeError),
+                   reason="needs recurrent edges (1.lif -> 1.w_rec -> 1.lif) in runtime/compiler.py "
+                          "and a soft-reset Lava model")
+def test_snntorch_rleaky_subtract_exact(tmp_path):
+    case = snntorch_case(tmp_path, "rleaky", "subtract", STEPS)
+    imp = import_peer_file(case.path, reset="subtract")
+    assert imp.exact, [str(w) for w in imp.warnings]
+    _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
+
+
+@pytest.mark.xfail(strict=True, raises=NIRValidationError,
+                   reason="needs Conv2d and Flatten support in runtime/compiler.py")
+def test_snntorch_conv_zero_exact(tmp_path):
+    case = snntorch_case(tmp_path, "conv", "zero", STEPS)
+    imp = import_peer_file(case.path, reset="zero")
+    _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
+
+
+def test_snntorch_wrong_dt_warns(snn_leaky_zero):
+    imp = import_peer_file(snn_leaky_zero.path, dt=1e-2, reset="zero")
+    assert {"snntorch-dt", "tau-below-dt"} <= _codes(imp) and not imp.exact
+    msg = next(str(w) for w in imp.warnings if w.code == "tau-below-dt")
+    assert "time constants shorter than dt=0.01 s" in msg and "Fix: pass the dt" in msg
+
+
+# ---------------------------------------------------------------- Norse
+
+@pytest.fixture(scope="module")
+def norse_box(tmp_path_factory):
+    return norse_case(tmp_path_factory.mktemp("norse"), "lifbox", "value", STEPS)
+
+
+@pytest.fixture(scope="module")
+def norse_cuba(tmp_path_factory):
+    return norse_case(tmp_path_factory.mktemp("norse"), "lif", "value", STEPS)
+
+
+def test_norse_detected_and_tau_corrected(norse_box):
+    graph, warnings = read_peer_graph(norse_box.path)
+    assert detect_peer(graph)[0] == "norse"
+    assert warnings[0].code == "type-check"  # Norse keeps the batch dimension in Input/Output
+    imp = import_peer(graph, warnings=warnings)
+    assert imp.peer == "norse" and imp.dt == 1e-3 and imp.exact
+    assert {"norse-tau-dt", "dt-assumed", "norse-reset-dropped"} <= _codes(imp)
+    # LIFBoxCell(tau_mem_inv=1/5e-3) at dt 1e-3 decays by dt/tau = 0.2 per step
+    assert np.allclose(imp.plan.population("1").dv, 0.2)
+
+
+def test_plain_graph_with_implausible_tau_warns():
+    """A plain NIR LIF with tau = 1e-5 s at dt = 1e-3 s (Norse's fault, uncorrected) decays by
+    dt/tau = 100 per step: caught and explained."""
+    import nir
+
+    g = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Linear(np.ones((2, 3))),
+                               nir.LIF(tau=np.full(2, 1e-5), r=np.ones(2), v_leak=np.zeros(2),
+                                       v_threshold=np.ones(2)), nir.Output(np.array([2])))
+    imp = import_peer(g, dt=1e-3, peer="none")
+    assert imp.peer == "unknown" and _codes(imp) == {"tau-below-dt"} and not imp.exact
+    assert "decay factors dt/tau exceed 1" in str(imp.warnings[0])
+
+
+@pytest.mark.parametrize("precision", ["float", "fixed"])
+def test_norse_lifbox_on_lava(norse_box, precision):
+    """Float: exact. Fixed: >= 97 % agreement per layer (8-bit weights, 12-bit truncated decays)."""
+    imp = import_peer_file(norse_box.path)
+    res = simulate(imp.plan, norse_box.inputs, "lava", precision)
+    if precision == "float":
+        _assert_exact(norse_box, res)
+    else:
+        assert min(_agreement(norse_box, res).values()) >= 0.97
+
+
+def test_norse_cubalif_gain_corrected_exact_on_lava(norse_cuba):
+    imp = import_peer_file(norse_cuba.path)
+    assert "norse-cubalif-gain" in _codes(imp) and imp.exact
+    _assert_exact(norse_cuba, simulate(imp.plan, norse_cuba.inputs, "lava", "float"))
+
+
+def test_norse_cli_simulate_and_inspect(norse_cuba, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", norse_cuba.inputs)
+    assert main(["inspect", str(norse_cuba.path)]) == 0
+    cap = capsys.readouterr()
+    assert "peer: norse, dt=0.001 s, exact" in cap.out
+    assert "Norse's to_nir writes tau = dt * (real tau)" in cap.err
+    assert main(["simulate", str(norse_cuba.path), "--input", str(tmp_path / "x.npy"), "--out",
+                 str(tmp_path / "o.npz"), "--backend", "lava"]) == 0
+    out = np.load(tmp_path / "o.npz")
+    for k, s in norse_cuba.spikes.items():
+        assert np.array_equal(out[f"{k}.spikes"], s), k
+
+
+def test_norse_v_leak_warns_and_is_toleranced(tmp_path):
+    """Tolerance: >= 97 % agreement. Reason: Norse starts v at v_leak, spikeloop at 0."""
+    case = norse_case(tmp_path, "lifbox", "value", STEPS, v_leak=0.3)
+    imp = import_peer_file(case.path)
+    assert "norse-initial-v" in _codes(imp) and not imp.exact
+    assert min(_agreement(case, simulate(imp.plan, case.inputs, "lava", "float")).values()) >= 0.97
+
+
+def test_norse_subtract_only_for_lifbox(norse_cuba):
+    with pytest.raises(ConfigError, match="LIFCell .* always resets to v_reset"):
+        import_peer_file(norse_cuba.path, reset="subtract")
+
+
+@pytest.mark.xfail(strict=True, raises=LavaRuntimeError, reason="needs a soft-reset Lava model")
+def test_norse_lifbox_subtract_exact(tmp_path):
+    """LIFBoxCell's reset_subtract (v - v_th right after the spike) is our soft reset."""
+    case = norse_case(tmp_path, "lifbox", "subtract", STEPS)
+    imp = import_peer_file(case.path, reset="subtract")
+    _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
+
+
+@pytest.mark.xfail(strict=True, raises=NotImplementedError,
+                   reason="Norse 1.1.0's to_nir has no converter for LIFRecurrentCell (exports None)")
+def test_norse_recurrent_exact(tmp_path):
+    case = norse_case(tmp_path, "recurrent", "value", STEPS)
+    imp = import_peer_file(case.path)
+    _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
+
+
+@pytest.mark.xfail(strict=True, raises=NIRValidationError,
+                   reason="needs Conv2d support (and scalar CubaLIF parameters broadcast to the conv "
+                          "output shape) in runtime/compiler.py")
+def test_norse_conv_exact(tmp_path):
+    case = norse_case(tmp_path, "conv", "value", STEPS)
+    imp = import_peer_file(case.path)
+    _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
+
+
+def test_plain_graph_failing_type_check_still_errors(tmp_path):
+    """Lenient reading is for known peers' faults; other malformed files keep their error."""
+    import nir
+
+    g = nir.NIRGraph(nodes={"in": nir.Input(np.array([1, 3])), "w": nir.Linear(np.ones((2, 3))),
+                            "n": nir.LI(tau=np.ones(2), r=np.full(2, 2.0), v_leak=np.zeros(2)),
+                            "out": nir.Output(np.array([1, 2]))},
+                     edges=[("in", "w"), ("w", "n"), ("n", "out")], type_check=False)
+    nir.write(tmp_path / "g.nir", g)
+    with pytest.raises(NIRValidationError, match="malformed NIR graph"):
+        import_peer_file(tmp_path / "g.nir")
