@@ -7,6 +7,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.stamp-setup
 TORCH  := torch==2.13.0
 LAVA   := lava-nc==0.10.0 lava-dl==0.6.0
+NORSE  := norse==1.1.0
 
 .PHONY: setup demo test test-slow bench clean
 
@@ -21,6 +22,9 @@ $(STAMP): pyproject.toml Makefile
 	# install without dependencies; pyproject.toml declares what they really need and
 	# spikeloop.runtime.lava_compat makes them import on 3.11.
 	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA)
+	# Norse (a peer whose NIR files the tests import) declares torchvision, which would pull
+	# another torch; it needs only numpy, torch, nir and nirtorch, all installed here.
+	$(PIP) install -q --no-deps $(NORSE)
 	$(PIP) install -q -e ".[test]"
 	$(PY) -c "import spikeloop.runtime.lava_compat as c; c.check()"
 	touch $(STAMP)
