@@ -219,6 +219,15 @@ def test_norse_v_leak_warns_and_is_toleranced(tmp_path):
     assert min(_agreement(case, simulate(imp.plan, case.inputs, "lava", "float")).values()) >= 0.97
 
 
+def test_current_bias_into_cubalif_is_a_clear_error(tmp_path):
+    case = norse_case(tmp_path, "lif", "value", 5)
+    graph, _ = read_peer_graph(case.path)
+    graph.nodes["0"].bias = np.full(12, 0.1)
+    with pytest.raises(NIRValidationError, match="norse's LIFCell adds it to the synaptic current.*"
+                                                 "bias=False"):
+        import_peer(graph)
+
+
 def test_norse_subtract_only_for_lifbox(norse_cuba):
     with pytest.raises(ConfigError, match="LIFCell .* always resets to v_reset"):
         import_peer_file(norse_cuba.path, reset="subtract")
