@@ -31,6 +31,8 @@ class Term:
     note: str = ""
     included_in: str | None = None
     """the all-in constant that already contains this term (it is then neither priced nor unpriced)"""
+    where: str = "chip"
+    """'chip' (the neuromorphic target) or 'host' (encoding and decoding on the conventional host)"""
 
     @property
     def energy(self) -> float | None:
@@ -65,9 +67,17 @@ class EnergyReport:
         """Terms with a non-zero count whose constant is unknown: the total leaves them out."""
         return [t.name for t in self.terms if t.status == "unpriced" and t.count > 0]
 
+    def _sum(self, where: str) -> float:
+        return sum(t.energy for t in self.terms if t.energy is not None and t.where == where)
+
     def to_dict(self) -> dict:
+        chip_unpriced = [t.name for t in self.terms if t.status == "unpriced" and t.count > 0 and t.where == "chip"]
+        chip_priced = any(t.status == "priced" and t.where == "chip" for t in self.terms)
         return {"profile": self.profile, "title": self.title, "total_J": self.total,
                 "static_J": self.static, "dynamic_J": self.total - self.static,
+                "chip_J": self._sum("chip") if chip_priced else None, "host_J": self._sum("host"),
+                "chip_dynamic_J": self._sum("chip") - self.static if chip_priced else None,
+                "chip_complete": chip_priced and not chip_unpriced,
                 "unpriced": self.unpriced, "assumptions": self.assumptions,
                 "terms": [asdict(t) | {"energy_J": t.energy, "status": t.status} for t in self.terms]}
 
@@ -139,6 +149,7 @@ def price_neuromorphic(per_decision: dict, shape: NetworkShape, profile: Profile
                            shape.input_size * HOST_ENCODE_MACS_PER_INPUT, "MACs", f"on {host.name}"))
         terms.append(_term(host, "host decoding (argmax)", "ac_fp32", max(shape.output_size - 1, 0),
                            "compares", f"on {host.name}"))
+        terms[-2].where = terms[-1].where = "host"
     else:
         assumptions.append("host encoding/decoding not priced (no host profile given)")
     return EnergyReport(profile.name, profile.title, terms, assumptions)

@@ -137,8 +137,10 @@ def cmd_energy(args) -> int:
     import json
 
     from spikeloop.export.nir_io import read_graph
-    from spikeloop.pipeline import POLICY_NIR, REPORT_JSON, energy_stage, write_report
-    from spikeloop.report import fmt_energy
+    from spikeloop.hwprofiles import builtin_profiles
+    from spikeloop.pipeline import POLICY_NIR, REPORT_JSON, REPORT_MD, energy_stage, write_report
+    from spikeloop.plots import write_energy_figures
+    from spikeloop.report import targets_text
     from spikeloop.runtime.compiler import plan_from_nir
 
     run_dir = Path(args.run)
@@ -147,12 +149,16 @@ def cmd_energy(args) -> int:
         raise SystemExit(f"spikeloop energy: {rpath} not found; run `spikeloop run` or `spikeloop demo` first")
     report = json.loads(rpath.read_text())
     plan = plan_from_nir(read_graph(run_dir / POLICY_NIR), source=str(run_dir / POLICY_NIR))
-    profiles = [s.strip() for s in args.profile.split(",") if s.strip()]
+    profiles = ([s.strip() for s in args.profile.split(",") if s.strip()] if args.profile
+                else builtin_profiles("neuromorphic"))
     report["energy"] = energy_stage(plan, report["counts_per_decision"], profiles, args.baseline)
+    if args.plots:
+        report["energy"]["figures"] = write_energy_figures(run_dir, plan, report["energy"], report.get("env_id"),
+                                                           args.raster_seed)
     write_report(run_dir, report)
-    for name, rep in report["energy"]["targets"].items():
-        print(f"{name:10s} {fmt_energy(rep['total_J']):>10s} per decision"
-              + (f"  unpriced: {', '.join(rep['unpriced'])}" if rep["unpriced"] else ""))
+    print(f"energy per decision from {report.get('counts_source', 'the measured counts')}:\n")
+    print(targets_text(report["energy"]))
+    print(f"\nbreakdown, sources and mapping details: {run_dir / REPORT_MD}")
     return 0
 
 
@@ -309,8 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Price the counts measured in a run on one or more hardware profiles and "
                                    "rewrite its report.")
     p.add_argument("run", help="run folder holding report.json and policy.nir")
-    p.add_argument("--profile", default="loihi", help="comma-separated profiles or .toml paths")
+    p.add_argument("--profile", help="comma-separated profiles or .toml paths (default: every built-in "
+                                     "neuromorphic profile)")
     p.add_argument("--baseline", default="cpu-45nm", help="conventional profile for the baseline")
+    p.add_argument("--plots", default=True, action=argparse.BooleanOptionalAction,
+                   help="write energy_breakdown.png and raster.png (one episode) into the run folder")
+    p.add_argument("--raster-seed", type=int, default=1000, help="reset seed of the raster's episode")
     p.set_defaults(func=cmd_energy)
 
     p = sub.add_parser("fit", help="check that a NIR policy fits a chip's limits and show its placement",

@@ -209,3 +209,71 @@ def test_counts_agree_with_neurobench_metrics_on_the_same_model():
     assert ours["effective_acs"] > 0 and ours["effective_macs"] > 0
     assert np.mean(sparsities) == pytest.approx(ours["activation_sparsity"], rel=1e-12)
     assert 0 < ours["activation_sparsity"] < 1
+
+
+# ------------------------------------------------------------------ the CLI on a run folder
+@pytest.fixture(scope="module")
+def priced_run(tmp_path_factory):
+    """A run folder for the trained CartPole policy with counts from a short emulator run."""
+    import json
+    import shutil
+
+    from spikeloop.cli import main
+    from spikeloop.export.nir_io import read_graph
+    from spikeloop.pipeline import EvalConfig, build_report
+    from spikeloop.runtime.compiler import plan_from_nir
+    from spikeloop.runtime.fixed_point import quantize_plan
+    from spikeloop.runtime.runner import run_closed_loop
+
+    run = tmp_path_factory.mktemp("run")
+    shutil.copy("tests/data/policy.nir", run / "policy.nir")
+    plan = plan_from_nir(read_graph(run / "policy.nir"))
+    fixed = quantize_plan(plan)
+    res = run_closed_loop(plan, "CartPole-v1", episodes=1, seed=1000, backend="emulator", fixed=fixed,
+                          progress=False, max_steps=20)
+    cfg = EvalConfig(episodes=1)
+    report = build_report(run, "CartPole-v1", {"plan": plan, "fixed": fixed, "results": {"lava_fixed": res}},
+                          {"targets": {}, "baselines": {}}, None, cfg, "test")
+    report["counts_source"] = "bit-exact emulator (fixed point), 20 decisions"
+    (run / "report.json").write_text(json.dumps(report, default=float))
+    assert main(["energy", str(run), "--profile", "loihi,loihi2,speck,xylo,truenorth,spinnaker2",
+                 "--raster-seed", "1000"]) == 0
+    return run, json.loads((run / "report.json").read_text())
+
+
+def test_energy_command_writes_all_targets_and_figures(priced_run):
+    run, report = priced_run
+    md = (run / "report.md").read_text()
+    for name in ("loihi", "loihi2", "speck", "xylo", "truenorth", "spinnaker2"):
+        assert f"| {name} | " in md and f"(`{name}`)" in md
+    assert (run / "energy_breakdown.png").stat().st_size > 10_000 and (run / "raster.png").stat().st_size > 10_000
+    assert "![spike raster of one episode](raster.png)" in md and "bit-exact with Lava" in md
+    assert report["energy"]["figures"]["raster_episode"]["decisions"] > 0
+    assert "### NeuroBench-convention counts" in md
+
+
+def test_every_reported_number_traces_to_a_constant_or_a_count(priced_run):
+    _, report = priced_run
+    counts = report["counts_per_decision"]
+    binary = sum(v for k, v in counts["synops"].items() if not counts["graded"][k])
+    graded = sum(v for k, v in counts["synops"].items() if counts["graded"][k])
+    updates, active = sum(counts["updates"].values()), sum(counts["active"].values())
+    expected_count = {"synaptic ops (binary spikes)": binary, "synaptic ops (graded input)": graded,
+                      "neuron updates (active)": active, "neuron updates (inactive)": updates - active,
+                      "spikes routed": sum(counts["spikes"].values()), "input spike encoder": 4,
+                      "host encoding (normalise observation)": 4, "host decoding (argmax)": 1}
+    for name, rep in report["energy"]["targets"].items():
+        prof = load_profile(name)
+        for t in rep["terms"]:
+            if t["name"] in expected_count:
+                assert t["count"] == expected_count[t["name"]], (name, t["name"])
+            if t["status"] != "priced":
+                assert t["energy_J"] is None
+                continue
+            src = HOST if t["where"] == "host" else prof
+            const = src.get(t["constant"])
+            if t["constant"] == "static_power":
+                assert t["count"] == counts["steps"] * prof.value("timestep")
+            assert t["energy_per_event"] == const.value and t["source"].startswith(const.source)
+            assert t["energy_J"] == t["count"] * t["energy_per_event"]
+        assert rep["total_J"] == pytest.approx(sum(t["energy_J"] or 0 for t in rep["terms"]), rel=REL)
