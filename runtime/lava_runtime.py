@@ -14,8 +14,10 @@ hangs, it terminates the processes and unlinks the segments the runtime created.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
+from multiprocessing import shared_memory
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +93,7 @@ class LavaNetwork:
         self.time_step = 0
         self._root = None
         self._started = False
+        self._ran = False
 
     # ------------------------------------------------------------------ build
     def _build(self):
@@ -175,53 +178,66 @@ class LavaNetwork:
     def __enter__(self) -> "LavaNetwork":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # After a failure the runtime may be mid-step: give Lava's own stop only a moment.
+        self.stop(timeout=STOP_TIMEOUT_S if exc_type is None else 2.0)
 
-    def stop(self) -> None:
-        """Stop the runtime; on failure kill its processes and unlink its segments."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stop the runtime; if Lava's stop fails or hangs, kill its processes and segments.
+
+        A runtime that never ran a step is not stopped through Lava: its process models
+        wait for a first command that never comes, and Lava's ``stop`` would hang.
+        """
         if not self._started:
             return
         self._started = False
-        error = None
-        if self._root is not None and self._root.runtime is not None:
+        self.stop_error = None
+        runtime = getattr(self._root, "runtime", None) if self._root is not None else None
+        if runtime is not None and self._ran:
             done = threading.Event()
 
             def _stop():
-                nonlocal error
                 try:
                     self._root.stop()
-                except BaseException as e:  # noqa: BLE001 - reported below after cleanup
-                    error = e
+                except BaseException as e:  # noqa: BLE001 - recorded; the cleanup below frees everything
+                    self.stop_error = e
                 finally:
                     done.set()
 
-            t = threading.Thread(target=_stop, daemon=True)
-            t.start()
-            if not done.wait(STOP_TIMEOUT_S):
-                error = TimeoutError(f"Lava runtime did not stop within {STOP_TIMEOUT_S:.0f} s")
+            threading.Thread(target=_stop, daemon=True).start()
+            if not done.wait(timeout):
+                self.stop_error = TimeoutError(f"Lava's runtime did not stop within {timeout:.0f} s")
         self._force_cleanup()
-        if error is not None and not isinstance(error, (KeyboardInterrupt,)):
-            # Lava raises on stop after a failed run; the cleanup above already freed everything.
-            self.stop_error = error
 
     def _force_cleanup(self) -> None:
+        """Terminate what this runtime started and unlink the segments it created."""
+        new = _children() - self._children_before
+        for proc in multiprocessing.active_children():  # Lava's actors: reap them properly
+            if proc.pid in new:
+                proc.terminate()
+                # Lava's SystemProcess.join takes no timeout; the base class's does.
+                multiprocessing.Process.join(proc, 3)
+                if proc.is_alive():
+                    proc.kill()
+                    multiprocessing.Process.join(proc, 3)
         for pid in _children() - self._children_before:
             if is_resource_tracker(pid):
                 continue
             try:
-                proc = psutil.Process(pid)
-                proc.terminate()
-                proc.wait(3)
-            except psutil.TimeoutExpired:
                 psutil.Process(pid).kill()
+                psutil.Process(pid).wait(3)
             except psutil.Error:
                 pass
         for name in _shm_segments() - self._shm_before:
             try:
-                os.unlink(SHM / name)
-            except OSError:
-                pass
+                seg = shared_memory.SharedMemory(name=name)
+                seg.close()
+                seg.unlink()  # also tells Python's resource tracker it is gone
+            except (OSError, ValueError):
+                try:
+                    os.unlink(SHM / name)
+                except OSError:
+                    pass
 
     # ------------------------------------------------------------------ running
     def decide(self, x: np.ndarray) -> np.ndarray:
@@ -229,6 +245,7 @@ class LavaNetwork:
         if not self._started:
             raise LavaRuntimeError("the Lava network is not running (use it as a context manager)")
         self._tx.send(np.asarray(x, dtype=np.float64))
+        self._ran = True
         self._root.run(condition=RunSteps(num_steps=self.plan.period, blocking=True))
         self.time_step += self.plan.period
         return np.asarray(self._rx.recv())
@@ -237,6 +254,7 @@ class LavaNetwork:
         """Run ``steps`` Lava steps of the recorded input sequence."""
         if not self._started or self.sequence is None:
             raise LavaRuntimeError("run() needs a running network built with an input sequence")
+        self._ran = True
         self._root.run(condition=RunSteps(num_steps=steps, blocking=True))
         self.time_step += steps
 

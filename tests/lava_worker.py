@@ -1,0 +1,28 @@
+"""A closed-loop Lava run in its own process, for the Ctrl-C test (tests/test_runtime_cleanup.py).
+
+Usage: python lava_worker.py MARKER  -- prints READY once decisions are flowing, then runs on.
+"""
+import sys
+
+import numpy as np
+
+import spikeloop.runtime  # noqa: F401
+from spikeloop.export.nir_io import read_graph
+from spikeloop.runtime.compiler import plan_from_nir
+from spikeloop.runtime.lava_runtime import LavaNetwork
+from spikeloop.runtime.runner import HostCodec
+
+if __name__ == "__main__":
+    plan = plan_from_nir(read_graph(sys.argv[2]))
+    codec = HostCodec(plan, "fixed", None)
+    mapping = sys.argv[3] if len(sys.argv) > 3 else "per-node"
+    try:
+        with LavaNetwork(plan, "fixed", mapping) as net:
+            codec.fixed = net.fixed
+            for i in range(1_000_000):
+                net.decide(codec.encode(np.zeros(plan.input_size)))
+                if i == 5:
+                    print("READY", flush=True)
+    except KeyboardInterrupt:
+        print("INTERRUPTED", flush=True)
+        sys.exit(130)
