@@ -80,7 +80,7 @@ class Emulator:
         for c in plan.connections:
             if precision == FIXED_PRECISION:
                 f = self.fixed.connections[c.name]
-                w, exp = f.w_eff, f.weight_exp
+                w, exp = f.w_eff.astype(np.float64), f.weight_exp  # exact: see dense_accumulate
             else:
                 w, exp = np.asarray(c.weight, np.float64), 0
             self.conns.append(_Conn(c.name, c.src, c.dst, w, exp, fanout(w)))

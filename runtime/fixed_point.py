@@ -43,9 +43,18 @@ WEIGHT_EXP_RANGE = (-8, 7)
 
 
 def _decay(x, d_eff):
-    """``x * (4096 - d) >> 12`` rounding toward zero, as Lava does it (int64 product)."""
-    prod = np.asarray(x, dtype=np.int64) * (DECAY_UNITY - int(d_eff))  # int32 state would overflow
-    return (np.sign(prod) * np.right_shift(np.abs(prod), DECAY_SHIFT)).astype(np.int64)
+    """``x * (4096 - d) >> 12`` rounding toward zero, as Lava does it (sign * (|x*f| >> 12)).
+
+    The product of a 24-bit state and a 12-bit factor is below 2**36, so float64 holds it
+    and the power-of-two division exactly; casting truncates toward zero like Lava.
+    """
+    factor = DECAY_UNITY - int(d_eff)
+    x = np.asarray(x)
+    if factor == 0:
+        return np.zeros(x.shape, np.int64)
+    if factor == DECAY_UNITY:
+        return x.astype(np.int64)
+    return (x * (factor / DECAY_UNITY)).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class LoihiArithmetic:
         return np.left_shift(np.asarray(a_in, dtype=np.int64), ACT_SHIFT)
 
     def wrap_u(self, u):
+        if u.size == 0 or (u.max() <= MAX_UV and u.min() > -MAX_UV):
+            return u  # the common case: nothing to wrap
         # Lava wraps the 24-bit current; the second test deliberately uses the unwrapped value.
         wrapped = np.where(u > MAX_UV, u - 2 * MAX_UV, u)
         return np.where(wrapped <= -MAX_UV, u + 2 * MAX_UV, wrapped)
@@ -101,8 +112,12 @@ def lava_effective_weights(weights: np.ndarray, num_weight_bits: int = 8) -> np.
 
 
 def dense_accumulate(w_eff: np.ndarray, s_in: np.ndarray, weight_exp: int) -> np.ndarray:
-    """Dendritic sum of Lava's bit-accurate Dense: ``(w @ s) << exp`` (arithmetic >> if < 0)."""
-    acc = w_eff @ np.asarray(s_in, dtype=np.int64)
+    """Dendritic sum of Lava's bit-accurate Dense: ``(w @ s) << exp`` (arithmetic >> if < 0).
+
+    ``w_eff`` may be given as float64: integer sums below 2**53 are exact there, and BLAS
+    is far faster than numpy's integer matmul.
+    """
+    acc = (w_eff @ np.asarray(s_in, dtype=w_eff.dtype)).astype(np.int64)
     return np.left_shift(acc, weight_exp) if weight_exp > 0 else np.right_shift(acc, -weight_exp)
 
 
