@@ -1,14 +1,25 @@
-"""NIR graph -> :class:`NetworkPlan` (the contract's discrete network).
+"""NIR graph -> :class:`NetworkPlan` (the contract's discrete network, timed for Lava).
 
-One converter per NIR node type. Neuron nodes become populations, synapse nodes
-become dense connections. With forward Euler at ``dt`` (DESIGN.md)::
+Neuron nodes (LIF, CubaLIF, IF, LI, CubaLI, Threshold) become populations. Every chain
+of linear nodes between two populations (Linear, Affine, Scale, Conv2d, SumPool2d,
+AvgPool2d, Flatten, Delay) is composed into one dense connection; a convolution is
+unrolled into the dense matrix it applies (same sums, same non-zero fan-out). Nested
+subgraphs are inlined. With forward Euler at ``dt`` (DESIGN.md)::
 
     CubaLIF: du = dt/tau_syn, dv = dt/tau_mem, gain = du*dv*r*w_in, bias = dv*v_leak
     LIF:     du = 1,          dv = dt/tau,     gain = dv*r,         bias = dv*v_leak
-    LI / CubaLI: the same, non-spiking
+    IF:      du = 1,          dv = 0,          gain = dt*r          (v' = R I)
+    LI / CubaLI: as LIF / CubaLIF without threshold;  Threshold: du = dv = 1, gain 1
 
-The gain multiplies the rows of the incoming weights. An Affine bias enters the
-neuron as a constant input; it equals a voltage bias ``gain * b`` only for ``du = 1``.
+The gain multiplies the rows of the incoming weights. An Affine/Conv bias is a
+constant input; it equals a voltage bias ``gain * b`` only where ``du = 1``.
+
+Time: a recurrent (back) edge carries the previous step, a Delay node ``round(delay /
+dt)`` steps; together they are a connection's graph-time delay ``g``. On Lava every
+Dense hop adds one step, so each population ``p`` runs ``depth[p]`` steps behind the
+input; a connection needs ``g + depth[dst] - depth[src] - 1 >= 0`` extra steps of delay
+(Lava's DelayDense). The compiler solves for the smallest depths; a recurrent loop
+that would need a negative delay cannot run exactly on Lava and is an error.
 """
 from __future__ import annotations
 
@@ -16,11 +27,18 @@ from dataclasses import dataclass
 
 import nir
 import numpy as np
+import torch
 
 from spikeloop.errors import NIRValidationError
 from spikeloop.export.metadata import GraphMeta
 from spikeloop.export.nir_io import node_params
 from spikeloop.runtime.plan import INPUT, Connection, NetworkPlan, Population
+from spikeloop.train.neuron import HARD, RESET_MODES
+
+NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.Threshold)
+OP_TYPES = (nir.Linear, nir.Affine, nir.Scale, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Flatten,
+            nir.Delay)
+SYNAPSES = (nir.Linear, nir.Affine)  # kept for importers that ask which nodes carry weights
 
 
 @dataclass
@@ -31,11 +49,16 @@ class _Neuron:
     bias: np.ndarray
     vth: float | None
     v_reset: np.ndarray | None
+    shape: tuple
 
 
 def _arr(x, n=None):
     a = np.asarray(x, dtype=np.float64).reshape(-1)
     return np.broadcast_to(a, (n,)).copy() if n is not None and a.size == 1 else a
+
+
+def _shape(x) -> tuple:
+    return tuple(int(s) for s in np.asarray(x).reshape(-1))
 
 
 def _scalar_vth(name, v_threshold):
@@ -50,31 +73,48 @@ def _scalar_vth(name, v_threshold):
 
 def _lif(name, n: nir.LIF, dt):
     dv = dt / _arr(n.tau)
-    return _Neuron(np.ones_like(dv), dv, dv * _arr(n.r), dv * _arr(n.v_leak), _scalar_vth(name, n.v_threshold),
-                   None if n.v_reset is None else _arr(n.v_reset))
+    return _Neuron(np.ones_like(dv), dv, dv * _arr(n.r, dv.size), dv * _arr(n.v_leak, dv.size),
+                   _scalar_vth(name, n.v_threshold), None if n.v_reset is None else _arr(n.v_reset),
+                   np.shape(n.tau))
 
 
 def _li(name, n: nir.LI, dt):
     dv = dt / _arr(n.tau)
-    return _Neuron(np.ones_like(dv), dv, dv * _arr(n.r), dv * _arr(n.v_leak), None, None)
+    return _Neuron(np.ones_like(dv), dv, dv * _arr(n.r, dv.size), dv * _arr(n.v_leak, dv.size), None, None,
+                   np.shape(n.tau))
 
 
 def _cubalif(name, n: nir.CubaLIF, dt):
     du, dv = dt / _arr(n.tau_syn), dt / _arr(n.tau_mem)
-    gain = du * dv * _arr(n.r) * _arr(n.w_in, du.size)
-    return _Neuron(du, dv, gain, dv * _arr(n.v_leak), _scalar_vth(name, n.v_threshold),
-                   None if n.v_reset is None else _arr(n.v_reset))
+    gain = du * dv * _arr(n.r, du.size) * _arr(n.w_in, du.size)
+    return _Neuron(du, dv, gain, dv * _arr(n.v_leak, du.size), _scalar_vth(name, n.v_threshold),
+                   None if n.v_reset is None else _arr(n.v_reset), np.shape(n.tau_mem))
 
 
 def _cubali(name, n: nir.CubaLI, dt):
     du, dv = dt / _arr(n.tau_syn), dt / _arr(n.tau_mem)
-    gain = du * dv * _arr(n.r) * _arr(n.w_in, du.size)
-    return _Neuron(du, dv, gain, dv * _arr(n.v_leak), None, None)
+    gain = du * dv * _arr(n.r, du.size) * _arr(n.w_in, du.size)
+    return _Neuron(du, dv, gain, dv * _arr(n.v_leak, du.size), None, None, np.shape(n.tau_mem))
 
 
-NEURONS = {nir.LIF: _lif, nir.LI: _li, nir.CubaLIF: _cubalif, nir.CubaLI: _cubali}
-SYNAPSES = (nir.Linear, nir.Affine)
+def _if(name, n: nir.IF, dt):
+    r = _arr(n.r)
+    return _Neuron(np.ones_like(r), np.zeros_like(r), dt * r, np.zeros_like(r),
+                   _scalar_vth(name, n.v_threshold), None if n.v_reset is None else _arr(n.v_reset),
+                   np.shape(n.r))
 
+
+def _threshold(name, n: nir.Threshold, dt):
+    th = np.asarray(n.threshold, dtype=np.float64)
+    ones = np.ones(th.size)
+    return _Neuron(ones, ones.copy(), ones.copy(), np.zeros(th.size), _scalar_vth(name, th), None, th.shape)
+
+
+NEURONS = {nir.LIF: _lif, nir.LI: _li, nir.CubaLIF: _cubalif, nir.CubaLI: _cubali, nir.IF: _if,
+           nir.Threshold: _threshold}
+
+
+# ------------------------------------------------------------------------- graph reading
 
 def graph_meta(graph: nir.NIRGraph, dt: float | None, source: str) -> GraphMeta:
     """spikeloop metadata of ``graph``, with ``dt`` taken from the argument, metadata, or an error."""
@@ -85,7 +125,7 @@ def graph_meta(graph: nir.NIRGraph, dt: float | None, source: str) -> GraphMeta:
             raise NIRValidationError(
                 f"{source}: the graph carries no time step ('dt' metadata); pass it explicitly "
                 "(--dt SECONDS). snnTorch writes none and assumes 1e-4 s")
-        meta = GraphMeta(dt=float(dt if dt is not None else plain))
+        meta = GraphMeta(dt=float(dt if dt is not None else np.asarray(plain)))
     elif dt is not None:
         meta.dt = float(dt)
     if not np.isfinite(meta.dt) or meta.dt <= 0:
@@ -94,7 +134,11 @@ def graph_meta(graph: nir.NIRGraph, dt: float | None, source: str) -> GraphMeta:
 
 
 def check_finite(graph: nir.NIRGraph, source: str) -> None:
+    """One error naming the node and parameter that holds a NaN or inf."""
     for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            check_finite(node, f"{source}: subgraph {name!r}")
+            continue
         for k, v in node_params(node).items():
             if v.dtype.kind in "fc" and not np.all(np.isfinite(v)):
                 bad = v[~np.isfinite(v)].reshape(-1)[0]
@@ -102,90 +146,311 @@ def check_finite(graph: nir.NIRGraph, source: str) -> None:
                                          "(NaN or inf)")
 
 
+def flatten_graph(graph: nir.NIRGraph, source: str) -> tuple[dict, list]:
+    """Inline nested subgraphs: nodes ``sub.x``; edges into/out of ``sub`` (or ``sub.<io>``)
+    are rewired to the subgraph's Input/Output neighbours."""
+    nodes, edges = {}, []
+    entry, exit_ = {}, {}  # (subgraph, io-name or None) -> internal successors / predecessors
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            inner_nodes, inner_edges = flatten_graph(node, f"{source}: subgraph {name!r}")
+            ins = [k for k, v in inner_nodes.items() if isinstance(v, nir.Input)]
+            outs = [k for k, v in inner_nodes.items() if isinstance(v, nir.Output)]
+            for k, v in inner_nodes.items():
+                if not isinstance(v, (nir.Input, nir.Output)):
+                    nodes[f"{name}.{k}"] = v
+            for a, b in inner_edges:
+                if a in ins or b in outs:
+                    continue
+                edges.append((f"{name}.{a}", f"{name}.{b}"))
+            for i in ins:
+                targets = [f"{name}.{b}" for a, b in inner_edges if a == i]
+                entry[(name, i)] = targets
+                if len(ins) == 1:
+                    entry[(name, None)] = targets
+            for o in outs:
+                sources = [f"{name}.{a}" for a, b in inner_edges if b == o]
+                exit_[(name, o)] = sources
+                if len(outs) == 1:
+                    exit_[(name, None)] = sources
+        else:
+            nodes[name] = node
+
+    def ends(ref: str, table: dict, what: str) -> list[str]:
+        if ref in nodes:
+            return [ref]
+        sub, _, io = ref.partition(".")
+        key = (sub, io or None)
+        if key in table:
+            return table[key]
+        if (sub, None) in table or any(k[0] == sub for k in table):
+            raise NIRValidationError(f"{source}: edge {what} {ref!r}: subgraph {sub!r} has several "
+                                     f"{'inputs' if table is entry else 'outputs'}; name one as '{sub}.<node>'")
+        raise NIRValidationError(f"{source}: an edge names node {ref!r}, which does not exist")
+
+    for a, b in graph.edges:
+        for src in ends(a, exit_, "from"):
+            for dst in ends(b, entry, "to"):
+                edges.append((src, dst))
+    return nodes, edges
+
+
+def graph_order(names: list[str], edges: list[tuple[str, str]], start: str) -> tuple[list[str], set]:
+    """Evaluation order and back edges: a DFS from ``start`` following edge order.
+
+    An edge that closes a cycle (to a node on the DFS stack) is a back edge: it carries
+    the previous timestep. The order is the reverse DFS post-order, a topological order
+    of the remaining (forward) edges; nodes not reachable from ``start`` come last.
+    """
+    succ = {n: [] for n in names}
+    for a, b in edges:
+        succ[a].append(b)
+    state, post, back = {}, [], set()
+
+    def visit(n):
+        state[n] = 1
+        for m in succ[n]:
+            if state.get(m) == 1:
+                back.add((n, m))
+            elif m not in state:
+                visit(m)
+        state[n] = 2
+        post.append(n)
+
+    for root in [start] + [n for n in names if n != start]:
+        if root not in state:
+            visit(root)
+    return post[::-1], back
+
+
+# ------------------------------------------------------------------------- linear ops
+
+def _conv_matrix(fn, in_shape: tuple) -> tuple[np.ndarray, tuple]:
+    """The dense matrix of a linear map on one sample of shape ``in_shape`` (C-order)."""
+    n = int(np.prod(in_shape))
+    with torch.no_grad():
+        basis = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
+        out = fn(basis)
+    return out.reshape(n, -1).T.numpy().copy(), tuple(out.shape[1:])
+
+
+def _pair(x) -> tuple[int, int]:
+    a = np.asarray(x).reshape(-1)
+    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+
+
+def _op(name: str, node, in_shape: tuple, dt: float, source: str):
+    """(matrix or None for identity, bias or None, out_shape, delay steps array or None)."""
+    F = torch.nn.functional
+    n_in = int(np.prod(in_shape))
+    if isinstance(node, (nir.Linear, nir.Affine)):
+        w = np.asarray(node.weight, np.float64)
+        if w.ndim != 2 or w.shape[1] != n_in:
+            raise NIRValidationError(f"{source}: shape mismatch at {name!r}: weight {w.shape} takes "
+                                     f"{w.shape[1] if w.ndim == 2 else '?'} inputs, its source gives {n_in}")
+        bias = np.asarray(node.bias, np.float64).reshape(-1) if isinstance(node, nir.Affine) else None
+        return w, bias, (w.shape[0],), None
+    if isinstance(node, nir.Scale):
+        s = np.asarray(node.scale, np.float64).reshape(-1)
+        if s.size not in (1, n_in):
+            raise NIRValidationError(f"{source}: shape mismatch at {name!r}: scale of {s.size} for {n_in} inputs")
+        return np.diag(np.broadcast_to(s, (n_in,))), None, in_shape, None
+    if isinstance(node, nir.Flatten):
+        return None, None, (n_in,), None
+    if isinstance(node, nir.Delay):
+        steps = np.asarray(node.delay, np.float64).reshape(-1) / dt
+        if steps.size not in (1, n_in):
+            raise NIRValidationError(f"{source}: shape mismatch at {name!r}: delay of {steps.size} for "
+                                     f"{n_in} inputs")
+        if np.any(steps < 0) or not np.allclose(steps, np.rint(steps), atol=1e-6):
+            raise NIRValidationError(f"{source}: node {name!r}: delay {node.delay} is not a whole number "
+                                     f"of timesteps of dt = {dt:g} s")
+        return None, None, in_shape, np.broadcast_to(np.rint(steps).astype(int), (n_in,))
+    if len(in_shape) != 3:
+        raise NIRValidationError(f"{source}: node {name!r} ({type(node).__name__}) needs a (C, H, W) input, "
+                                 f"its source gives shape {in_shape}")
+    if isinstance(node, nir.Conv2d):
+        w = torch.as_tensor(np.asarray(node.weight, np.float64))
+        groups = int(np.asarray(node.groups).reshape(-1)[0])
+        if w.ndim != 4 or w.shape[1] * groups != in_shape[0]:
+            raise NIRValidationError(f"{source}: shape mismatch at {name!r}: kernel {tuple(w.shape)} "
+                                     f"(groups {groups}) for an input of {in_shape[0]} channels")
+        pad = node.padding
+        if isinstance(pad, str):
+            raise NIRValidationError(f"{source}: node {name!r}: string padding {pad!r} is not supported")
+        m, out = _conv_matrix(lambda x: F.conv2d(x, w, stride=_pair(node.stride), padding=_pair(pad),
+                                                 dilation=_pair(node.dilation), groups=groups), in_shape)
+        b = np.asarray(node.bias, np.float64).reshape(-1)
+        bias = None if not np.any(b) else np.repeat(np.broadcast_to(b, (out[0],)), out[1] * out[2])
+        return m, bias, out, None
+    k, s, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+    if isinstance(node, nir.SumPool2d):
+        fn = lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=True) * (k[0] * k[1])  # noqa: E731
+    else:
+        fn = lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=True)  # noqa: E731
+    m, out = _conv_matrix(fn, in_shape)
+    return m, None, out, None
+
+
+# ------------------------------------------------------------------------- compile
+
 def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = None,
-                  source: str = "graph") -> NetworkPlan:
-    """Compile a NIR graph into the discrete network every backend runs."""
+                  source: str = "graph", reset: str | None = None) -> NetworkPlan:
+    """Compile a NIR graph into the discrete network every backend runs.
+
+    ``reset`` overrides the reset mode of every spiking population ('hard' or 'soft');
+    otherwise a node's ``metadata['reset']``, then the graph's spikeloop metadata, decide.
+    """
     meta = graph_meta(graph, dt, source)
     check_finite(graph, source)
-    nodes = graph.nodes
+    nodes, edges = flatten_graph(graph, source)
+    for name, node in nodes.items():
+        if not isinstance(node, (nir.Input, nir.Output, *NEURON_TYPES, *OP_TYPES)):
+            raise NIRValidationError(f"{source}: node {name!r} of type {type(node).__name__} is not supported "
+                                     f"(supported: Input, Output, {', '.join(t.__name__ for t in NEURON_TYPES + OP_TYPES)})")
     inputs = [k for k, v in nodes.items() if isinstance(v, nir.Input)]
     outputs = [k for k, v in nodes.items() if isinstance(v, nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:
         raise NIRValidationError(f"{source}: expected one Input and one Output node, got "
                                  f"inputs {inputs}, outputs {outputs}")
-    for name, node in nodes.items():
-        if not isinstance(node, (nir.Input, nir.Output, *SYNAPSES, *NEURONS)):
-            raise NIRValidationError(f"{source}: node {name!r} of type {type(node).__name__} is not "
-                                     f"supported yet (supported: Input, Output, Linear, Affine, "
-                                     f"{', '.join(t.__name__ for t in NEURONS)})")
-    succ = {k: [] for k in nodes}
+    inp, outp = inputs[0], outputs[0]
     pred = {k: [] for k in nodes}
-    for a, b in graph.edges:
-        if a not in nodes or b not in nodes:
-            raise NIRValidationError(f"{source}: edge ({a!r}, {b!r}) names a node that does not exist")
-        succ[a].append(b)
+    for a, b in edges:
         pred[b].append(a)
-    input_size = int(np.prod(nodes[inputs[0]].input_type["input"]))
-
+    order, _ = graph_order(list(nodes), edges, inp)
+    position = {n: i for i, n in enumerate(order)}
     neurons = {k: NEURONS[type(v)](k, v, meta.dt) for k, v in nodes.items() if type(v) in NEURONS}
+    in_shape = _shape(nodes[inp].input_type["input"])
+    shapes = {inp: in_shape} | {k: tuple(n.shape) for k, n in neurons.items()}
+
+    # Linear nodes are instantaneous: compose them, in the order of their own graph, into
+    # maps[node][(source, delay)] = matrix (node size, source size), plus a constant.
+    ops = [k for k, v in nodes.items() if isinstance(v, OP_TYPES)]
+    maps: dict[str, dict] = {inp: {(INPUT, 0): None}} | {k: {(k, 0): None} for k in neurons}
+    consts: dict[str, np.ndarray | None] = {k: None for k in maps}
+    via: dict[str, dict] = {k: {key: () for key in maps[k]} for k in maps}  # op names on each path
+
+    def gather(node: str):
+        srcs = pred[node]
+        if not srcs:
+            raise NIRValidationError(f"{source}: node {node!r} has no incoming edge")
+        sizes = {int(np.prod(shapes[p])) for p in srcs}
+        if len(sizes) > 1:
+            raise NIRValidationError(f"{source}: shape mismatch: the inputs of {node!r} have shapes "
+                                     f"{sorted(shapes[p] for p in srcs)}")
+        size = sizes.pop()
+        acc, const, names = {}, None, {}
+        for p in srcs:
+            for key, m in maps[p].items():
+                m = np.eye(size) if m is None else m
+                acc[key] = acc[key] + m if key in acc else m
+                names[key] = tuple(dict.fromkeys(names.get(key, ()) + via[p][key]))
+            if consts[p] is not None:
+                const = consts[p] if const is None else const + consts[p]
+        return acc, const, shapes[srcs[0]], names
+
+    for node in _op_order(ops, pred, source):
+        acc, const, shape_in, names = gather(node)
+        m, bias, out_shape, delay = _op(node, nodes[node], shape_in, meta.dt, source)
+        out, out_via = {}, {}
+        for (src, d), mm in acc.items():
+            if delay is None:
+                out[(src, d)] = mm if m is None else m @ mm
+                out_via[(src, d)] = names[(src, d)] + (node,)
+            else:  # per-element delays split the map by delay value
+                for steps in np.unique(delay):
+                    key = (src, d + int(steps))
+                    part = (delay == steps).astype(np.float64)[:, None] * mm
+                    out[key] = out[key] + part if key in out else part
+                    out_via[key] = tuple(dict.fromkeys(out_via.get(key, ()) + names[(src, d)] + (node,)))
+        if delay is not None and const is not None and np.any(const) and np.any(delay):
+            raise NIRValidationError(f"{source}: a bias flows into Delay {node!r}; a delayed constant is "
+                                     "not constant over the first steps. Move the bias after the delay")
+        maps[node], via[node] = out, out_via
+        c = None if const is None else (const if m is None else m @ const)
+        consts[node] = c if bias is None else (bias if c is None else c + bias)
+        shapes[node] = out_shape
+
+    # Neurons hold the state: a neuron's output reaches a neuron evaluated earlier in the
+    # step (or itself) one step later. That is where every cycle is broken.
+    incoming, incoming_bias = {}, {}
+    for name, nrn in neurons.items():
+        srcs = [p for p in pred[name] if p in maps]
+        if not srcs:
+            raise NIRValidationError(f"{source}: neuron node {name!r} is not reachable from the input")
+        acc, const, shape_in, names = gather(name)
+        if int(np.prod(nrn.shape)) != int(np.prod(shape_in)):
+            raise NIRValidationError(f"{source}: shape mismatch on the edge into {name!r}: it has "
+                                     f"{int(np.prod(nrn.shape))} neurons, its input gives {shape_in}")
+        incoming[name] = {(src, d + (src != INPUT and position[src] >= position[name])): (m, names[(src, d)])
+                          for (src, d), m in acc.items()}
+        if const is not None:
+            incoming_bias[name] = const
+
+    out_src = pred[outp]
+    if len(out_src) != 1 or out_src[0] not in neurons:
+        raise NIRValidationError(f"{source}: the Output must be fed by one neuron node, got {out_src}")
+    graph_reset = meta.reset
     populations, connections = {}, []
     for name, nrn in neurons.items():
         if nrn.v_reset is not None and np.any(nrn.v_reset != 0):
             raise NIRValidationError(f"{source}: node {name!r} resets to v_reset="
                                      f"{nrn.v_reset[nrn.v_reset != 0][0]:g}; Lava's LIF resets to 0")
-        populations[name] = Population(name, nrn.dv.size, nrn.du, nrn.dv, nrn.bias.copy(), nrn.vth,
-                                       meta.reset, type(nodes[name]).__name__)
-    for name, node in nodes.items():
-        if not isinstance(node, SYNAPSES):
-            continue
-        if len(pred[name]) != 1 or len(succ[name]) != 1:
-            raise NIRValidationError(f"{source}: synapse node {name!r} must have one source and one "
-                                     f"target, has {pred[name]} -> {succ[name]}")
-        src, dst = pred[name][0], succ[name][0]
-        src_key = INPUT if src == inputs[0] else src
-        if src_key != INPUT and src not in neurons or dst not in neurons:
-            raise NIRValidationError(f"{source}: synapse {name!r} must connect the input or a neuron to "
-                                     f"a neuron, got {src!r} -> {dst!r}")
-        w = np.asarray(node.weight, dtype=np.float64)
-        n_src = input_size if src_key == INPUT else populations[src].size
-        if w.ndim != 2 or w.shape != (populations[dst].size, n_src):
-            raise NIRValidationError(
-                f"{source}: shape mismatch on edge {src!r} -> {name!r} -> {dst!r}: weight "
-                f"{tuple(w.shape)} needs ({populations[dst].size}, {n_src})")
-        gain = neurons[dst].gain
-        connections.append(Connection(name, src_key, dst, w * gain[:, None]))
-        if isinstance(node, nir.Affine) and np.any(node.bias != 0):
-            if np.any(neurons[dst].du != 1):
+        mode = reset or (nodes[name].metadata or {}).get("reset") or graph_reset or HARD
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if mode not in RESET_MODES:
+            raise NIRValidationError(f"{source}: node {name!r} has reset mode {mode!r}; expected one of "
+                                     f"{RESET_MODES}")
+        bias = nrn.bias.copy()
+        if name in incoming_bias:
+            if np.any(nrn.du != 1) and np.any(incoming_bias[name] != 0):
                 raise NIRValidationError(
-                    f"{source}: Affine {name!r} has a bias into {dst!r} whose synaptic current decays "
-                    "(du < 1); a constant input current is not a voltage bias there. Export the bias "
-                    "as the neuron's v_leak instead")
-            populations[dst].bias = populations[dst].bias + gain * np.asarray(node.bias, np.float64)
-    out_src = pred[outputs[0]]
-    if len(out_src) != 1 or out_src[0] not in populations:
-        raise NIRValidationError(f"{source}: the Output must be fed by one neuron node, got {out_src}")
-    order = _topological(populations, connections, source)
+                    f"{source}: a bias flows into {name!r} whose synaptic current decays (du < 1); a "
+                    "constant input current is not a voltage bias there. Export the bias as the "
+                    "neuron's v_leak instead")
+            bias = bias + nrn.gain * incoming_bias[name]
+        populations[name] = Population(name, int(np.prod(nrn.shape)), nrn.du, nrn.dv, bias, nrn.vth,
+                                       mode if nrn.vth is not None else HARD, type(nodes[name]).__name__,
+                                       shape=tuple(nrn.shape))
+    for dst in sorted(incoming, key=position.get):
+        for (src, g), (m, ops_on_path) in sorted(incoming[dst].items(),
+                                                 key=lambda kv: (position.get(kv[0][0], -1), kv[0][1])):
+            if not np.any(m):
+                continue
+            label = "+".join(ops_on_path) or f"{src}->{dst}"
+            if sum(k[0] == src for k in incoming[dst]) > 1 or any(
+                    k[0] != src and incoming[dst][k][1] == ops_on_path for k in incoming[dst]):
+                label += f"[{src}" + (f"@{g}]" if g else "]")
+            connections.append(Connection(label, src, dst, m * neurons[dst].gain[:, None], graph_delay=g))
     window = T if T is not None else meta.T
-    return NetworkPlan(input_size, [populations[k] for k in order], connections, out_src[0], meta.dt,
-                       int(window) if window else 1, meta.encoding, meta.decoding)
+    try:
+        return NetworkPlan(int(np.prod(in_shape)), [populations[k] for k in order if k in populations],
+                           connections, out_src[0], meta.dt, int(window) if window else 1, meta.encoding,
+                           meta.decoding, input_shape=in_shape)
+    except NIRValidationError as e:
+        raise NIRValidationError(f"{source}: {e}") from None
 
 
-def _topological(populations: dict, connections: list[Connection], source: str) -> list[str]:
-    indeg = {k: 0 for k in populations}
-    for c in connections:
-        if c.src != INPUT:
-            indeg[c.dst] += 1
-    ready = [k for k in populations if indeg[k] == 0]
-    order = []
+def _op_order(ops: list[str], pred: dict, source: str) -> list[str]:
+    """Topological order of the linear nodes; a cycle among them has no state: an error."""
+    op_set = set(ops)
+    indeg = {k: sum(p in op_set for p in pred[k]) for k in ops}
+    ready = [k for k in ops if indeg[k] == 0]
+    out = []
+    succ = {k: [] for k in ops}
+    for k in ops:
+        for p in pred[k]:
+            if p in op_set:
+                succ[p].append(k)
     while ready:
         k = ready.pop(0)
-        order.append(k)
-        for c in connections:
-            if c.src == k:
-                indeg[c.dst] -= 1
-                if indeg[c.dst] == 0:
-                    ready.append(c.dst)
-    if len(order) != len(populations):
-        cyc = sorted(set(populations) - set(order))
-        raise NIRValidationError(f"{source}: recurrent edges among {cyc} are not supported yet")
-    return order
+        out.append(k)
+        for m in succ[k]:
+            indeg[m] -= 1
+            if indeg[m] == 0:
+                ready.append(m)
+    if len(out) != len(ops):
+        loop = sorted(op_set - set(out))
+        raise NIRValidationError(f"{source}: the cycle through {loop} has no neuron (no state) to break "
+                                 "it: its nodes would depend on their own output within one timestep")
+    return out

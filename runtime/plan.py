@@ -41,6 +41,11 @@ class Population:
     reset: str = HARD
     kind: str = "LIF"
     """the NIR node type it came from"""
+    shape: tuple = ()
+    """the node's own shape (e.g. (C, H, W) after a convolution); () means (size,)"""
+
+    def __post_init__(self):
+        self.shape = tuple(self.shape) or (self.size,)
 
     @property
     def spiking(self) -> bool:
@@ -49,12 +54,19 @@ class Population:
 
 @dataclass
 class Connection:
-    """Dense synapses ``weight`` (dst.size, src size) from ``src`` into ``dst``."""
+    """Dense synapses ``weight`` (dst.size, src size) from ``src`` into ``dst``.
+
+    ``graph_delay``: timesteps between the source's output and its arrival in the graph's
+    own time (1 for a recurrent edge, plus any Delay node). ``delay``: the extra Lava
+    steps beyond Dense's own one, set by the plan so that arrivals match graph time.
+    """
 
     name: str
     src: str
     dst: str
     weight: np.ndarray
+    graph_delay: int = 0
+    delay: int = 0
 
     @property
     def graded(self) -> bool:
@@ -72,8 +84,10 @@ class NetworkPlan:
     T: int
     encoding: InputEncoding | None = None
     decoding: dict = field(default_factory=lambda: {"kind": "readout_voltage", "step": "last"})
+    input_shape: tuple = ()
 
     def __post_init__(self):
+        self.input_shape = tuple(self.input_shape) or (self.input_size,)
         names = [p.name for p in self.populations]
         if len(set(names)) != len(names) or INPUT in names:
             raise NIRValidationError(f"population names must be unique and not '{INPUT}': {names}")
@@ -87,6 +101,9 @@ class NetworkPlan:
                 raise NIRValidationError(
                     f"connection {c.name!r}: weight shape {c.weight.shape} does not match "
                     f"{c.src!r} ({sizes[c.src]}) -> {c.dst!r} ({sizes[c.dst]})")
+        self._depth = self._solve_depths()
+        for c in self.connections:
+            c.delay = c.graph_delay + self._depth[c.dst] - self._depth[c.src] - 1
 
     def population(self, name: str) -> Population:
         for p in self.populations:
@@ -101,14 +118,34 @@ class NetworkPlan:
         return [c for c in self.connections if c.src == name]
 
     def depths(self) -> dict[str, int]:
-        """Dense hops from the input along the longest feed-forward path."""
-        depth = {INPUT: 0}
-        for p in self.populations:  # populations are stored in topological order
-            srcs = [c.src for c in self.incoming(p.name) if c.src in depth]
-            if not srcs:
-                raise NIRValidationError(f"population {p.name!r} is not reachable from the input")
-            depth[p.name] = 1 + max(depth[s] for s in srcs)
-        return depth
+        """Lava steps by which each population runs behind the input (its Dense-hop depth)."""
+        return dict(self._depth)
+
+    def _solve_depths(self) -> dict[str, int]:
+        """Smallest depths with ``depth[dst] >= depth[src] + 1 - graph_delay``, all >= 1.
+
+        A connection then needs ``graph_delay + depth[dst] - depth[src] - 1 >= 0`` extra
+        steps. No solution means a recurrent loop that Lava's per-hop delay makes too slow.
+        """
+        depth = {INPUT: 0} | {p.name: 1 for p in self.populations}
+        for _ in range(len(self.populations) + 1):
+            changed = False
+            for c in self.connections:
+                need = depth[c.src] + 1 - c.graph_delay
+                if depth[c.dst] < need:
+                    depth[c.dst], changed = need, True
+            if not changed:
+                return depth
+        loop = [c.name for c in self.connections if depth[c.dst] < depth[c.src] + 1 - c.graph_delay]
+        raise NIRValidationError(
+            f"the recurrent loop through {', '.join(loop or [c.name for c in self.connections if c.graph_delay])} "
+            "cannot run exactly on Lava: every Dense hop adds a timestep, so the loop takes more steps "
+            "than its recurrence allows. Loops through one population (a population feeding itself) are exact")
+
+    @property
+    def stateful_connections(self) -> list[Connection]:
+        """Connections that carry activity across timesteps (recurrent or delayed)."""
+        return [c for c in self.connections if c.graph_delay > 0 or c.delay > 0]
 
     @property
     def latency(self) -> int:
