@@ -1,0 +1,432 @@
+"""Spiking graphs in torch: any NIR-shaped network, run in graph time.
+
+A :class:`SpikingGraph` holds named node modules and directed edges between them,
+with one virtual input node and one virtual output node (NIR's ``Input``/``Output``).
+It runs in *graph time* (no Lava pipeline delays). At every timestep ``t``:
+
+* nodes are evaluated in the topological order of the forward edges;
+* a node's input is the SUM of its predecessors' outputs;
+* a back edge (one that closes a cycle, see :func:`graph_order`) carries its source's
+  output of step ``t-1`` (nothing, i.e. zeros, at ``t = 0``);
+* node state (neurons, delays, nested graphs) persists across steps from zero.
+
+Node modules: ``nn.Linear``, :class:`Scale`, ``nn.Conv2d``, ``nn.Flatten``,
+:class:`SumPool2d`, ``nn.AvgPool2d``, :class:`Delay`, :class:`Threshold`,
+:class:`Neuron` and a nested :class:`SpikingGraph`. Stateful nodes expose
+``step(x, state) -> (y, state)`` (state ``None`` at ``t = 0``); the others are plain
+modules applied per step. Tensors are ``(batch, *shape)`` per step; shapes named
+anywhere here are per sample (no batch dimension), as in NIR.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from spikeloop.errors import ConfigError
+from spikeloop.train.layers import arctan_spike
+from spikeloop.train.neuron import HARD, RESET_MODES, cuba_step
+
+# ----------------------------------------------------------------------------- order
+
+
+def graph_order(node_names: Sequence[str], edges: Sequence[tuple[str, str]],
+                input_name: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """Evaluation order and back edges of a graph; the one definition torch and Lava share.
+
+    Back edges are found by a depth-first search from ``input_name`` that follows each
+    node's outgoing edges in the order they appear in ``edges``: an edge into a node
+    that is still on the DFS stack closes a cycle and is a back edge (self-loops
+    included). Back edges carry the source's output of the previous timestep.
+
+    ``order`` is a topological order of the remaining (forward) edges, ``input_name``
+    first; among nodes that are ready at the same time, the one listed first in
+    ``node_names`` comes first (Kahn's algorithm). ``back_edges`` keeps the order of
+    ``edges``.
+
+    Raises ``ValueError`` naming the fault for an edge to an unknown node, a duplicate
+    edge, an edge into the input, or a node the input does not reach.
+    """
+    names = list(node_names)
+    known = set(names)
+    if input_name not in known:
+        raise ValueError(f"input node {input_name!r} is not among the nodes {names}")
+    seen_edges = set()
+    succ: dict[str, list[str]] = {n: [] for n in names}
+    for a, b in edges:
+        for end in (a, b):
+            if end not in known:
+                raise ValueError(f"edge ({a!r}, {b!r}) names node {end!r}, which does not exist; "
+                                 f"nodes: {names}")
+        if (a, b) in seen_edges:
+            raise ValueError(f"duplicate edge ({a!r}, {b!r})")
+        if b == input_name:
+            raise ValueError(f"edge ({a!r}, {b!r}) leads into the input node {input_name!r}")
+        seen_edges.add((a, b))
+        succ[a].append(b)
+
+    back: set[tuple[str, str]] = set()
+    state = dict.fromkeys(names, 0)  # 0 unvisited, 1 on the DFS stack, 2 done
+    state[input_name] = 1
+    stack = [(input_name, iter(succ[input_name]))]
+    while stack:  # iterative DFS: deep graphs must not hit Python's recursion limit
+        node, it = stack[-1]
+        for nxt in it:
+            if state[nxt] == 1:
+                back.add((node, nxt))
+            elif state[nxt] == 0:
+                state[nxt] = 1
+                stack.append((nxt, iter(succ[nxt])))
+                break
+        else:
+            state[node] = 2
+            stack.pop()
+    unreached = [n for n in names if state[n] == 0]
+    if unreached:
+        raise ValueError(f"nodes {unreached} are not reachable from the input {input_name!r}")
+
+    rank = {n: i for i, n in enumerate(names)}
+    indeg = dict.fromkeys(names, 0)
+    for a, b in edges:
+        if (a, b) not in back:
+            indeg[b] += 1
+    ready = [input_name]
+    order = []
+    while ready:
+        node = min(ready, key=rank.__getitem__)
+        ready.remove(node)
+        order.append(node)
+        for nxt in succ[node]:
+            if (node, nxt) not in back:
+                indeg[nxt] -= 1
+                if indeg[nxt] == 0:
+                    ready.append(nxt)
+    assert len(order) == len(names), "forward edges of a DFS are acyclic"
+    return order, [e for e in edges if tuple(e) in back]
+
+
+# ----------------------------------------------------------------------------- nodes
+
+
+class Scale(nn.Module):
+    """Elementwise multiplication by a fixed vector: ``y = x * scale`` (NIR Scale)."""
+
+    def __init__(self, scale, dtype: torch.dtype | None = None):
+        super().__init__()
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=dtype or torch.get_default_dtype()))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class SumPool2d(nn.Module):
+    """Sum over each window (NIR SumPool2d): ``avg_pool2d * kh * kw``, zero padding counted."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = nn.modules.utils._pair(kernel_size)
+        self.stride = nn.modules.utils._pair(kernel_size if stride is None else stride)
+        self.padding = nn.modules.utils._pair(padding)
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, count_include_pad=True,
+                            divisor_override=1)
+
+
+class Delay(nn.Module):
+    """``y[t] = x[t - steps]`` (zeros for ``t < steps``); NIR Delay with ``delay = steps * dt``."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        if int(steps) != steps or steps < 1:
+            raise ConfigError(f"Delay steps must be a positive integer, got {steps!r}")
+        self.steps = int(steps)
+
+    def step(self, x, state):
+        buf = x.new_zeros((self.steps, *x.shape)) if state is None else state
+        return buf[0], torch.cat([buf[1:], x[None]])
+
+    def forward(self, x_seq):
+        """Delay a time-major sequence ``(T, batch, ...)``."""
+        return _run_sequence(self, x_seq)
+
+
+class Threshold(nn.Module):
+    """Stateless spike: ``z = x > threshold`` (NIR Threshold), arctan surrogate gradient."""
+
+    def __init__(self, threshold, surrogate_alpha: float = 2.0, dtype: torch.dtype | None = None):
+        super().__init__()
+        self.register_buffer("threshold", torch.as_tensor(threshold, dtype=dtype or torch.get_default_dtype()))
+        self.alpha = surrogate_alpha
+
+    def forward(self, x):
+        return arctan_spike(x - self.threshold.to(x.dtype), self.alpha)
+
+
+NEURON_KINDS = ("LIF", "CubaLIF", "IF", "LI", "CubaLI")
+SPIKING_KINDS = ("LIF", "CubaLIF", "IF")
+
+
+class Neuron(nn.Module):
+    """A population of the contract's CUBA-LIF neurons (``spikeloop.train.neuron.cuba_step``)::
+
+        u = (1 - du) u + a_in
+        v = (1 - dv) v + u + bias
+        s = v > vth;   hard: v = 0 where s   |   soft: v = v - vth where s
+
+    The output is ``s`` for the spiking kinds and ``v`` for ``LI``/``CubaLI``.
+    ``kind`` fixes the NIR node it exports to and constrains the constants:
+
+    ========  =========  =========  =====  =============
+    kind      du         dv         vth    bias
+    ========  =========  =========  =====  =============
+    LIF       1          (0, 1]     > 0    any
+    CubaLIF   (0, 1]     (0, 1]     > 0    any
+    IF        1          0          > 0    0
+    LI        1          (0, 1]     None   any
+    CubaLI    (0, 1]     (0, 1]     None   any
+    ========  =========  =========  =====  =============
+
+    ``du``, ``dv`` are per-step decay fractions (dimensionless), ``bias`` a voltage
+    added per step (a trainable parameter of the population's full ``shape``).
+    """
+
+    def __init__(self, shape: int | Sequence[int], kind: str = "LIF", *, du: float | None = None,
+                 dv: float | None = None, vth: float | None = 1.0, reset: str = HARD, bias=0.0,
+                 surrogate_alpha: float = 2.0, dtype: torch.dtype | None = None):
+        super().__init__()
+        if kind not in NEURON_KINDS:
+            raise ConfigError(f"unknown neuron kind {kind!r}; expected one of {NEURON_KINDS}")
+        if reset not in RESET_MODES:
+            raise ConfigError(f"reset must be one of {RESET_MODES}, got {reset!r}")
+        shape = (int(shape),) if isinstance(shape, int) else tuple(int(n) for n in shape)
+        cuba = kind.startswith("Cuba")
+        if du is None:
+            if cuba:
+                raise ConfigError(f"a {kind} population needs du (its current decay per step)")
+            du = 1.0
+        if dv is None:
+            if kind != "IF":
+                raise ConfigError(f"a {kind} population needs dv (its voltage decay per step)")
+            dv = 0.0
+        if kind in ("LI", "CubaLI"):
+            vth = None
+        elif vth is None or not vth > 0:
+            raise ConfigError(f"a {kind} population needs a positive threshold vth, got {vth!r}")
+        if not cuba and du != 1.0:
+            raise ConfigError(f"a {kind} population has no current decay: du must be 1, got {du}; "
+                              f"use Cuba{kind if kind != 'IF' else 'LIF'} for du < 1")
+        if cuba and not 0.0 < du <= 1.0:
+            raise ConfigError(f"{kind}: du must lie in (0, 1], got {du}")
+        if kind == "IF" and dv != 0.0:
+            raise ConfigError(f"an IF population does not leak: dv must be 0, got {dv}; use LIF")
+        if kind != "IF" and not 0.0 < dv <= 1.0:
+            raise ConfigError(f"{kind}: dv must lie in (0, 1], got {dv}; use IF for dv = 0")
+        self.shape, self.kind = shape, kind
+        self.du, self.dv, self.vth, self.reset = float(du), float(dv), vth, reset
+        self.alpha = surrogate_alpha
+        dtype = dtype or torch.get_default_dtype()
+        self.bias = nn.Parameter(torch.broadcast_to(torch.as_tensor(bias, dtype=dtype), shape).clone())
+        if kind == "IF" and torch.any(self.bias != 0):
+            raise ConfigError("an IF population has no bias (NIR IF has no leak voltage); use LIF")
+
+    @property
+    def spiking(self) -> bool:
+        return self.vth is not None
+
+    def _spike(self, x):
+        return arctan_spike(x, self.alpha)
+
+    def step(self, a_in, state):
+        """One step; ``state`` is ``(u, v)`` (``None`` at ``t = 0``). Returns ``(out, (u, v))``."""
+        if tuple(a_in.shape[1:]) != self.shape:
+            raise ConfigError(f"{self.kind} population of shape {self.shape} got input of shape "
+                              f"{tuple(a_in.shape[1:])} per sample")
+        u, v = (torch.zeros_like(a_in), torch.zeros_like(a_in)) if state is None else state
+        u, v, s, _ = cuba_step(u, v, a_in, du=self.du, dv=self.dv, bias=self.bias, vth=self.vth,
+                               reset=self.reset, spike_fn=self._spike)
+        return (v if s is None else s), (u, v)
+
+    def forward(self, x_seq):
+        """Run a time-major sequence ``(T, batch, *shape)`` of input currents from zero state."""
+        return _run_sequence(self, x_seq)
+
+    def extra_repr(self):
+        return (f"{self.kind}, shape={self.shape}, du={self.du}, dv={self.dv}, vth={self.vth}, "
+                f"reset={self.reset!r}")
+
+
+def _run_sequence(module, x_seq):
+    state, out = None, []
+    for x in x_seq:
+        y, state = module.step(x, state)
+        out.append(y)
+    return torch.stack(out)
+
+
+def _step(module: nn.Module, x, state):
+    if hasattr(module, "step"):
+        return module.step(x, state)
+    return module(x), None
+
+
+# ----------------------------------------------------------------------------- graph
+
+
+class SpikingGraph(nn.Module):
+    """Named node modules and edges, run in graph time (see the module docstring).
+
+    ``input_name`` and ``output_name`` are virtual nodes (NIR ``Input``/``Output``)
+    that appear in ``edges`` but not in ``nodes``; the output is the sum of its
+    predecessors. ``input_shape`` is per sample. A ``SpikingGraph`` can itself be a
+    node of another one (a nested NIR graph).
+
+    ``forward(x)`` takes ``(T, batch, *input_shape)`` and returns
+    ``(T, batch, *output_shape)``.
+    """
+
+    def __init__(self, nodes: dict[str, nn.Module], edges: Iterable[tuple[str, str]],
+                 input_shape: int | Sequence[int], input_name: str = "input",
+                 output_name: str = "output"):
+        super().__init__()
+        for name in nodes:
+            if name in (input_name, output_name) or "." in name or not name:
+                raise ConfigError(f"node name {name!r} is reserved or invalid (the input and output "
+                                  f"are {input_name!r}, {output_name!r}; '.' separates nested names)")
+        self.nodes = nn.ModuleDict(nodes)
+        self.edges = [(str(a), str(b)) for a, b in edges]
+        self.input_name, self.output_name = input_name, output_name
+        self.input_shape = ((int(input_shape),) if isinstance(input_shape, int)
+                            else tuple(int(n) for n in input_shape))
+        names = [input_name, *nodes, output_name]
+        try:
+            self.order, self.back_edges = graph_order(names, self.edges, input_name)
+        except ValueError as e:
+            raise ConfigError(f"SpikingGraph: {e}") from e
+        if any(a == output_name for a, _ in self.edges):
+            raise ConfigError(f"SpikingGraph: the output node {output_name!r} cannot have outgoing edges")
+        back = set(self.back_edges)
+        self._fwd_pred = {n: [a for a, b in self.edges if b == n and (a, b) not in back] for n in names}
+        self._back_pred = {n: [a for a, b in self.edges if b == n and (a, b) in back] for n in names}
+        self._back_src = sorted({a for a, _ in self.back_edges})
+        self._shapes = self._infer_shapes()
+
+    # -- running
+
+    def step(self, x, state=None, record: dict | None = None, prefix: str = ""):
+        """One timestep of the graph: ``(y, state)``; fills ``record[<prefix><node>...]``."""
+        states, prev = ({}, {}) if state is None else state
+        states = dict(states)
+        out: dict[str, Any] = {}
+        for name in self.order:
+            if name == self.input_name:
+                out[name] = x
+                continue
+            terms = [out[p] for p in self._fwd_pred[name]] + [prev[p] for p in self._back_pred[name]
+                                                              if p in prev]
+            a_in = _sum_inputs(terms, name, self._fwd_pred[name] + self._back_pred[name])
+            if name == self.output_name:
+                out[name] = a_in
+                continue
+            module = self.nodes[name]
+            path = prefix + name
+            try:
+                if isinstance(module, SpikingGraph):
+                    y, states[name] = module.step(a_in, states.get(name), record, path + ".")
+                else:
+                    y, states[name] = _step(module, a_in, states.get(name))
+            except ConfigError:
+                raise
+            except RuntimeError as e:
+                raise ConfigError(f"node {path!r} ({type(module).__name__}) failed on input of shape "
+                                  f"{tuple(a_in.shape[1:])} per sample: {e}") from e
+            out[name] = y
+            if record is not None and not isinstance(module, SpikingGraph):
+                if isinstance(module, Neuron):
+                    if module.spiking:
+                        record.setdefault(path + ".spikes", []).append(y)
+                    record.setdefault(path + ".v", []).append(states[name][1])
+                else:
+                    record.setdefault(path + ".out", []).append(y)
+        return out[self.output_name], (states, {p: out[p] for p in self._back_src})
+
+    def forward(self, x: torch.Tensor, record: bool = False):
+        """Run ``x`` (T, batch, *input_shape) from zero state.
+
+        With ``record``, also return traces ``{name: (T, batch, *shape)}``: for neuron
+        nodes ``'<node>.spikes'`` (spiking kinds) and ``'<node>.v'`` (voltage after
+        reset), for other nodes ``'<node>.out'``; nested nodes are named
+        ``'<subgraph>.<node>'``.
+        """
+        if x.ndim < 2 or tuple(x.shape[2:]) != self.input_shape:
+            raise ConfigError(f"SpikingGraph input must be (T, batch, {', '.join(map(str, self.input_shape))}), "
+                              f"got {tuple(x.shape)}")
+        rec: dict | None = {} if record else None
+        state, ys = None, []
+        for x_t in x:
+            y, state = self.step(x_t, state, rec)
+            ys.append(y)
+        y = torch.stack(ys)
+        if record:
+            return y, {k: torch.stack(v) for k, v in rec.items()}
+        return y
+
+    # -- shapes
+
+    def _infer_shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+        p = next(iter(self.parameters()), None)
+        b = next(iter(self.buffers()), None)
+        dtype = p.dtype if p is not None else (b.dtype if b is not None else torch.get_default_dtype())
+        shapes: dict[str, tuple] = {}
+        x = torch.zeros((1, *self.input_shape), dtype=dtype)
+        with torch.no_grad():
+            self._shape_step(x, shapes)
+        return shapes
+
+    def _shape_step(self, x, shapes):
+        out = {}
+        for name in self.order:
+            if name == self.input_name:
+                out[name] = x
+                shapes[name] = (self.input_shape, self.input_shape)
+                continue
+            a_in = _sum_inputs([out[p] for p in self._fwd_pred[name]], name, self._fwd_pred[name])
+            if name == self.output_name:
+                out[name] = a_in
+            else:
+                module = self.nodes[name]
+                try:
+                    out[name], _ = _step(module, a_in, None)
+                except ConfigError as e:
+                    raise ConfigError(f"node {name!r}: {e}") from e
+                except RuntimeError as e:
+                    raise ConfigError(f"node {name!r} ({type(module).__name__}) cannot take input of "
+                                      f"shape {tuple(a_in.shape[1:])} per sample: {e}") from e
+            shapes[name] = (tuple(a_in.shape[1:]), tuple(out[name].shape[1:]))
+        for a, b in self.back_edges:
+            if b != self.output_name and shapes[a][1] != shapes[b][0]:
+                raise ConfigError(f"recurrent edge ({a!r}, {b!r}) carries shape {shapes[a][1]} into a "
+                                  f"node whose input has shape {shapes[b][0]}")
+
+    def node_shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+        """``{node: (input_shape, output_shape)}`` per sample, the input and output included."""
+        return dict(self._shapes)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self._shapes[self.output_name][1]
+
+
+def _sum_inputs(terms, name, sources):
+    if not terms:
+        raise ConfigError(f"node {name!r} has no input")
+    shapes = {tuple(t.shape) for t in terms}
+    if len(shapes) > 1:
+        detail = ", ".join(f"{s!r}: {tuple(t.shape[1:])}" for s, t in zip(sources, terms))
+        raise ConfigError(f"node {name!r} sums inputs of different shapes per sample ({detail})")
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
