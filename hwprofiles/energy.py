@@ -123,7 +123,7 @@ def price_neuromorphic(per_decision: dict, shape: NetworkShape, profile: Profile
     routed = sum(n * shape.spike_destinations.get(k, 1) for k, n in per_decision["spikes"].items())
     steps = per_decision["steps"]
     graded_note = "" if profile.graded_spikes else (
-        f"{profile.name} has no graded spikes: priced as one synaptic op each; on this chip the "
+        f"{profile.name} has no graded spikes: counted as one synaptic op each; on this chip the "
         "observation needs a spike encoder, whose cost is not modelled")
     all_in = profile.get(ALL_IN)
     if all_in is not None:

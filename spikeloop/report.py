@@ -31,7 +31,7 @@ def _energy_table(rep: dict) -> list[str]:
     for t in rep["terms"]:
         note = f" ({t['note']})" if t.get("note") else ""
         status = t.get("status", "priced" if t["energy_per_event"] is not None else "unpriced")
-        per_event = fmt_energy(t["energy_per_event"]) if status != "included" else "included"
+        per_event = {"priced": fmt_energy(t["energy_per_event"]), "included": "included"}.get(status, "unknown")
         if t["unit"] == "s":  # a power times a duration
             per_event = per_event.replace("J", "W")
         energy = {"priced": fmt_energy(t["energy_J"]), "included": "in the all-in figure"}.get(status, "**unpriced**")
@@ -156,9 +156,15 @@ def _energy_section(r: dict) -> list[str]:
         if rep.get("fit"):
             out += _fit_lines(rep["fit"]) + [""]
         out += _energy_table(rep) + [""]
-        out.append(f"Total of the priced terms: **{fmt_energy(rep['total_J'])} per decision**, of which "
-                   f"static {fmt_energy(rep['static_J'])} and dynamic {fmt_energy(rep['dynamic_J'])}"
-                   + (f"; unpriced: {', '.join(rep['unpriced'])}" if rep["unpriced"] else "") + ".")
+        if "chip_J" in rep:
+            chip = "unpriced" if rep["chip_J"] is None else (
+                f"{'' if rep['chip_complete'] else '≥ '}{fmt_energy(rep['chip_J'])} (static "
+                f"{fmt_energy(rep['static_J']) if rep['static_J'] else 'not priced separately'})")
+            out.append(f"Per decision: chip **{chip}**; host encoding and decoding {fmt_energy(rep['host_J'])}"
+                       + (f"; unpriced: {', '.join(rep['unpriced'])}" if rep["unpriced"] else "") + ".")
+        else:  # a report written before chip and host were told apart
+            out.append(f"Total of the priced terms: **{fmt_energy(rep['total_J'])} per decision**"
+                       + (f"; unpriced: {', '.join(rep['unpriced'])}" if rep["unpriced"] else "") + ".")
         for a in rep["assumptions"]:
             out.append(f"- {a}")
         for k, ref in (rep.get("reference") or {}).items():
