@@ -380,8 +380,9 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
             raise NIRValidationError(f"{source}: neuron node {name!r} is not reachable from the input")
         acc, const, shape_in, names = gather(name)
         if int(np.prod(nrn.shape)) != int(np.prod(shape_in)):
-            raise NIRValidationError(f"{source}: shape mismatch on the edge into {name!r}: it has "
-                                     f"{int(np.prod(nrn.shape))} neurons, its input gives {shape_in}")
+            raise NIRValidationError(f"{source}: shape mismatch on the edge {pred[name][0]!r} -> {name!r}: "
+                                     f"{name!r} has {int(np.prod(nrn.shape))} neurons, {pred[name][0]!r} "
+                                     f"gives shape {shape_in}")
         incoming[name] = {(src, d + (src != INPUT and position[src] >= position[name])): (m, names[(src, d)])
                           for (src, d), m in acc.items()}
         if const is not None:
@@ -390,6 +391,11 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
     out_src = pred[outp]
     if len(out_src) != 1 or out_src[0] not in neurons:
         raise NIRValidationError(f"{source}: the Output must be fed by one neuron node, got {out_src}")
+    for name, acc in incoming.items():
+        graded = sorted({src for src, _ in acc if src in neurons and neurons[src].vth is None})
+        if graded:
+            raise NIRValidationError(f"{source}: non-spiking node(s) {graded} feed neuron node {name!r}; "
+                                     "a leaky integrator's voltage is supported only as the graph's output")
     graph_reset = meta.reset
     populations, connections = {}, []
     for name, nrn in neurons.items():

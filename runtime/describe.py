@@ -45,12 +45,17 @@ def describe_lava(plan: NetworkPlan) -> list[str]:
              f"{'graded payload' if plan.input_graded else 'binary spikes'}"]
     depth = plan.depths()
     for c in plan.connections:
-        lines.append(f"  {c.name:15s} CountingDense {c.weight.shape}  {c.src} -> {c.dst}"
-                     f"{'  (graded)' if c.src == INPUT and plan.input_graded else ''}")
+        proc = f"CountingDelayDense (+{c.delay} steps)" if c.delay else "CountingDense"
+        lines.append(f"  {c.name:15s} {proc} {c.weight.shape}  {c.src} -> {c.dst}"
+                     f"{'  (graded)' if c.src == INPUT and plan.input_graded else ''}"
+                     f"{f'  graph delay {c.graph_delay}' if c.graph_delay else ''}")
     for p in plan.populations:
-        proc = "CountingLIFReset (Lava LIFReset)" if p.spiking else "Readout (leaky integrator)"
-        lines.append(f"  {p.name:15s} {proc} ({p.size},) du={np.min(p.du):.4g} dv={np.min(p.dv):.4g} "
-                     f"vth={p.vth} depth={depth[p.name]}")
+        if p.lava_lif:
+            proc = "CountingLIFReset (Lava LIFReset)"
+        else:
+            proc = "CubaNeuron (spikeloop)" + ("" if p.spiking else ", non-spiking")
+        lines.append(f"  {p.name:15s} {proc} {p.shape} du={np.min(p.du):.4g} dv={np.min(p.dv):.4g} "
+                     f"vth={p.vth} reset={p.reset} depth={depth[p.name]}")
     lines.append("Lava, fused mapping: one FusedNetwork process (bit-exact with per-node)")
     return lines
 

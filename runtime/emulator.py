@@ -43,6 +43,7 @@ class _Conn:
     weight: np.ndarray  # float weights, or Lava's effective integer weights
     exp: int
     fan: np.ndarray
+    delay: int
 
 
 class Emulator:
@@ -57,6 +58,10 @@ class Emulator:
                  fixed: FixedPlan | None = None, windowed: bool = True):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if windowed and plan.stateful_connections:
+            raise ValueError(f"connections {[c.name for c in plan.stateful_connections]} carry activity "
+                             "across timesteps; a windowed (closed-loop) run would leak it between "
+                             "decisions. Simulate such graphs open loop (windowed=False)")
         self.plan = plan
         self.precision = precision
         self.windowed = windowed
@@ -83,7 +88,7 @@ class Emulator:
                 w, exp = f.w_eff.astype(np.float64), f.weight_exp  # exact: see dense_accumulate
             else:
                 w, exp = np.asarray(c.weight, np.float64), 0
-            self.conns.append(_Conn(c.name, c.src, c.dst, w, exp, fanout(w)))
+            self.conns.append(_Conn(c.name, c.src, c.dst, w, exp, fanout(w), c.delay))
         self._in_conns = {p.name: [i for i, c in enumerate(self.conns) if c.dst == p.name] for p in self.pops}
         self.dtype = dtype
         self.reset()
@@ -93,7 +98,8 @@ class Emulator:
         self.time_step = 0
         self.u = {p.name: np.zeros(p.size, self.dtype) for p in self.pops}
         self.v = {p.name: np.zeros(p.size, self.dtype) for p in self.pops}
-        self.buf = [np.zeros(c.weight.shape[0], self.dtype) for c in self.conns]
+        # One slot per step of delay: slot 0 reaches the target in the next step.
+        self.pipe = [[np.zeros(c.weight.shape[0], self.dtype) for _ in range(c.delay + 1)] for c in self.conns]
         self.counts = OpCounts(graded={c.name: self.plan.is_graded(c) for c in self.plan.connections})
         for c in self.conns:
             self.counts.synops[c.name] = 0
@@ -115,7 +121,7 @@ class Emulator:
         for p in self.pops:
             a_in = np.zeros(p.size, self.dtype)
             for i in self._in_conns[p.name]:
-                a_in = a_in + self.buf[i]
+                a_in = a_in + self.pipe[i][0]
             u, v = self.u[p.name], self.v[p.name]
             if t % self.interval == p.offset:
                 u, v = np.zeros_like(u), np.zeros_like(v)
@@ -132,11 +138,16 @@ class Emulator:
             s_in = out[c.src]
             counts.synops[c.name] += synops(c.fan, s_in)
             if self.precision == FIXED_PRECISION:
-                self.buf[i] = dense_accumulate(c.weight, s_in, c.exp)
+                a = dense_accumulate(c.weight, s_in, c.exp)
+            elif c.delay:  # Lava's float DelayDense sums rows of weights * input
+                a = (c.weight * np.asarray(s_in, np.float64)).sum(axis=1)
             elif c.src == INPUT:
-                self.buf[i] = c.weight.dot(np.asarray(s_in, np.float64))
+                a = c.weight.dot(np.asarray(s_in, np.float64))
             else:  # Lava's float Dense sums the columns of the spiking inputs (same rounding)
-                self.buf[i] = c.weight[:, np.asarray(s_in, bool)].sum(axis=1)
+                a = c.weight[:, np.asarray(s_in, bool)].sum(axis=1)
+            pipe = self.pipe[i]
+            pipe.append(a)
+            del pipe[0]
         counts.steps += 1
         return rec
 

@@ -165,14 +165,14 @@ class FixedPlan:
     errors: dict[str, dict] = field(default_factory=dict)
 
 
-def _decay_register(name: str, what: str, d: np.ndarray, offset: int) -> int:
+def _decay_register(name: str, what: str, d: np.ndarray, offset: int, top: int = DECAY_UNITY - 1) -> int:
     d = np.unique(np.asarray(d, dtype=np.float64))
     if d.size != 1:
-        raise QuantizationError(f"population {name!r}: {what} differs between neurons {d.tolist()}; "
+        raise QuantizationError(f"population {name!r}: {what} differs between neurons {d.tolist()[:4]}; "
                                 "Lava's LIF holds one decay per population")
     reg = int(round(float(d[0]) * DECAY_UNITY)) - offset
-    if not 0 <= reg <= DECAY_UNITY - 1:
-        lo, hi = offset / DECAY_UNITY, (DECAY_UNITY - 1 + offset) / DECAY_UNITY
+    if not 0 <= reg <= top:
+        lo, hi = offset / DECAY_UNITY, (top + offset) / DECAY_UNITY
         raise QuantizationError(
             f"population {name!r}: {what}={float(d[0]):g} is outside what the 12-bit register "
             f"represents [{lo:g}, {hi:g}] (tau = dt/{what} too {'long' if d[0] < lo else 'short'})")
@@ -213,7 +213,9 @@ def quantize_plan(plan: NetworkPlan) -> FixedPlan:
     for p in plan.populations:
         incoming = plan.incoming(p.name)
         du12 = _decay_register(p.name, "du", p.du, DS_OFFSET)
-        dv12 = _decay_register(p.name, "dv", p.dv, DM_OFFSET)
+        # dv = 1 (a memoryless Threshold node) needs the register value 4096, which only
+        # spikeloop's own neuron model takes (Lava's LIF register is 12 bits).
+        dv12 = _decay_register(p.name, "dv", p.dv, DM_OFFSET, top=DECAY_UNITY)
         u_bound, v_bound = _state_bound(plan, p.name, src_max)
         limits = [(MAX_UV - 1) / max(u_bound, 1e-30), (MAX_UV - 1) / max(v_bound, 1e-30)]
         if p.spiking:

@@ -3,7 +3,7 @@
 Two mappings, bit-exact with each other (tests hold them so):
 
 - ``per-node``: one Lava process per NIR node, as on hardware: Lava's own ``Dense``
-  and ``LIFReset`` models (with counters added), spikeloop's ``Readout``, and host
+  and ``LIFReset`` models (with counters added), spikeloop's ``CubaNeuron``, and host
   input/output processes. The reference.
 - ``fused``: the whole network in one Lava process stepping the emulator's code; a
   few times faster because Lava synchronises one process per step instead of many.
@@ -90,6 +90,11 @@ class LavaNetwork:
             raise ValueError("a recorded input sequence runs on the per-node mapping only")
         if probe_steps and mapping != "per-node":
             raise ValueError("probes need the per-node mapping (one Lava process per population)")
+        if windowed and plan.stateful_connections:
+            raise LavaRuntimeError(
+                f"connections {[c.name for c in plan.stateful_connections]} carry activity across "
+                "timesteps (recurrent or delayed); deploying them with a state reset per decision window "
+                "is not supported yet (Lava's Dense buffers are not reset). Run such graphs open loop")
         self.time_step = 0
         self._root = None
         self._started = False
@@ -123,19 +128,21 @@ class LavaNetwork:
                               bias_exp=0)
                 vth = p.vth
             window = dict(reset_interval=interval, reset_offset=offsets[p.name])
-            if p.spiking:
+            if p.lava_lif:
                 self.procs[p.name] = P.CountingLIFReset(shape=(p.size,), vth=vth, name=p.name, **neuron,
                                                         **window)
             else:
-                self.procs[p.name] = P.Readout(shape=(p.size,), name=p.name, **neuron, **window)
+                self.procs[p.name] = P.CubaNeuron(shape=(p.size,), vth=vth, reset=p.reset, name=p.name,
+                                                  **neuron, **window)
         for c in plan.connections:
             bits = 24 if c.src == INPUT else 0
+            cls, extra = (P.CountingDelayDense, {"delays": c.delay}) if c.delay else (P.CountingDense, {})
             if self.precision == "fixed":
                 f = fixed.connections[c.name]
-                dense = P.CountingDense(weights=f.weights, weight_exp=f.weight_exp,
-                                        num_weight_bits=f.num_weight_bits, num_message_bits=bits, name=c.name)
+                dense = cls(weights=f.weights, weight_exp=f.weight_exp, num_weight_bits=f.num_weight_bits,
+                            num_message_bits=bits, name=c.name, **extra)
             else:
-                dense = P.CountingDense(weights=np.asarray(c.weight), num_message_bits=bits, name=c.name)
+                dense = cls(weights=np.asarray(c.weight), num_message_bits=bits, name=c.name, **extra)
             src = host_in.s_out if c.src == INPUT else self.procs[c.src].s_out
             src.connect(dense.s_in)
             dense.a_out.connect(self.procs[c.dst].a_in)

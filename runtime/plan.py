@@ -51,6 +51,12 @@ class Population:
     def spiking(self) -> bool:
         return self.vth is not None
 
+    @property
+    def lava_lif(self) -> bool:
+        """Whether Lava's own LIF model runs it (hard reset, a voltage decay below 1);
+        otherwise spikeloop's ``CubaNeuron`` does."""
+        return self.spiking and self.reset == HARD and float(np.min(self.dv)) < 1.0
+
 
 @dataclass
 class Connection:

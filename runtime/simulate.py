@@ -70,29 +70,31 @@ def _finish(res: SimulationResult, plan: NetworkPlan) -> SimulationResult:
 
 
 def _simulate_torch(plan: NetworkPlan, x: np.ndarray) -> SimulationResult:
-    """The graph in its own time (no delays), float64, with the shared step function."""
+    """The graph in its own time (no pipeline delays), float64, with the shared step function.
+
+    Populations run in the plan's order; a connection with graph delay ``g`` delivers its
+    source's output of step ``t - g`` (the same step for ``g = 0``).
+    """
     res = SimulationResult("torch", "float")
-    conns = [(c, torch.as_tensor(c.weight)) for c in plan.connections]
+    weights = {c.name: torch.as_tensor(c.weight) for c in plan.connections}
     u = {p.name: torch.zeros(p.size, dtype=torch.float64) for p in plan.populations}
     v = {p.name: torch.zeros(p.size, dtype=torch.float64) for p in plan.populations}
-    traces_s = {p.name: [] for p in plan.populations if p.spiking}
+    sent = {INPUT: [torch.as_tensor(row) for row in x]} | {p.name: [] for p in plan.populations}
     traces_v = {p.name: [] for p in plan.populations}
     for t in range(len(x)):
-        out = {INPUT: torch.as_tensor(x[t])}
         for p in plan.populations:
             a_in = torch.zeros(p.size, dtype=torch.float64)
-            for c, w in conns:
-                if c.dst == p.name:
-                    a_in = a_in + w @ out[c.src]
+            for c in plan.incoming(p.name):
+                if t - c.graph_delay >= 0:
+                    a_in = a_in + weights[c.name] @ sent[c.src][t - c.graph_delay]
             u[p.name], v[p.name], s, _ = cuba_step(
                 u[p.name], v[p.name], a_in, du=float(np.min(p.du)), dv=float(np.min(p.dv)),
                 bias=torch.as_tensor(p.bias), vth=p.vth, reset=p.reset,
                 spike_fn=lambda d: (d > 0).to(torch.float64))
-            if s is not None:
-                out[p.name] = s
-                traces_s[p.name].append(s.numpy().copy())
+            sent[p.name].append(s if s is not None else v[p.name].clone())
             traces_v[p.name].append(v[p.name].numpy().copy())
-    res.spikes = {k: np.asarray(t, dtype=np.int8).reshape(len(x), -1) for k, t in traces_s.items()}
+    res.spikes = {p.name: torch.stack(sent[p.name]).numpy().astype(np.int8).reshape(len(x), -1)
+                  for p in plan.populations if p.spiking}
     res.v = {k: np.asarray(t).reshape(len(x), -1) for k, t in traces_v.items()}
     res.latency = {p.name: 0 for p in plan.populations}
     return _finish(res, plan)

@@ -2,8 +2,9 @@
 
 - ``HostInput`` / ``HostOutput``: talk to the host once per decision through Lava's
   external pipes (the observation in, the output voltages out).
-- ``Readout``: a non-spiking leaky integrator that sends its voltage every step.
-- ``CountingDense`` / ``CountingLIFReset``: Lava's own Dense and LIFReset with
+- ``CubaNeuron``: the contract's neuron for what Lava's LIF cannot do (non-spiking
+  readout, soft reset, dv = 1); sends spikes and its voltage every step.
+- ``CountingDense`` / ``CountingDelayDense`` / ``CountingLIFReset``: Lava's own models with
   operation counters accumulated in Vars. Their arithmetic is Lava's stock models',
   untouched; the counters only observe.
 - ``FusedNetwork``: the whole network in one process, stepping the emulator's code
@@ -23,13 +24,14 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
-from lava.proc.dense.models import PyDenseModelBitAcc, PyDenseModelFloat
-from lava.proc.dense.process import Dense
+from lava.proc.dense.models import (PyDelayDenseModelBitAcc, PyDelayDenseModelFloat, PyDenseModelBitAcc,
+                                   PyDenseModelFloat)
+from lava.proc.dense.process import Dense, DelayDense
 from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat
 from lava.proc.lif.process import LIFReset
 
 from spikeloop.runtime.counters import fanout, neuron_activity
-from spikeloop.runtime.fixed_point import LOIHI, effective_bias
+from spikeloop.runtime.fixed_point import LOIHI, VTH_SHIFT, effective_bias
 from spikeloop.train.neuron import FLOAT, cuba_step
 
 FLOAT_TAG, FIXED_TAG = "floating_pt", "fixed_pt"
@@ -140,18 +142,23 @@ class PyHostOutputFixed(_HostOutputModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
 
 
-# --------------------------------------------------------------------------- readout
-class Readout(AbstractProcess):
-    """Non-spiking leaky integrator (the contract with no threshold); sends ``v`` each step.
+# --------------------------------------------------------------------------- spikeloop's neuron
+class CubaNeuron(AbstractProcess):
+    """The contract's neuron where Lava's LIF falls short: non-spiking readouts, soft reset,
+    and decays Lava's 12-bit LIF registers cannot hold (dv = 1 for a Threshold node).
 
-    Parameters as Lava's LIF: floats in ``floating_pt``, register values in ``fixed_pt``.
-    ``reset_interval``/``reset_offset`` zero the state like Lava's ``LIFReset``.
+    Sends spikes on ``s_out`` and its voltage on ``v_out`` every step. Parameters as Lava's
+    LIF: floats in ``floating_pt``, register values in ``fixed_pt`` (``vth`` the 17-bit
+    mantissa). ``vth=None`` makes a non-spiking integrator. ``reset_interval`` /
+    ``reset_offset`` zero the state like Lava's ``LIFReset``.
     """
 
-    def __init__(self, *, shape, du, dv, bias_mant, bias_exp=0, reset_interval=0, reset_offset=0,
-                 **kwargs):
-        super().__init__(shape=shape, reset_interval=reset_interval, reset_offset=reset_offset, **kwargs)
+    def __init__(self, *, shape, du, dv, bias_mant, bias_exp=0, vth=None, reset="hard", reset_interval=0,
+                 reset_offset=0, **kwargs):
+        super().__init__(shape=shape, spiking=vth is not None, reset=reset, reset_interval=reset_interval,
+                         reset_offset=reset_offset, **kwargs)
         self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
         self.v_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
         self.v = Var(shape=shape, init=0)
@@ -159,34 +166,45 @@ class Readout(AbstractProcess):
         self.dv = Var(shape=(1,), init=dv)
         self.bias_mant = Var(shape=shape, init=bias_mant)
         self.bias_exp = Var(shape=shape, init=bias_exp)
+        self.vth = Var(shape=(1,), init=0 if vth is None else vth)
+        self.spike_count = Var(shape=(1,), init=0)
         self.update_count = Var(shape=(1,), init=0)
         self.active_count = Var(shape=(1,), init=0)
 
 
-class _ReadoutModel(PyLoihiProcessModel):
+class _CubaNeuronModel(PyLoihiProcessModel):
+    spike_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     update_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     active_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def run_spk(self):
         a_in = self.a_in.recv()
-        interval = self.proc_params["reset_interval"]
-        if interval and self.time_step % interval == self.proc_params["reset_offset"] % interval:
+        params = self.proc_params
+        interval = params["reset_interval"]
+        if interval and self.time_step % interval == params["reset_offset"] % interval:
             self.u[:] = 0
             self.v[:] = 0
-        u, v, _, _ = cuba_step(self.u, self.v, a_in, du=self.du_value(), dv=self.dv_value(),
-                               bias=self.bias_value(), vth=None, arith=self.arith)
+        vth = self.vth_value() if params["spiking"] else None
+        u, v, s, v_pre = cuba_step(self.u, self.v, a_in, du=self.du_value(), dv=self.dv_value(),
+                                   bias=self.bias_value(), vth=vth, reset=params["reset"], arith=self.arith)
         self.u[:] = u
         self.v[:] = v
         self.update_count[0] += self.u.size
-        self.active_count[0] += neuron_activity(self.u, self.v, None)
+        self.active_count[0] += neuron_activity(u, v_pre, s)
+        if s is None:
+            s = np.zeros(self.u.shape, bool)
+        else:
+            self.spike_count[0] += int(np.count_nonzero(s))
+        self.s_out.send(s)
         self.v_out.send(self.v)
 
 
-@implements(proc=Readout, protocol=LoihiProtocol)
+@implements(proc=CubaNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag(FLOAT_TAG)
-class PyReadoutFloat(_ReadoutModel):
+class PyCubaNeuronFloat(_CubaNeuronModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     u: np.ndarray = LavaPyType(np.ndarray, float)
     v: np.ndarray = LavaPyType(np.ndarray, float)
@@ -194,6 +212,7 @@ class PyReadoutFloat(_ReadoutModel):
     dv: np.ndarray = LavaPyType(np.ndarray, float)
     bias_mant: np.ndarray = LavaPyType(np.ndarray, float)
     bias_exp: np.ndarray = LavaPyType(np.ndarray, float)
+    vth: np.ndarray = LavaPyType(np.ndarray, float)
     arith = FLOAT
 
     def du_value(self):
@@ -205,19 +224,24 @@ class PyReadoutFloat(_ReadoutModel):
     def bias_value(self):
         return self.bias_mant  # Lava's float LIF ignores bias_exp too
 
+    def vth_value(self):
+        return float(self.vth[0])
 
-@implements(proc=Readout, protocol=LoihiProtocol)
+
+@implements(proc=CubaNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag(FIXED_TAG, "bit_accurate_loihi")
-class PyReadoutFixed(_ReadoutModel):
+class PyCubaNeuronFixed(_CubaNeuronModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    du: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)
-    dv: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)
+    du: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
     bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=13)
     bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=3)
+    vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
     arith = LOIHI
 
     def du_value(self):
@@ -228,6 +252,9 @@ class PyReadoutFixed(_ReadoutModel):
 
     def bias_value(self):
         return effective_bias(self.bias_mant, self.bias_exp)
+
+    def vth_value(self):
+        return int(self.vth[0]) << VTH_SHIFT
 
 
 # --------------------------------------------------------------------------- counting stock models
@@ -270,6 +297,28 @@ class PyCountingDenseFloat(_CountingDenseMixin, PyDenseModelFloat):
 @requires(CPU)
 @tag(FIXED_TAG, "bit_accurate_loihi")
 class PyCountingDenseBitAcc(_CountingDenseMixin, PyDenseModelBitAcc):
+    pass
+
+
+class CountingDelayDense(DelayDense):
+    """Lava's DelayDense (extra synaptic delay, for recurrence and NIR Delay) with ``synops``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.synops = Var(shape=(1,), init=0)
+
+
+@implements(proc=CountingDelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FLOAT_TAG)
+class PyCountingDelayDenseFloat(_CountingDenseMixin, PyDelayDenseModelFloat):
+    pass
+
+
+@implements(proc=CountingDelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FIXED_TAG, "bit_accurate_loihi")
+class PyCountingDelayDenseBitAcc(_CountingDenseMixin, PyDelayDenseModelBitAcc):
     pass
 
 
