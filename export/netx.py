@@ -42,8 +42,10 @@ re-derived from :func:`~spikeloop.runtime.fixed_point.quantize_plan`'s choice
 
 Not supported (:class:`~spikeloop.errors.ExportError` naming the node): soft reset,
 a population fed by more than one connection or not by the previous layer (skips,
-merges, recurrence), a non-spiking population that is not the last layer, and a
-threshold or weights that vanish on netx's grid.
+merges, recurrence), delayed connections (netx's ``delay`` field is not written), a
+non-spiking population that is not the last layer, ``dv = 1`` (vDecay 4096 does not
+fit 12 bits), and a threshold or weights that vanish on netx's grid. Convolutions
+arrive here already composed into dense connections and are written as ``dense``.
 """
 from __future__ import annotations
 
@@ -56,8 +58,9 @@ import numpy as np
 
 from spikeloop.artifacts import atomic_path
 from spikeloop.errors import ExportError
-from spikeloop.runtime.fixed_point import (BIAS_MANT_MAX, DS_OFFSET, VTH_MANT_MAX, VTH_SHIFT, FixedConnection,
-                                           FixedPlan, FixedPopulation, lava_effective_weights, quantize_plan)
+from spikeloop.runtime.fixed_point import (BIAS_MANT_MAX, DECAY_UNITY, DS_OFFSET, VTH_MANT_MAX, VTH_SHIFT,
+                                           FixedConnection, FixedPlan, FixedPopulation, lava_effective_weights,
+                                           quantize_plan)
 from spikeloop.runtime.plan import INPUT, NetworkPlan
 from spikeloop.train.neuron import HARD
 
@@ -90,6 +93,9 @@ def _chain(plan: NetworkPlan) -> None:
         if srcs != [prev]:
             raise ExportError(f"node {p.name!r}: netx describes a chain of layers, each fed only by the one "
                               f"before ({prev!r}); {p.name!r} is fed by {srcs}")
+        for c in plan.incoming(p.name):
+            if c.graph_delay or c.delay:
+                raise ExportError(f"node {c.name!r}: delayed connections (a Delay node) are not exported to netx")
         last = i == len(plan.populations) - 1
         if not p.spiking and not last:
             raise ExportError(f"node {p.name!r}: a non-spiking {p.kind} that feeds another layer is not "
@@ -98,6 +104,8 @@ def _chain(plan: NetworkPlan) -> None:
         if last and p.name != plan.output:
             raise ExportError(f"node {p.name!r}: the last layer of the chain is not the graph's output "
                               f"{plan.output!r}")
+        # netx resets layer i at step reset_offset + 1 + i: right only where depth == i + 1
+        assert plan.depths()[p.name] == i + 1, (p.name, plan.depths())
         prev = p.name
 
 
@@ -125,6 +133,9 @@ def netx_fixed_plan(plan: NetworkPlan, fixed: FixedPlan | None = None) -> tuple[
     for p in plan.populations:
         (c,) = plan.incoming(p.name)
         fc, fp = fixed.connections[c.name], fixed.populations[p.name]
+        if fp.dv_12bit > DECAY_UNITY - 1:
+            raise ExportError(f"node {p.name!r}: dv = 1 (no voltage memory) needs vDecay {fp.dv_12bit}, "
+                              "beyond the 12-bit register of netx's CUBA neuron")
         src_scale = fixed.input_scale if c.src == INPUT else 1.0
         # scale = fp.scale / 2**shift; the weights W = w_eff * 2**(e - shift) are exact for shift == e.
         shift = max(fc.weight_exp, 0)

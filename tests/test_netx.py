@@ -125,7 +125,8 @@ def run_netx(path, seq):
 @pytest.mark.parametrize("which", ["cartpole", "random-large-bias"])
 def test_netx_bit_exact_with_own_compile(which, cartpole_plan, rng, tmp_path, leak_check):
     """The trained policy; and a random one whose biases force netx's smaller scale."""
-    plan = cartpole_plan if which == "cartpole" else random_plan(sizes=(4, 24, 16, 3), seed=0, bias_std=5.0)[0]
+    plan = cartpole_plan if which == "cartpole" else \
+        random_plan(sizes=(4, 24, 16, 3), seed=0, bias_std=5.0)[0]
     export = write_netx(tmp_path / "policy.net", plan)
     assert which == "cartpole" or any("bias needs a 13-bit mantissa" in n for n in export.notes)
     obs = np.asarray(plan.encoding.mean) + np.asarray(plan.encoding.std) * rng.normal(size=(DECISIONS, 4))
@@ -220,7 +221,22 @@ def _hidden_readout(plan):
     return plan
 
 
+def _delayed(plan):
+    conns = [Connection(c.name, c.src, c.dst, c.weight, graph_delay=int(c.name == "fc1"))
+             for c in plan.connections]
+    return NetworkPlan(plan.input_size, plan.populations, conns, plan.output, plan.dt, plan.T, plan.encoding,
+                       plan.decoding)
+
+
+def _no_voltage_memory(plan):
+    plan.population("lif1").dv = np.ones(plan.population("lif1").size)
+    return plan
+
+
 @pytest.mark.parametrize("mutate, message", [
+    (_delayed, "node 'fc1': delayed connections (a Delay node) are not exported to netx"),
+    (_no_voltage_memory, "node 'lif1': dv = 1 (no voltage memory) needs vDecay 4096, beyond the 12-bit "
+                         "register of netx's CUBA neuron"),
     (_skip_plan, "node 'lif1': netx describes a chain of layers, each fed only by the one before ('lif0'); "
                  "'lif1' is fed by ['lif0', 'input']"),
     (_soft, "node 'lif1': soft reset is not expressible in netx, whose CUBA neuron (Lava's LIF) resets the "
