@@ -59,8 +59,8 @@ import numpy as np
 from spikeloop.artifacts import atomic_path
 from spikeloop.errors import ExportError
 from spikeloop.runtime.fixed_point import (BIAS_MANT_MAX, DECAY_UNITY, DS_OFFSET, VTH_MANT_MAX, VTH_SHIFT,
-                                           FixedConnection, FixedPlan, FixedPopulation, lava_effective_weights,
-                                           quantize_plan)
+                                           FixedConnection, FixedPlan, FixedPopulation,
+                                           lava_effective_weights, quantize_plan)
 from spikeloop.runtime.plan import INPUT, NetworkPlan
 from spikeloop.train.neuron import HARD
 
@@ -95,7 +95,8 @@ def _chain(plan: NetworkPlan) -> None:
                               f"before ({prev!r}); {p.name!r} is fed by {srcs}")
         for c in plan.incoming(p.name):
             if c.graph_delay or c.delay:
-                raise ExportError(f"node {c.name!r}: delayed connections (a Delay node) are not exported to netx")
+                raise ExportError(f"node {c.name!r}: delayed connections (a Delay node) are not exported "
+                                  "to netx")
         last = i == len(plan.populations) - 1
         if not p.spiking and not last:
             raise ExportError(f"node {p.name!r}: a non-spiking {p.kind} that feeds another layer is not "
