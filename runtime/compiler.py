@@ -14,8 +14,11 @@ subgraphs are inlined. With forward Euler at ``dt`` (DESIGN.md)::
 The gain multiplies the rows of the incoming weights. An Affine/Conv bias is a
 constant input; it equals a voltage bias ``gain * b`` only where ``du = 1``.
 
-Time: a recurrent (back) edge carries the previous step, a Delay node ``round(delay /
-dt)`` steps; together they are a connection's graph-time delay ``g``. On Lava every
+Time follows :class:`spikeloop.train.graph.SpikingGraph`: neurons hold the state and run
+in :func:`~spikeloop.train.graph.graph_order`; a neuron's output reaches itself or a
+neuron that runs before it one step later (a recurrent connection), and a path through a
+Delay node delivers the value of ``round(delay / dt)`` steps before: the connection's
+graph-time delay ``g``. On Lava every
 Dense hop adds one step, so each population ``p`` runs ``depth[p]`` steps behind the
 input; a connection needs ``g + depth[dst] - depth[src] - 1 >= 0`` extra steps of delay
 (Lava's DelayDense). The compiler solves for the smallest depths; a recurrent loop
@@ -33,6 +36,7 @@ from spikeloop.errors import NIRValidationError
 from spikeloop.export.metadata import GraphMeta
 from spikeloop.export.nir_io import node_params
 from spikeloop.runtime.plan import INPUT, Connection, NetworkPlan, Population
+from spikeloop.train.graph import graph_order
 from spikeloop.train.neuron import HARD, RESET_MODES
 
 NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.Threshold)
@@ -195,34 +199,6 @@ def flatten_graph(graph: nir.NIRGraph, source: str) -> tuple[dict, list]:
     return nodes, edges
 
 
-def graph_order(names: list[str], edges: list[tuple[str, str]], start: str) -> tuple[list[str], set]:
-    """Evaluation order and back edges: a DFS from ``start`` following edge order.
-
-    An edge that closes a cycle (to a node on the DFS stack) is a back edge: it carries
-    the previous timestep. The order is the reverse DFS post-order, a topological order
-    of the remaining (forward) edges; nodes not reachable from ``start`` come last.
-    """
-    succ = {n: [] for n in names}
-    for a, b in edges:
-        succ[a].append(b)
-    state, post, back = {}, [], set()
-
-    def visit(n):
-        state[n] = 1
-        for m in succ[n]:
-            if state.get(m) == 1:
-                back.add((n, m))
-            elif m not in state:
-                visit(m)
-        state[n] = 2
-        post.append(n)
-
-    for root in [start] + [n for n in names if n != start]:
-        if root not in state:
-            visit(root)
-    return post[::-1], back
-
-
 # ------------------------------------------------------------------------- linear ops
 
 def _conv_matrix(fn, in_shape: tuple) -> tuple[np.ndarray, tuple]:
@@ -239,8 +215,11 @@ def _pair(x) -> tuple[int, int]:
     return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
 
 
-def _op(name: str, node, in_shape: tuple, dt: float, source: str):
-    """(matrix or None for identity, bias or None, out_shape, delay steps array or None)."""
+def _op(name: str, node, in_shape: tuple, dt: float, source: str, shape_only: bool = False):
+    """(matrix or None for identity, bias or None, out_shape, delay steps array or None).
+
+    With ``shape_only`` the (possibly large) matrix of a convolution is not built.
+    """
     F = torch.nn.functional
     n_in = int(np.prod(in_shape))
     if isinstance(node, (nir.Linear, nir.Affine)):
@@ -266,6 +245,14 @@ def _op(name: str, node, in_shape: tuple, dt: float, source: str):
             raise NIRValidationError(f"{source}: node {name!r}: delay {node.delay} is not a whole number "
                                      f"of timesteps of dt = {dt:g} s")
         return None, None, in_shape, np.broadcast_to(np.rint(steps).astype(int), (n_in,))
+    if len(in_shape) != 3 and isinstance(node, nir.Conv2d) and getattr(node, "input_shape", None) is not None:
+        # A flat or (H, W) input reinterpreted as (C, H, W) from the kernel and input_shape.
+        h, w = _pair(node.input_shape)
+        c = int(np.asarray(node.weight).shape[1]) * int(np.asarray(node.groups).reshape(-1)[0])
+        if c * h * w == n_in:
+            in_shape = (c, h, w)
+    elif len(in_shape) == 2:
+        in_shape = (1, *in_shape)
     if len(in_shape) != 3:
         raise NIRValidationError(f"{source}: node {name!r} ({type(node).__name__}) needs a (C, H, W) input, "
                                  f"its source gives shape {in_shape}")
@@ -278,8 +265,11 @@ def _op(name: str, node, in_shape: tuple, dt: float, source: str):
         pad = node.padding
         if isinstance(pad, str):
             raise NIRValidationError(f"{source}: node {name!r}: string padding {pad!r} is not supported")
-        m, out = _conv_matrix(lambda x: F.conv2d(x, w, stride=_pair(node.stride), padding=_pair(pad),
-                                                 dilation=_pair(node.dilation), groups=groups), in_shape)
+        fn = lambda x: F.conv2d(x, w, stride=_pair(node.stride), padding=_pair(pad),  # noqa: E731
+                                dilation=_pair(node.dilation), groups=groups)
+        if shape_only:
+            return None, None, tuple(fn(torch.zeros(1, *in_shape, dtype=torch.float64)).shape[1:]), None
+        m, out = _conv_matrix(fn, in_shape)
         b = np.asarray(node.bias, np.float64).reshape(-1)
         bias = None if not np.any(b) else np.repeat(np.broadcast_to(b, (out[0],)), out[1] * out[2])
         return m, bias, out, None
@@ -288,6 +278,8 @@ def _op(name: str, node, in_shape: tuple, dt: float, source: str):
         fn = lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=True) * (k[0] * k[1])  # noqa: E731
     else:
         fn = lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=True)  # noqa: E731
+    if shape_only:
+        return None, None, tuple(fn(torch.zeros(1, *in_shape, dtype=torch.float64)).shape[1:]), None
     m, out = _conv_matrix(fn, in_shape)
     return m, None, out, None
 
@@ -317,11 +309,14 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
     pred = {k: [] for k in nodes}
     for a, b in edges:
         pred[b].append(a)
-    order, _ = graph_order(list(nodes), edges, inp)
+    try:
+        order, _ = graph_order(list(nodes), edges, inp)
+    except ValueError as e:
+        raise NIRValidationError(f"{source}: {e}") from e
     position = {n: i for i, n in enumerate(order)}
     neurons = {k: NEURONS[type(v)](k, v, meta.dt) for k, v in nodes.items() if type(v) in NEURONS}
     in_shape = _shape(nodes[inp].input_type["input"])
-    shapes = {inp: in_shape} | {k: tuple(n.shape) for k, n in neurons.items()}
+    shapes = _infer_shapes(nodes, pred, order, position, inp, in_shape, neurons, meta.dt, source)
 
     # Linear nodes are instantaneous: compose them, in the order of their own graph, into
     # maps[node][(source, delay)] = matrix (node size, source size), plus a constant.
@@ -371,8 +366,9 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
         consts[node] = c if bias is None else (bias if c is None else c + bias)
         shapes[node] = out_shape
 
-    # Neurons hold the state: a neuron's output reaches a neuron evaluated earlier in the
-    # step (or itself) one step later. That is where every cycle is broken.
+    # Neurons hold the state (train/graph.py): a neuron's output reaches a neuron that runs
+    # earlier in the step (or itself) one step later; that is where every cycle is broken.
+    # A path through a Delay of k >= 1 steps delivers the value of step t - k.
     incoming, incoming_bias = {}, {}
     for name, nrn in neurons.items():
         srcs = [p for p in pred[name] if p in maps]
@@ -383,8 +379,9 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
             raise NIRValidationError(f"{source}: shape mismatch on the edge {pred[name][0]!r} -> {name!r}: "
                                      f"{name!r} has {int(np.prod(nrn.shape))} neurons, {pred[name][0]!r} "
                                      f"gives shape {shape_in}")
-        incoming[name] = {(src, d + (src != INPUT and position[src] >= position[name])): (m, names[(src, d)])
-                          for (src, d), m in acc.items()}
+        incoming[name] = {
+            (src, d + (d == 0 and src != INPUT and position[src] >= position[name])): (m, names[(src, d)])
+            for (src, d), m in acc.items()}
         if const is not None:
             incoming_bias[name] = const
 
@@ -435,6 +432,35 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
                            meta.decoding, input_shape=in_shape)
     except NIRValidationError as e:
         raise NIRValidationError(f"{source}: {e}") from None
+
+
+def _infer_shapes(nodes, pred, order, position, inp, in_shape, neurons, dt, source) -> dict:
+    """Per-sample output shape of every node, along the forward edges.
+
+    A neuron node with scalar parameters (Norse writes them so) takes its input's shape.
+    """
+    shapes = {inp: in_shape}
+    for n in order:
+        if n == inp or isinstance(nodes[n], nir.Output):
+            continue
+        fwd = [p for p in pred[n] if position[p] < position[n] and p in shapes]
+        src_shape = shapes[fwd[0]] if fwd else None
+        if n in neurons:
+            nrn = neurons[n]
+            size = int(np.prod(nrn.shape))
+            if size == 1 and src_shape is not None and int(np.prod(src_shape)) > 1:
+                k = int(np.prod(src_shape))
+                nrn.du, nrn.dv, nrn.gain, nrn.bias = (np.broadcast_to(a, (k,)).copy()
+                                                      for a in (nrn.du, nrn.dv, nrn.gain, nrn.bias))
+                if nrn.v_reset is not None:
+                    nrn.v_reset = np.broadcast_to(nrn.v_reset, (k,)).copy()
+                nrn.shape = tuple(src_shape)
+            shapes[n] = tuple(nrn.shape) if nrn.shape else (1,)
+        elif src_shape is None:
+            raise NIRValidationError(f"{source}: node {n!r} is not reachable from the input")
+        else:
+            shapes[n] = _op(n, nodes[n], src_shape, dt, source, shape_only=True)[2]
+    return shapes
 
 
 def _op_order(ops: list[str], pred: dict, source: str) -> list[str]:

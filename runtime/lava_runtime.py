@@ -77,10 +77,6 @@ class LavaNetwork:
             raise ValueError(f"precision must be one of {tuple(TAGS)}, got {precision!r}")
         if mapping not in MAPPINGS:
             raise ValueError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
-        for p in plan.populations:
-            if p.reset != "hard":
-                raise LavaRuntimeError(f"population {p.name!r}: reset {p.reset!r} needs a custom Lava "
-                                       "model that this build does not have")
         self.plan, self.precision, self.mapping = plan, precision, mapping
         self.fixed = fixed if fixed is not None or precision == "float" else quantize_plan(plan)
         self.probe_steps = probe_steps

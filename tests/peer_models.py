@@ -155,7 +155,7 @@ def norse_case(tmp: Path, kind: str = "lifbox", reset: str = "value", steps: int
         c, hw = 2, 6
         conv1, conv2 = torch.nn.Conv2d(1, c, 3), torch.nn.Conv2d(c, c, 3)
         _init_linear(conv1, 1.5, False)  # Norse exports the conv bias; a current bias is not ours
-        _init_linear(conv2, 1.0, False)
+        _init_linear(conv2, 3.0, False)
         layers = [conv1, cuba(2e-3, 5e-3), conv2, cuba(2e-3, 5e-3)]
         x = binary_input(steps, hw * hw, seed=seed)
         shape, names, out = (1, hw, hw), {1: "1", 3: "3"}, "3"

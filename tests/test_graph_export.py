@@ -51,8 +51,8 @@ def fixed_linear(weight, bias=None):
 def test_graph_order_finds_back_edges_by_dfs_in_edge_order():
     names = ["input", "fc", "lif", "rec", "output"]
     edges = [("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")]
-    assert graph_order(names, edges, "input") == (["input", "fc", "lif", "rec", "output"], [("rec", "lif")])
-    # a self-loop is a back edge; ties among ready nodes follow node_names
+    assert graph_order(names, edges, "input") == (["input", "fc", "lif", "output", "rec"], [("rec", "lif")])
+    # a self-loop is a back edge; the order is the reverse DFS post-order
     order, back = graph_order(["input", "b", "a", "output"],
                               [("input", "a"), ("input", "b"), ("a", "a"), ("a", "output"), ("b", "output")],
                               "input")
@@ -60,7 +60,7 @@ def test_graph_order_finds_back_edges_by_dfs_in_edge_order():
     # a two-node cycle entered at b: the edge back into b closes it
     order, back = graph_order(["input", "a", "b", "output"],
                               [("input", "b"), ("a", "b"), ("b", "a"), ("b", "output")], "input")
-    assert back == [("a", "b")] and order == ["input", "b", "a", "output"]
+    assert back == [("a", "b")] and order == ["input", "b", "output", "a"]
 
 
 @pytest.mark.parametrize("names, edges, message", [

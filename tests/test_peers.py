@@ -88,8 +88,6 @@ def test_snntorch_dropped_reset_warns_and_is_toleranced(snn_leaky_subtract, tmp_
     assert min(agree.values()) >= 0.80, agree
 
 
-@pytest.mark.xfail(strict=True, reason="needs recurrent edges in runtime/compiler.py (until then the "
-                                        "import falls back to an approximation) and a soft-reset Lava model")
 def test_snntorch_leaky_subtract_exact(snn_leaky_subtract):
     """With --peer-reset subtract a Leaky maps exactly: soft reset plus a self-edge -vth/r."""
     imp = import_peer_file(snn_leaky_subtract.path, reset="subtract")
@@ -109,20 +107,11 @@ def test_snntorch_synaptic_warns_and_is_toleranced(tmp_path, reset, code, floor)
     case = snntorch_case(tmp_path, "synaptic", reset, STEPS)
     imp = import_peer_file(case.path, reset=reset)
     assert code in _codes(imp) and not imp.exact
-    if reset == "subtract":  # a soft reset, which this Lava build does not have yet
-        try:
-            res = simulate(imp.plan, case.inputs, "lava", "float")
-        except LavaRuntimeError:
-            res = simulate(imp.plan, case.inputs, "torch", "float")
-    else:
-        res = simulate(imp.plan, case.inputs, "lava", "float")
+    res = simulate(imp.plan, case.inputs, "lava", "float")
     agree = _agreement(case, res)
     assert min(agree.values()) >= floor, agree
 
 
-@pytest.mark.xfail(strict=True, raises=(NIRValidationError, LavaRuntimeError),
-                   reason="needs recurrent edges (1.lif -> 1.w_rec -> 1.lif) in runtime/compiler.py "
-                          "and a soft-reset Lava model")
 def test_snntorch_rleaky_subtract_exact(tmp_path):
     case = snntorch_case(tmp_path, "rleaky", "subtract", STEPS)
     imp = import_peer_file(case.path, reset="subtract")
@@ -130,8 +119,6 @@ def test_snntorch_rleaky_subtract_exact(tmp_path):
     _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
 
 
-@pytest.mark.xfail(strict=True, raises=NIRValidationError,
-                   reason="needs Conv2d and Flatten support in runtime/compiler.py")
 def test_snntorch_conv_zero_exact(tmp_path):
     case = snntorch_case(tmp_path, "conv", "zero", STEPS)
     imp = import_peer_file(case.path, reset="zero")
@@ -233,7 +220,6 @@ def test_norse_subtract_only_for_lifbox(norse_cuba):
         import_peer_file(norse_cuba.path, reset="subtract")
 
 
-@pytest.mark.xfail(strict=True, raises=LavaRuntimeError, reason="needs a soft-reset Lava model")
 def test_norse_lifbox_subtract_exact(tmp_path):
     """LIFBoxCell's reset_subtract (v - v_th right after the spike) is our soft reset."""
     case = norse_case(tmp_path, "lifbox", "subtract", STEPS)
@@ -249,9 +235,6 @@ def test_norse_recurrent_exact(tmp_path):
     _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
 
 
-@pytest.mark.xfail(strict=True, raises=NIRValidationError,
-                   reason="needs Conv2d support (and scalar CubaLIF parameters broadcast to the conv "
-                          "output shape) in runtime/compiler.py")
 def test_norse_conv_exact(tmp_path):
     case = norse_case(tmp_path, "conv", "value", STEPS)
     imp = import_peer_file(case.path)

@@ -4,11 +4,14 @@ A :class:`SpikingGraph` holds named node modules and directed edges between them
 with one virtual input node and one virtual output node (NIR's ``Input``/``Output``).
 It runs in *graph time* (no Lava pipeline delays). At every timestep ``t``:
 
-* nodes are evaluated in the topological order of the forward edges;
-* a node's input is the SUM of its predecessors' outputs;
-* a back edge (one that closes a cycle, see :func:`graph_order`) carries its source's
-  output of step ``t-1`` (nothing, i.e. zeros, at ``t = 0``);
-* node state (neurons, delays, nested graphs) persists across steps from zero.
+* neurons (and Threshold nodes) run in the order of :func:`graph_order`; every other
+  node is an instantaneous function of its inputs (a node's input is the SUM of its
+  predecessors' outputs);
+* a neuron sees the current output of neurons that ran before it in the step, and the
+  previous step's output (zeros at ``t = 0``) of itself and of neurons after it: every
+  cycle is broken at a neuron's output, where the state is;
+* a Delay of ``k`` steps gives its input as it stood at the end of step ``t - k``;
+* state (neurons, delays) persists across steps from zero; nested graphs are inlined.
 
 Node modules: ``nn.Linear``, :class:`Scale`, ``nn.Conv2d``, ``nn.Flatten``,
 :class:`SumPool2d`, ``nn.AvgPool2d``, :class:`Delay`, :class:`Threshold`,
@@ -41,10 +44,10 @@ def graph_order(node_names: Sequence[str], edges: Sequence[tuple[str, str]],
     that is still on the DFS stack closes a cycle and is a back edge (self-loops
     included). Back edges carry the source's output of the previous timestep.
 
-    ``order`` is a topological order of the remaining (forward) edges, ``input_name``
-    first; among nodes that are ready at the same time, the one listed first in
-    ``node_names`` comes first (Kahn's algorithm). ``back_edges`` keeps the order of
-    ``edges``.
+    ``order`` is the reverse post-order of that search: a topological order of the
+    remaining (forward) edges, ``input_name`` first, that depends on the edges and their
+    order only (NIR files keep edge order but not node order). ``back_edges`` keeps the
+    order of ``edges``.
 
     Raises ``ValueError`` naming the fault for an edge to an unknown node, a duplicate
     edge, an edge into the input, or a node the input does not reach.
@@ -68,6 +71,7 @@ def graph_order(node_names: Sequence[str], edges: Sequence[tuple[str, str]],
         succ[a].append(b)
 
     back: set[tuple[str, str]] = set()
+    post: list[str] = []
     state = dict.fromkeys(names, 0)  # 0 unvisited, 1 on the DFS stack, 2 done
     state[input_name] = 1
     stack = [(input_name, iter(succ[input_name]))]
@@ -82,28 +86,13 @@ def graph_order(node_names: Sequence[str], edges: Sequence[tuple[str, str]],
                 break
         else:
             state[node] = 2
+            post.append(node)
             stack.pop()
     unreached = [n for n in names if state[n] == 0]
     if unreached:
         raise ValueError(f"nodes {unreached} are not reachable from the input {input_name!r}")
 
-    rank = {n: i for i, n in enumerate(names)}
-    indeg = dict.fromkeys(names, 0)
-    for a, b in edges:
-        if (a, b) not in back:
-            indeg[b] += 1
-    ready = [input_name]
-    order = []
-    while ready:
-        node = min(ready, key=rank.__getitem__)
-        ready.remove(node)
-        order.append(node)
-        for nxt in succ[node]:
-            if (node, nxt) not in back:
-                indeg[nxt] -= 1
-                if indeg[nxt] == 0:
-                    ready.append(nxt)
-    assert len(order) == len(names), "forward edges of a DFS are acyclic"
+    order = post[::-1]
     return order, [e for e in edges if tuple(e) in back]
 
 
@@ -272,6 +261,19 @@ def _step(module: nn.Module, x, state):
     return module(x), None
 
 
+def _apply(module: nn.Module, x, name: str):
+    try:
+        return module(x)
+    except RuntimeError as e:
+        raise ConfigError(f"node {name!r} ({type(module).__name__}) failed on input of shape "
+                          f"{tuple(x.shape[1:])} per sample: {e}") from e
+
+
+def _out_shape(module: nn.Module, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Output shape of a cell (neurons and thresholds keep their input's shape)."""
+    return tuple(in_shape)
+
+
 # ----------------------------------------------------------------------------- graph
 
 
@@ -315,42 +317,110 @@ class SpikingGraph(nn.Module):
 
     # -- running
 
+    def _flat(self, prefix: str = ""):
+        """The graph with nested graphs inlined: ``(nodes, edges)`` named ``sub.node``."""
+        nodes, edges, entry, exit_ = {}, [], {}, {}
+        for name, module in self.nodes.items():
+            if isinstance(module, SpikingGraph):
+                inner, inner_edges = module._flat(prefix + name + ".")
+                nodes.update(inner)
+                i_in, i_out = prefix + name + "." + module.input_name, prefix + name + "." + module.output_name
+                entry[name] = [b for a, b in inner_edges if a == i_in]
+                exit_[name] = [a for a, b in inner_edges if b == i_out]
+                edges += [(a, b) for a, b in inner_edges if a != i_in and b != i_out]
+            else:
+                nodes[prefix + name] = module
+        for a, b in self.edges:
+            srcs = exit_.get(a, [prefix + a])
+            dsts = entry.get(b, [prefix + b])
+            edges += [(x, y) for x in srcs for y in dsts]
+        return nodes, edges
+
+    def _plan(self):
+        """Flat evaluation plan: cells (state holders) in order, predecessors, delays."""
+        if getattr(self, "_flat_plan", None) is None:
+            nodes, edges = self._flat()
+            names = [self.input_name, *nodes, self.output_name]
+            order, _ = graph_order(names, edges, self.input_name)
+            pred = {n: [a for a, b in edges if b == n] for n in names}
+            cells = [n for n in order if isinstance(nodes.get(n), (Neuron, Threshold))]
+            delays = [n for n in order if isinstance(nodes.get(n), Delay)]
+            self._flat_plan = (nodes, pred, cells, delays)
+        return self._flat_plan
+
     def step(self, x, state=None, record: dict | None = None, prefix: str = ""):
-        """One timestep of the graph: ``(y, state)``; fills ``record[<prefix><node>...]``."""
-        states, prev = ({}, {}) if state is None else state
-        states = dict(states)
-        out: dict[str, Any] = {}
-        for name in self.order:
-            if name == self.input_name:
-                out[name] = x
-                continue
-            terms = [out[p] for p in self._fwd_pred[name]] + [prev[p] for p in self._back_pred[name]
-                                                              if p in prev]
-            a_in = _sum_inputs(terms, name, self._fwd_pred[name] + self._back_pred[name])
-            if name == self.output_name:
-                out[name] = a_in
-                continue
-            module = self.nodes[name]
-            path = prefix + name
+        """One timestep of the graph: ``(y, state)``; fills ``record[<prefix><node>...]``.
+
+        Neurons (and Threshold nodes) hold the state and run in :func:`graph_order`;
+        every other node is an instantaneous function of its inputs, evaluated when a
+        neuron needs it. A neuron therefore sees the current step's output of neurons
+        that ran before it and the previous step's output of itself and of those after
+        it: every cycle is broken at a neuron's output. A Delay node of ``k`` steps
+        gives its input as it stood at the end of step ``t - k``.
+        """
+        nodes, pred, cells, delays = self._plan()
+        cell_state, vals, delay_state = ({}, {}, {}) if state is None else state
+        cell_state, vals, delay_state = dict(cell_state), dict(vals), dict(delay_state)
+        memo: dict[str, Any] = {}
+
+        def value(n):
+            if n == self.input_name:
+                return x
+            if n in memo:
+                return memo[n]
+            module = nodes.get(n)
+            if isinstance(module, (Neuron, Threshold)):
+                if n not in vals:  # before its first update: zeros of its output shape
+                    vals[n] = x.new_zeros((x.shape[0], *_out_shape(module, self._cell_shape(n))))
+                return vals[n]
+            if isinstance(module, Delay):
+                buf = delay_state.get(n)
+                y = None if buf is None else buf[0]
+                if y is None:
+                    y = inputs(n) * 0  # zeros of the right shape for t < steps
+            else:
+                a = inputs(n)
+                y = a if n == self.output_name else _apply(module, a, n)
+            memo[n] = y
+            return y
+
+        def inputs(n):
+            return _sum_inputs([value(p) for p in pred[n]], n, pred[n])
+
+        for n in cells:
+            module = nodes[n]
+            a_in = inputs(n)
             try:
-                if isinstance(module, SpikingGraph):
-                    y, states[name] = module.step(a_in, states.get(name), record, path + ".")
-                else:
-                    y, states[name] = _step(module, a_in, states.get(name))
-            except ConfigError:
-                raise
+                y, cell_state[n] = _step(module, a_in, cell_state.get(n))
             except RuntimeError as e:
-                raise ConfigError(f"node {path!r} ({type(module).__name__}) failed on input of shape "
+                raise ConfigError(f"node {prefix + n!r} ({type(module).__name__}) failed on input of shape "
                                   f"{tuple(a_in.shape[1:])} per sample: {e}") from e
-            out[name] = y
-            if record is not None and not isinstance(module, SpikingGraph):
+            vals[n] = y
+            memo.clear()  # values downstream of this neuron changed
+            if record is not None:
                 if isinstance(module, Neuron):
                     if module.spiking:
-                        record.setdefault(path + ".spikes", []).append(y)
-                    record.setdefault(path + ".v", []).append(states[name][1])
+                        record.setdefault(prefix + n + ".spikes", []).append(y)
+                    record.setdefault(prefix + n + ".v", []).append(cell_state[n][1])
                 else:
-                    record.setdefault(path + ".out", []).append(y)
-        return out[self.output_name], (states, {p: out[p] for p in self._back_src})
+                    record.setdefault(prefix + n + ".out", []).append(y)
+        y = inputs(self.output_name)
+        if record is not None:
+            for n, module in nodes.items():
+                if not isinstance(module, (Neuron, Threshold)):
+                    record.setdefault(prefix + n + ".out", []).append(value(n))
+        for n in delays:  # what each delay line holds at the end of the step
+            a = inputs(n)
+            buf = delay_state.get(n) or [None] * nodes[n].steps
+            delay_state[n] = buf[1:] + [a]
+        return y, (cell_state, vals, delay_state)
+
+    def _cell_shape(self, flat_name: str) -> tuple[int, ...]:
+        """Input shape of a (possibly nested) cell, from the shape inference."""
+        graph, parts = self, flat_name.split(".")
+        for part in parts[:-1]:
+            graph = graph.nodes[part]
+        return graph._shapes[parts[-1]][0]
 
     def forward(self, x: torch.Tensor, record: bool = False):
         """Run ``x`` (T, batch, *input_shape) from zero state.
