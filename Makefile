@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.stamp-setup
 TORCH  := torch==2.13.0
 LAVA   := lava-nc==0.10.0 lava-dl==0.6.0
 NORSE  := norse==1.1.0
+NEUROBENCH := neurobench==2.3.0
 
 .PHONY: setup demo test test-slow bench clean
 
@@ -25,6 +26,9 @@ $(STAMP): pyproject.toml Makefile
 	# Norse (a peer whose NIR files the tests import) declares torchvision, which would pull
 	# another torch; it needs only numpy, torch, nir and nirtorch, all installed here.
 	$(PIP) install -q --no-deps $(NORSE)
+	# NeuroBench (its metrics check our operation counts) declares torchaudio, tonic and numba;
+	# the metrics the tests use need none of them.
+	$(PIP) install -q --no-deps $(NEUROBENCH)
 	$(PIP) install -q -e ".[test]"
 	$(PY) -c "import spikeloop.runtime.lava_compat as c; c.check()"
 	touch $(STAMP)

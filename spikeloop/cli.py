@@ -40,16 +40,18 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-seed", type=int, default=1000, help="episode i starts from reset(seed + i)")
     p.add_argument("--mapping", choices=("fused", "per-node"), default="fused",
                    help="Lava mapping: one fused process (fast) or one process per NIR node (reference)")
-    p.add_argument("--profile", default="loihi", help="comma-separated hardware profiles (default: loihi)")
+    p.add_argument("--profile", help="comma-separated hardware profiles or .toml paths (default: every "
+                                     "built-in neuromorphic profile)")
     p.add_argument("--baseline", default="cpu-45nm", help="conventional profile for the dense-ANN baseline")
 
 
 def _eval_cfg(args):
     from spikeloop.pipeline import EvalConfig
 
-    return EvalConfig(episodes=args.episodes, seed=args.eval_seed, mapping=args.mapping,
-                      profiles=[s.strip() for s in args.profile.split(",") if s.strip()],
-                      baseline=args.baseline)
+    cfg = EvalConfig(episodes=args.episodes, seed=args.eval_seed, mapping=args.mapping, baseline=args.baseline)
+    if args.profile:
+        cfg.profiles = [s.strip() for s in args.profile.split(",") if s.strip()]
+    return cfg
 
 
 def cmd_demo(args) -> int:
@@ -110,8 +112,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from spikeloop.pipeline import POLICY_NIR, build_report, energy_stage, evaluate_stage, write_report
+    import shutil
+
+    from spikeloop.errors import ConfigError
     from spikeloop.export.metadata import GraphMeta
+    from spikeloop.pipeline import POLICY_NIR, build_report, energy_stage, evaluate_stage, write_report
     from spikeloop.export.nir_io import read_graph
 
     src = Path(args.policy)
@@ -121,7 +126,9 @@ def cmd_run(args) -> int:
     meta = GraphMeta.from_nir_metadata(read_graph(nir_path).metadata, str(nir_path))
     env_id = args.env or (meta.extra.get("env_id") if meta else None)
     if not env_id:
-        raise SystemExit("spikeloop run: the graph names no environment; pass --env ENV_ID")
+        raise ConfigError(f"{nir_path}: the graph names no environment; pass --env ENV_ID")
+    if (run_dir / POLICY_NIR).resolve() != nir_path.resolve():
+        shutil.copyfile(nir_path, run_dir / POLICY_NIR)  # the run folder holds what it reports on
     cfg = _eval_cfg(args)
     evaluation = evaluate_stage(nir_path.parent, env_id, cfg, nir_path=nir_path, progress=not args.quiet)
     per_dec = evaluation["results"]["lava_fixed"].counts.per_decision()
@@ -136,6 +143,7 @@ def cmd_run(args) -> int:
 def cmd_energy(args) -> int:
     import json
 
+    from spikeloop.errors import ConfigError
     from spikeloop.export.nir_io import read_graph
     from spikeloop.hwprofiles import builtin_profiles
     from spikeloop.pipeline import POLICY_NIR, REPORT_JSON, REPORT_MD, energy_stage, write_report
@@ -146,7 +154,7 @@ def cmd_energy(args) -> int:
     run_dir = Path(args.run)
     rpath = run_dir / REPORT_JSON
     if not rpath.is_file():
-        raise SystemExit(f"spikeloop energy: {rpath} not found; run `spikeloop run` or `spikeloop demo` first")
+        raise ConfigError(f"{rpath} not found; run `spikeloop run` or `spikeloop demo` first")
     report = json.loads(rpath.read_text())
     plan = plan_from_nir(read_graph(run_dir / POLICY_NIR), source=str(run_dir / POLICY_NIR))
     profiles = ([s.strip() for s in args.profile.split(",") if s.strip()] if args.profile

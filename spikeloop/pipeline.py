@@ -29,10 +29,16 @@ class EvalConfig:
     seed: int = 1000
     """episode i is reset with seed + i (the same episodes for every backend)"""
     mapping: str = "fused"
-    profiles: list[str] = field(default_factory=lambda: ["loihi"])
+    profiles: list[str] = field(default_factory=lambda: _neuromorphic_profiles())
     baseline: str = "cpu-45nm"
     check_emulator: bool = True
     """step the bit-exact emulator beside Lava fixed point and stop on any difference"""
+
+
+def _neuromorphic_profiles() -> list[str]:
+    from spikeloop.hwprofiles import builtin_profiles
+
+    return builtin_profiles("neuromorphic")
 
 
 def train_stage(run_dir: Path, dqn_cfg, progress: bool = True):
