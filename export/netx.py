@@ -57,10 +57,10 @@ import h5py
 import numpy as np
 
 from spikeloop.artifacts import atomic_path
-from spikeloop.errors import ExportError
-from spikeloop.runtime.fixed_point import (BIAS_MANT_MAX, DECAY_UNITY, DS_OFFSET, VTH_MANT_MAX, VTH_SHIFT,
+from spikeloop.errors import ExportError, QuantizationError
+from spikeloop.runtime.fixed_point import (BIAS_MANT_MAX, DECAY_UNITY, DS_OFFSET, VTH_SHIFT,
                                            FixedConnection, FixedPlan, FixedPopulation,
-                                           lava_effective_weights, quantize_plan)
+                                           lava_effective_weights, quantize_plan, threshold_register)
 from spikeloop.runtime.plan import INPUT, NetworkPlan
 from spikeloop.train.neuron import HARD
 
@@ -152,10 +152,10 @@ def netx_fixed_plan(plan: NetworkPlan, fixed: FixedPlan | None = None) -> tuple[
         conns[c.name] = _dense_registers(c.name, W)
         vth = None
         if p.spiking:
-            vth = int(round(scale * p.vth / (1 << VTH_SHIFT)))
-            if not 1 <= vth <= VTH_MANT_MAX:
-                raise ExportError(f"node {p.name!r}: threshold {p.vth:g} maps to vThMant {vth} on netx's "
-                                  f"grid, outside [1, {VTH_MANT_MAX}]")
+            try:
+                vth = threshold_register(p.name, p.vth, scale)
+            except QuantizationError as e:
+                raise ExportError(f"node {p.name!r}: vThMant on netx's grid: {e}") from e
         pops[p.name] = FixedPopulation(p.name, scale, fp.du_12bit, fp.dv_12bit, bias_mant,
                                        np.full(p.size, NETX_BIAS_EXP, np.int64), vth)
         w_back = W * 2.0 ** VTH_SHIFT * src_scale / scale

@@ -320,7 +320,7 @@ def import_peer(graph: nir.NIRGraph, dt: float | None = None, peer: str = "auto"
     if peer in PEERS and detected in PEERS and detected != peer:
         warnings.append(PeerWarning(
             "peer-mismatch", f"{source}: --peer {peer} given, but the graph looks written by "
-            f"{detected} ({evidence}).", f"check --peer, or use --peer auto", exact=False))
+            f"{detected} ({evidence}).", "check --peer, or use --peer auto", exact=False))
     if name not in PEERS:  # spikeloop's own graph or plain NIR: the compiler as it is
         plan = plan_from_nir(graph, dt=dt, T=T, source=source)
         _check_plausible(graph, plan.dt, warnings)

@@ -196,6 +196,15 @@ def _state_bound(plan: NetworkPlan, name: str, src_max: dict[str, float]) -> tup
     return u_bound, v_bound
 
 
+def threshold_register(name: str, vth: float, scale: float) -> int:
+    """The 17-bit threshold mantissa of ``vth`` on ``scale`` (``vth_17bit << 6 == scale * vth``)."""
+    reg = int(round(scale * vth / (1 << VTH_SHIFT)))
+    if not 1 <= reg <= VTH_MANT_MAX:
+        raise QuantizationError(f"population {name!r}: threshold {vth:g} maps to {reg}, outside the "
+                                f"17-bit register [1, {VTH_MANT_MAX}]")
+    return reg
+
+
 def quantize_plan(plan: NetworkPlan) -> FixedPlan:
     """Choose per-population scales and registers; raise :class:`QuantizationError` if impossible.
 
@@ -253,10 +262,7 @@ def quantize_plan(plan: NetworkPlan) -> FixedPlan:
                 np.abs(w_back - c.weight).max() / max(np.abs(c.weight).max(), 1e-30))
         vth17 = None
         if p.spiking:
-            vth17 = int(round(sigma * p.vth / (1 << VTH_SHIFT)))
-            if not 1 <= vth17 <= VTH_MANT_MAX:
-                raise QuantizationError(f"population {p.name!r}: threshold {p.vth:g} maps to {vth17}, "
-                                        f"outside the 17-bit register [1, {VTH_MANT_MAX}]")
+            vth17 = threshold_register(p.name, p.vth, sigma)
             errors[p.name]["vth_rel_err"] = abs(vth17 * 64 / sigma - p.vth) / abs(p.vth)
         b = sigma * np.asarray(p.bias, dtype=np.float64)
         bexp = np.zeros(p.size, np.int64)

@@ -182,8 +182,12 @@ class LavaNetwork:
         return self.start()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        # After a failure the runtime may be mid-step: give Lava's own stop only a moment.
-        self.stop(timeout=STOP_TIMEOUT_S if exc_type is None else 2.0)
+        # After a failure the runtime may be mid-step: give Lava's own stop only a moment; after
+        # Ctrl-C (which a terminal also sends to Lava's processes) none at all.
+        if exc_type is None:
+            self.stop()
+        else:
+            self.stop(timeout=0.0 if issubclass(exc_type, KeyboardInterrupt) else 2.0)
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Stop the runtime; if Lava's stop fails or hangs, kill its processes and segments.
@@ -196,7 +200,7 @@ class LavaNetwork:
         self._started = False
         self.stop_error = None
         runtime = getattr(self._root, "runtime", None) if self._root is not None else None
-        if runtime is not None and self._ran:
+        if runtime is not None and self._ran and timeout > 0:
             done = threading.Event()
 
             def _stop():
@@ -211,6 +215,10 @@ class LavaNetwork:
             if not done.wait(timeout):
                 self.stop_error = TimeoutError(f"Lava's runtime did not stop within {timeout:.0f} s")
         self._force_cleanup()
+        if runtime is not None:
+            # Lava's Runtime.__del__ and Process.__del__ call stop() again, which waits forever
+            # for answers from processes that are gone: mark the runtime as stopped.
+            runtime._is_started = runtime._is_running = False
 
     def _force_cleanup(self) -> None:
         """Terminate what this runtime started and unlink the segments it created."""

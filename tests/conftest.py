@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 
@@ -29,6 +30,20 @@ def random_policy(sizes=(4, 32, 32, 2), T=8, seed=0, weight_std=0.8, bias_std=0.
             layer.bias.normal_(0, bias_std)
     enc = InputEncoding(mean=(0.0,) * sizes[0], std=(1.0,) * sizes[0])
     return model, enc
+
+
+def live_children() -> set[int]:
+    """Live child processes of this test process, except Python's resource tracker."""
+    from spikeloop.runtime.lava_runtime import is_resource_tracker
+
+    out = set()
+    for c in psutil.Process().children(recursive=True):
+        try:
+            if c.status() != psutil.STATUS_ZOMBIE and not is_resource_tracker(c.pid):
+                out.add(c.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
 
 
 def random_plan(**kw):

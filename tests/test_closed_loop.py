@@ -1,7 +1,6 @@
 """Closed-loop episodes of the trained CartPole policy on every backend."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from spikeloop.export.nir_io import read_graph

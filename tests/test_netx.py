@@ -26,7 +26,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import random_plan
+from conftest import live_children, random_plan
 from spikeloop.cli import main
 from spikeloop.errors import ExportError
 from spikeloop.export.netx import (NEVER_FIRES_VTH, netx_metadata, netx_network_kwargs, write_netx)
@@ -34,22 +34,12 @@ from spikeloop.export.nir_io import read_graph
 from spikeloop.runtime import lava_compat
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.emulator import Emulator
-from spikeloop.runtime.lava_runtime import LavaNetwork, _shm_segments, is_resource_tracker
+from spikeloop.runtime.lava_runtime import LavaNetwork, _shm_segments
 from spikeloop.runtime.plan import INPUT, Connection, NetworkPlan
 from spikeloop.runtime.runner import run_closed_loop
 
 DECISIONS = 20  # x 11 steps = 220 Lava steps
 
-
-def live_children() -> set[int]:
-    out = set()
-    for c in psutil.Process().children(recursive=True):
-        try:
-            if c.status() != psutil.STATUS_ZOMBIE and not is_resource_tracker(c.pid):
-                out.add(c.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def foreign_segments() -> set[str]:

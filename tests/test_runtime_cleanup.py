@@ -13,22 +13,11 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import DATA
+from conftest import DATA, live_children
 from spikeloop.errors import LavaRuntimeError
-from spikeloop.runtime.lava_runtime import LavaNetwork, _shm_segments, is_resource_tracker
+from spikeloop.runtime.lava_runtime import LavaNetwork, _shm_segments
 from spikeloop.runtime.runner import HostCodec
 
-
-def live_children() -> set[int]:
-    """Child processes of this test process, except Python's resource tracker."""
-    out = set()
-    for c in psutil.Process().children(recursive=True):
-        try:
-            if c.status() != psutil.STATUS_ZOMBIE and not is_resource_tracker(c.pid):
-                out.add(c.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 @pytest.fixture
@@ -76,26 +65,24 @@ def test_ctrl_c_leaves_nothing(tmp_path, mapping):
     marker = f"spikeloop-ctrlc-{uuid.uuid4().hex}"
     shm_before = _shm_segments()
     worker = Path(__file__).parent / "lava_worker.py"
-    proc = subprocess.Popen([sys.executable, str(worker), marker, str(DATA / "policy.nir"), mapping],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    log = tmp_path / "worker.log"  # a file, not a pipe: dying processes' tracebacks cannot block on it
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([sys.executable, str(worker), marker, str(DATA / "policy.nir"), mapping],
+                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 120
-        line = ""
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if "READY" in line or not line:
-                break
-        assert "READY" in line, f"worker did not start: {line!r}"
+        while time.time() < deadline and "READY" not in log.read_text() and proc.poll() is None:
+            time.sleep(0.1)
+        assert "READY" in log.read_text(), f"worker did not start: {log.read_text()[-2000:]}"
         group = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
         assert len(group) > 1, "the worker started no Lava processes: the check would be vacuous"
         os.killpg(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=90)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, out
     time.sleep(0.5)
     left = [p.pid for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
     assert not left, f"processes left after Ctrl-C: {left}"
+    assert proc.returncode == 130, log.read_text()[-3000:]
     assert _shm_segments() - shm_before == set(), "shared memory left after Ctrl-C"

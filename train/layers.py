@@ -139,13 +139,13 @@ class SpikingMLP(nn.Module):
         for _ in range(self.T):
             a_in = first
             for k, layer in enumerate(self.layers):
-                if k > 0:
-                    a_in = layer.current(s)
                 u[k], v[k], s, _ = layer.step(u[k], v[k], a_in, self._spike)
                 if record:
                     trace_v[k].append(v[k])
                     if s is not None:
                         trace_s[k].append(s)
+                if k + 1 < len(self.layers):
+                    a_in = self.layers[k + 1].current(s)
         out = v[-1]
         if record:
             return out, {"spikes": [torch.stack(t) for t in trace_s],
