@@ -42,7 +42,6 @@ from spikeloop.train.neuron import HARD, RESET_MODES
 NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.Threshold)
 OP_TYPES = (nir.Linear, nir.Affine, nir.Scale, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Flatten,
             nir.Delay)
-SYNAPSES = (nir.Linear, nir.Affine)  # kept for importers that ask which nodes carry weights
 
 
 @dataclass
