@@ -10,14 +10,30 @@ from pathlib import Path
 from spikeloop.errors import SpikeloopError
 
 
+def _field_docs(cls) -> dict[str, str]:
+    """Attribute docstrings of a dataclass (the string literal under a field), CleanRL style."""
+    import ast
+    import inspect
+    import textwrap
+
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    docs = {}
+    for a, b in zip(body, body[1:]):
+        if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr)
+                and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
+            docs[a.target.id] = " ".join(b.value.value.split())
+    return docs
+
+
 def _add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None:
-    """One --option per dataclass field, typed from its default."""
+    """One --option per dataclass field, typed from its default, helped by its docstring."""
+    docs = _field_docs(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         flag = "--" + f.name.replace("_", "-")
-        doc = (cls.__dataclass_fields__[f.name].metadata.get("help") or "")
+        doc = docs.get(f.name, "")
         if isinstance(default, bool):
             parser.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
                                 help=f"{doc} (default: {default})")

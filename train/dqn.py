@@ -29,39 +29,59 @@ class DQNConfig:
     """Hyperparameters of a spiking DQN run (every field is a CLI option of `spikeloop train`)."""
 
     env_id: str = "CartPole-v1"
+    """gymnasium environment id (Discrete actions, flat Box observations)"""
     seed: int = 0
+    """seeds the environment, torch, numpy and replay sampling: same seed, same weights"""
     total_steps: int = 60_000
     """environment steps at most (training stops early once the eval target is met)"""
     hidden: list[int] = field(default_factory=lambda: [64, 64])
+    """hidden LIF layer sizes"""
     T: int = 8
     """timesteps per decision window"""
     dv_hidden: float = 0.125
+    """voltage decay per step of the hidden LIF neurons (tau = dt/dv)"""
     dv_readout: float = 0.125
+    """voltage decay per step of the leaky-integrator readout"""
     vth: float = 1.0
+    """firing threshold of the hidden neurons"""
     lr: float = 1e-3
+    """Adam learning rate"""
     gamma: float = 0.99
+    """discount factor"""
     buffer_size: int = 50_000
+    """replay buffer capacity (transitions)"""
     batch_size: int = 64
+    """transitions per gradient step"""
     learning_starts: int = 1_000
+    """environment steps before the first gradient step"""
     train_freq: int = 4
+    """environment steps per gradient step"""
     target_update: int = 500
     """environment steps between hard target-network updates"""
     eps_start: float = 1.0
+    """initial exploration rate"""
     eps_end: float = 0.02
+    """final exploration rate"""
     eps_fraction: float = 0.3
     """fraction of total_steps over which epsilon decays linearly"""
     grad_clip: float = 10.0
+    """gradient norm clip"""
     fake_quant: bool = True
     """train against the 8-bit weight grid of the fixed-point deployment"""
     eval_every: int = 2_500
+    """environment steps between greedy evaluations (the best policy is kept)"""
     eval_episodes: int = 10
+    """episodes per greedy evaluation"""
     target_return: float = 495.0
     """stop once the greedy eval mean reaches this"""
     norm_steps: int = 2_000
     """random-policy steps used to freeze the input normalization"""
     input_clip: float = 4.0
+    """normalized observations are clipped to +-input_clip"""
     input_bits: int = 8
+    """bits of the graded input payload (Loihi 2 graded spikes)"""
     threads: int = 1
+    """torch CPU threads"""
 
     def validate(self) -> "DQNConfig":
         if self.T < 1 or self.total_steps < 1 or self.batch_size < 1:
