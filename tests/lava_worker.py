@@ -2,6 +2,7 @@
 
 Usage: python lava_worker.py MARKER  -- prints READY once decisions are flowing, then runs on.
 """
+import signal
 import sys
 
 import numpy as np
@@ -13,6 +14,9 @@ from spikeloop.runtime.lava_runtime import LavaNetwork
 from spikeloop.runtime.runner import HostCodec
 
 if __name__ == "__main__":
+    # A shell starts background jobs with SIGINT ignored (POSIX, without job control), and the
+    # test runner may be one: give the worker the disposition of a process in a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     plan = plan_from_nir(read_graph(sys.argv[2]))
     codec = HostCodec(plan, "fixed", None)
     mapping = sys.argv[3] if len(sys.argv) > 3 else "per-node"
