@@ -82,17 +82,16 @@ def cmd_demo(args) -> int:
 
 
 def _print_summary(run_dir: Path, report: dict) -> None:
-    from spikeloop.report import fmt_energy
+    from spikeloop.report import targets_text
 
     ev = report["evaluation"]
     print(f"\nreport: {run_dir / 'report.md'}")
-    for key, s in ev.items():
+    for key, s in sorted(ev.items(), key=lambda kv: ("torch_float", "lava_float", "lava_fixed").index(kv[0])
+                         if kv[0] in ("torch_float", "lava_float", "lava_fixed") else 9):
         agree = s.get("agreement_with_torch")
         print(f"  {key:12s} mean return {s['mean_return']:7.1f} over {s['episodes']} episodes"
               + ("" if agree is None else f", actions equal to torch {100 * agree:.2f} %"))
-    for name, rep in report["energy"]["targets"].items():
-        print(f"  energy per decision on {name}: {fmt_energy(rep['total_J'])}"
-              + (f" (unpriced: {', '.join(rep['unpriced'])})" if rep["unpriced"] else ""))
+    print(targets_text(report["energy"]))
 
 
 def cmd_train(args) -> int:
