@@ -88,8 +88,10 @@ def main(argv=None) -> int:
         body.append(f"| {name} | {prec} | {n} | {rate:,.1f} | {steps:,.0f} | {comp:.2f} |")
     body += ["", "The fused mapping runs the whole network in one Lava process (bit-exact with the per-node "
              "mapping of Lava's own models, see tests/test_parity.py); Lava then synchronises one process "
-             "per step instead of eight. The per-node mapping is the reference and also carries spikeloop's "
-             "host input/output processes."]
+             "per step instead of eight. The per-node mapping is the reference, not the fast path: it runs "
+             "Lava's own Dense and LIFReset models with counters added, plus spikeloop's host input/output "
+             "processes (eight processes for this policy), and comes out slower than the naive Injector/"
+             "Extractor baseline measured before spikeloop existed."]
     if not args.no_write:
         update_section("Closed-loop decisions per second (benchmarks/closed_loop.py)", "\n".join(body))
         print("updated BENCHMARKS.md")

@@ -15,18 +15,16 @@ random SpikingMLP (4-256-256-256-2, seeded), which shows how the terms scale.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SECTION = "## Energy per decision (benchmarks/energy.py)"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, machine, update_section  # noqa: E402
+
+SECTION = "Energy per decision (benchmarks/energy.py)"
 SEED_FACTOR = 0.97  # spiking_rainbow_dqn.md: "energy_savings = sparsity * 0.97  # 97% from SpikingBrain"
 
 
@@ -128,28 +126,6 @@ def bound_of(rep: dict) -> str:
     return "" if rep.get("chip_complete") else "≥ "
 
 
-def machine() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        rev = "unknown"
-    cpu = platform.processor() or platform.machine()
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} CPUs visible, Python {platform.python_version()}, "
-            f"commit {rev}")
-
-
-def update_benchmarks(text: str, path: Path) -> None:
-    """Replace (or append) the energy section of BENCHMARKS.md, keeping every other section."""
-    from spikeloop.artifacts import write_text
-
-    old = path.read_text() if path.exists() else "# Benchmarks\n\nMeasured numbers with the commands that made them.\n"
-    pattern = re.compile(re.escape(SECTION) + r".*?(?=^## |\Z)", re.S | re.M)
-    body = text.rstrip() + "\n\n"
-    new = pattern.sub(lambda _: body, old) if pattern.search(old) else old.rstrip() + "\n\n" + body
-    write_text(path, new.rstrip() + "\n")
-
-
 def main(argv=None) -> int:
     import spikeloop.runtime  # noqa: F401  (Lava shim before anything imports lava)
     from spikeloop.export.nir_io import read_graph
@@ -170,8 +146,7 @@ def main(argv=None) -> int:
     cartpole = plan_from_nir(read_graph(ROOT / "tests/data/policy.nir"), source="tests/data/policy.nir")
     large, large_label = larger_policy()
     cmd = "benchmarks/energy.py" + (" " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else "")
-    out = [SECTION, "",
-           f"Command: `.venv/bin/python {cmd}`. Machine: {machine()}.", "",
+    out = [f"Command: `.venv/bin/python {cmd}`. Machine: {machine()}.", "",
            f"Counts measured in closed loop on CartPole-v1 ({args.backend}"
            + (", Loihi fixed point, bit-exact with Lava fixed_pt" if args.backend == "emulator" else " fixed_pt")
            + f"; episode i reset with seed {args.seed} + i), priced with the cited constants of each profile "
@@ -199,7 +174,7 @@ def main(argv=None) -> int:
     text = "\n".join(out)
     print(text)
     if not args.no_write:
-        update_benchmarks(text, Path(args.out))
+        update_section(SECTION, text, Path(args.out))
         print(f"updated {args.out}", file=sys.stderr)
     return 0
 
