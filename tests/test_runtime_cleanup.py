@@ -79,8 +79,11 @@ def test_ctrl_c_leaves_nothing(tmp_path, mapping):
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # the test has failed; do not leave a killed worker's segments behind
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            for name in _shm_segments() - shm_before:
+                (Path("/dev/shm") / name).unlink(missing_ok=True)
     time.sleep(0.5)
     left = [p.pid for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
     assert not left, f"processes left after Ctrl-C: {left}"
