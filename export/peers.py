@@ -34,6 +34,7 @@ Norse (``norse/torch/utils/export_nir.py``, ``norse/torch/functional``):
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,6 +159,19 @@ def _rebuild(node, **kw):
     args = {f: _a(getattr(node, f)) for f in fields if getattr(node, f, None) is not None}
     args.update({k: _a(v) for k, v in kw.items()})
     return type(node)(**args)
+
+
+def _soft_reset(graph: nir.NIRGraph, names: list[str]) -> nir.NIRGraph:
+    """The graph with ``metadata['reset'] = 'soft'`` on the named neuron nodes (copies)."""
+    if not names:
+        return graph
+    nodes = {}
+    for k, n in graph.nodes.items():
+        if k in names:
+            n = copy.copy(n)
+            n.metadata = {**(n.metadata or {}), "reset": SOFT}
+        nodes[k] = n
+    return _graph(graph, nodes)
 
 
 def _graph(graph: nir.NIRGraph, nodes: dict, edges=None) -> nir.NIRGraph:
@@ -322,11 +336,8 @@ def import_peer(graph: nir.NIRGraph, dt: float | None = None, peer: str = "auto"
             "peer-mismatch", f"{source}: --peer {peer} given, but the graph looks written by "
             f"{detected} ({evidence}).", "check --peer, or use --peer auto", exact=False))
     if name not in PEERS:  # spikeloop's own graph or plain NIR: the compiler as it is
-        plan = plan_from_nir(graph, dt=dt, T=T, source=source)
+        plan = plan_from_nir(graph, dt=dt, T=T, source=source, reset=SOFT if reset == "subtract" else None)
         _check_plausible(graph, plan.dt, warnings)
-        if reset == "subtract":
-            for p in plan.populations:
-                p.reset = SOFT if p.spiking else p.reset
         return PeerImport(plan, detected if peer == "auto" else name, plan.dt, graph, warnings)
     meta_dt = (graph.metadata or {}).get("dt")
     if dt is None and meta_dt is None:
@@ -394,25 +405,8 @@ def import_peer(graph: nir.NIRGraph, dt: float | None = None, peer: str = "auto"
                 raise ConfigError(f"{source}: --peer-reset subtract: Norse's LIFCell (CubaLIF nodes "
                                   f"{cuba}) always resets to v_reset; only LIFBoxCell has reset_subtract")
 
-    if name == "snntorch" and reset == "subtract" and exact_graph is not graph:
-        try:
-            plan = plan_from_nir(exact_graph, dt=dt, T=T, source=source)
-            graph = exact_graph
-        except NIRValidationError as e:
-            # The exact form needs a self-edge per neuron; without recurrent edges in the
-            # compiler, fall back to the soft reset alone and say what that costs.
-            warnings.append(PeerWarning(
-                "snntorch-subtract-approx", f"{source}: snnTorch's subtract reset needs a "
-                f"recurrent self-edge per neuron to be exact, which the compiler rejects ({e}); "
-                "simulating a soft reset instead: each spike leaves v higher by (1 - beta) * "
-                "threshold than snnTorch.", "none yet (needs recurrent edges in the compiler)",
-                exact=False))
-            plan = plan_from_nir(graph, dt=dt, T=T, source=source)
-    else:
-        plan = plan_from_nir(graph, dt=dt, T=T, source=source)
-    for p in plan.populations:
-        if p.name in soft:
-            p.reset = SOFT
+    graph = _soft_reset(exact_graph, soft)  # the compiler reads each node's reset from its metadata
+    plan = plan_from_nir(graph, dt=dt, T=T, source=source)
     return PeerImport(plan, detected if peer == "auto" else name, plan.dt, graph, warnings)
 
 
