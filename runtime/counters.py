@@ -29,14 +29,6 @@ class OpCounts:
     active: dict[str, int] = field(default_factory=dict)
     spikes: dict[str, int] = field(default_factory=dict)
 
-    def add(self, other: "OpCounts") -> "OpCounts":
-        out = OpCounts(self.steps + other.steps, self.decisions + other.decisions,
-                       graded={**self.graded, **other.graded})
-        for name in ("synops", "updates", "active", "spikes"):
-            a, b = getattr(self, name), getattr(other, name)
-            setattr(out, name, {k: int(a.get(k, 0)) + int(b.get(k, 0)) for k in a.keys() | b.keys()})
-        return out
-
     def per_decision(self) -> dict:
         """Mean counts per decision (floats), keyed like the raw counts."""
         d = max(self.decisions, 1)

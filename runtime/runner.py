@@ -5,6 +5,7 @@ the same seeded episodes, so returns and actions are comparable decision by deci
 """
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Callable
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spikeloop.errors import ConfigError
+from spikeloop.errors import ConfigError, RuntimeMismatchError
 from spikeloop.runtime.counters import OpCounts
 from spikeloop.runtime.emulator import Emulator
 from spikeloop.runtime.fixed_point import FixedPlan, quantize_plan
@@ -92,10 +93,6 @@ def run_closed_loop(plan: NetworkPlan, env_id: str, episodes: int, seed: int, ba
     measure action agreement. ``check_emulator`` steps the bit-exact emulator beside
     Lava and raises :class:`RuntimeMismatchError` on the first differing output.
     """
-    import time
-
-    from spikeloop.errors import RuntimeMismatchError
-
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if fixed is None and precision == "fixed" and backend != "torch":

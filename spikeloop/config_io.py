@@ -1,11 +1,9 @@
 """A minimal TOML writer for run configs (flat tables of scalars and lists)."""
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from spikeloop.artifacts import write_text
-from spikeloop.errors import ConfigError
 
 
 def _value(v) -> str:
@@ -28,13 +26,3 @@ def write_toml(path: str | Path, tables: dict[str, dict]) -> Path:
         lines += [f"{k} = {_value(v)}" for k, v in body.items() if v is not None]
         lines.append("")
     return write_text(path, "\n".join(lines))
-
-
-def read_toml(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise ConfigError(f"{path}: config file not found") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from e

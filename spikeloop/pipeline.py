@@ -10,7 +10,6 @@ import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from spikeloop import __version__
 from spikeloop.artifacts import write_json, write_text
@@ -190,7 +189,3 @@ def demo(run_dir: Path, dqn_cfg, eval_cfg: EvalConfig, dt: float = 1e-3, progres
     report = build_report(run_dir, dqn_cfg.env_id, evaluation, energy, training, eval_cfg, command)
     write_report(run_dir, report)
     return report
-
-
-def mean_or_none(xs):
-    return None if not xs else float(np.mean(xs))

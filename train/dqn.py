@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -227,7 +227,3 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
     q.load_state_dict(best_state)
     q.eval()
     return TrainResult(q, encoding, float(best), step, time.time() - t0, history)
-
-
-def config_dict(cfg: DQNConfig) -> dict:
-    return asdict(cfg)
