@@ -39,6 +39,6 @@ def update_section(title: str, body: str, path: Path = BENCHMARKS) -> None:
         text = text[:start] + section + ("" if nxt < 0 else text[nxt:])
     else:
         text = text.rstrip() + "\n\n" + section
-    from spikeloop.artifacts import write_text
+    from spikeloop.core.artifacts import write_text
 
     write_text(path, text if text.endswith("\n") else text + "\n")

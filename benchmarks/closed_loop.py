@@ -21,14 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, update_section  # noqa: E402
 
 import spikeloop.runtime  # noqa: E402,F401
-from spikeloop.export.nir_io import read_graph  # noqa: E402
+from spikeloop.core.nir_io import read_graph  # noqa: E402
 from spikeloop.runtime.compiler import plan_from_nir  # noqa: E402
 from spikeloop.runtime.emulator import Emulator  # noqa: E402
 from spikeloop.runtime.fixed_point import quantize_plan  # noqa: E402
 from spikeloop.runtime.lava_runtime import LavaNetwork  # noqa: E402
 from spikeloop.runtime.runner import HostCodec  # noqa: E402
-from spikeloop.train.encoding import greedy_action  # noqa: E402
-from spikeloop.train.envs import make_env  # noqa: E402
+from spikeloop.core.coding import greedy_action  # noqa: E402
+from spikeloop.core.envs import make_env  # noqa: E402
 
 
 def closed_loop(decide, codec, decisions: int, seed: int) -> tuple[float, float]:

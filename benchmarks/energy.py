@@ -34,7 +34,7 @@ def larger_policy(seed: int = 0):
 
     from spikeloop.export.to_nir import export_policy
     from spikeloop.runtime.compiler import plan_from_nir
-    from spikeloop.train.encoding import InputEncoding
+    from spikeloop.core.coding import InputEncoding
     from spikeloop.train.layers import NeuronConfig, SpikingMLP
 
     torch.manual_seed(seed)
@@ -128,7 +128,7 @@ def bound_of(rep: dict) -> str:
 
 def main(argv=None) -> int:
     import spikeloop.runtime  # noqa: F401  (Lava shim before anything imports lava)
-    from spikeloop.export.nir_io import read_graph
+    from spikeloop.core.nir_io import read_graph
     from spikeloop.hwprofiles import builtin_profiles
     from spikeloop.pipeline import energy_stage
     from spikeloop.runtime.compiler import plan_from_nir

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikeloop.errors import ExportError
-from spikeloop.export.metadata import GraphMeta
-from spikeloop.train.encoding import InputEncoding
+from spikeloop.core.errors import ExportError
+from spikeloop.core.metadata import GraphMeta
+from spikeloop.core.coding import InputEncoding
 from spikeloop.train.graph import Delay, Neuron, Scale, SpikingGraph, SumPool2d, Threshold
 from spikeloop.train.layers import NeuronConfig, SpikingLayer, SpikingMLP
 

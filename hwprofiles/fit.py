@@ -4,7 +4,7 @@ A network is read into :class:`Layer` records (one per neuron population, with t
 synapses that feed it) and checked against a profile's limits by small named rules.
 Every rule runs; a rule whose limit the profile does not publish is reported as
 "not checked", never as a silent pass. All violations are then raised together as
-one :class:`~spikeloop.errors.HardwareConstraintError` naming rule, layer, measured
+one :class:`~spikeloop.core.errors.HardwareConstraintError` naming rule, layer, measured
 value, limit and excess.
 
 Three mapping models, chosen by the profile's ``mapping``:
@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from spikeloop.errors import HardwareConstraintError, NIRValidationError
+from spikeloop.core.errors import HardwareConstraintError, NIRValidationError
 from spikeloop.hwprofiles.profile import Profile
 
 DEPLOYED_WEIGHT_BITS = 8

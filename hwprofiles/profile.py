@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from spikeloop.errors import ProfileError
+from spikeloop.core.errors import ProfileError
 
 CONFIDENCE = ("silicon", "pre-silicon", "vendor", "architectural", "derived", "3rd-party", "unknown")
 UNKNOWN = "unknown"

@@ -32,12 +32,11 @@ import nir
 import numpy as np
 import torch
 
-from spikeloop.errors import NIRValidationError
-from spikeloop.export.metadata import GraphMeta
-from spikeloop.export.nir_io import node_params
+from spikeloop.core.errors import NIRValidationError
+from spikeloop.core.nir_io import check_finite, flatten_graph, graph_meta, node_params
 from spikeloop.runtime.plan import INPUT, Connection, NetworkPlan, Population
-from spikeloop.train.graph import graph_order
-from spikeloop.train.neuron import HARD, RESET_MODES
+from spikeloop.core.graphs import graph_order
+from spikeloop.core.neuron import HARD, RESET_MODES
 
 NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.Threshold)
 OP_TYPES = (nir.Linear, nir.Affine, nir.Scale, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Flatten,
@@ -115,87 +114,6 @@ def _threshold(name, n: nir.Threshold, dt):
 
 NEURONS = {nir.LIF: _lif, nir.LI: _li, nir.CubaLIF: _cubalif, nir.CubaLI: _cubali, nir.IF: _if,
            nir.Threshold: _threshold}
-
-
-# ------------------------------------------------------------------------- graph reading
-
-def graph_meta(graph: nir.NIRGraph, dt: float | None, source: str) -> GraphMeta:
-    """spikeloop metadata of ``graph``, with ``dt`` taken from the argument, metadata, or an error."""
-    meta = GraphMeta.from_nir_metadata(graph.metadata, source)
-    if meta is None:
-        plain = (graph.metadata or {}).get("dt")
-        if dt is None and plain is None:
-            raise NIRValidationError(
-                f"{source}: the graph carries no time step ('dt' metadata); pass it explicitly "
-                "(--dt SECONDS). snnTorch writes none and assumes 1e-4 s")
-        meta = GraphMeta(dt=float(dt if dt is not None else np.asarray(plain)))
-    elif dt is not None:
-        meta.dt = float(dt)
-    if not np.isfinite(meta.dt) or meta.dt <= 0:
-        raise NIRValidationError(f"{source}: dt must be a positive number of seconds, got {meta.dt}")
-    return meta
-
-
-def check_finite(graph: nir.NIRGraph, source: str) -> None:
-    """One error naming the node and parameter that holds a NaN or inf."""
-    for name, node in graph.nodes.items():
-        if isinstance(node, nir.NIRGraph):
-            check_finite(node, f"{source}: subgraph {name!r}")
-            continue
-        for k, v in node_params(node).items():
-            if v.dtype.kind in "fc" and not np.all(np.isfinite(v)):
-                bad = v[~np.isfinite(v)].reshape(-1)[0]
-                raise NIRValidationError(f"{source}: node {name!r} parameter {k!r} contains {bad} "
-                                         "(NaN or inf)")
-
-
-def flatten_graph(graph: nir.NIRGraph, source: str) -> tuple[dict, list]:
-    """Inline nested subgraphs: nodes ``sub.x``; edges into/out of ``sub`` (or ``sub.<io>``)
-    are rewired to the subgraph's Input/Output neighbours."""
-    nodes, edges = {}, []
-    entry, exit_ = {}, {}  # (subgraph, io-name or None) -> internal successors / predecessors
-    for name, node in graph.nodes.items():
-        if isinstance(node, nir.NIRGraph):
-            inner_nodes, inner_edges = flatten_graph(node, f"{source}: subgraph {name!r}")
-            ins = [k for k, v in inner_nodes.items() if isinstance(v, nir.Input)]
-            outs = [k for k, v in inner_nodes.items() if isinstance(v, nir.Output)]
-            for k, v in inner_nodes.items():
-                if not isinstance(v, (nir.Input, nir.Output)):
-                    nodes[f"{name}.{k}"] = v
-            for a, b in inner_edges:
-                if a in ins or b in outs:
-                    continue
-                edges.append((f"{name}.{a}", f"{name}.{b}"))
-            for i in ins:
-                targets = [f"{name}.{b}" for a, b in inner_edges if a == i]
-                entry[(name, i)] = targets
-                if len(ins) == 1:
-                    entry[(name, None)] = targets
-            for o in outs:
-                sources = [f"{name}.{a}" for a, b in inner_edges if b == o]
-                exit_[(name, o)] = sources
-                if len(outs) == 1:
-                    exit_[(name, None)] = sources
-        else:
-            nodes[name] = node
-
-    def ends(ref: str, table: dict, what: str) -> list[str]:
-        if ref in nodes:
-            return [ref]
-        sub, _, io = ref.partition(".")
-        key = (sub, io or None)
-        if key in table:
-            return table[key]
-        if (sub, None) in table or any(k[0] == sub for k in table):
-            raise NIRValidationError(f"{source}: edge {what} {ref!r}: subgraph {sub!r} has several "
-                                     f"{'inputs' if table is entry else 'outputs'}; name one as '{sub}.<node>'")
-        raise NIRValidationError(f"{source}: an edge names node {ref!r}, which does not exist")
-
-    for a, b in graph.edges:
-        for src in ends(a, exit_, "from"):
-            for dst in ends(b, entry, "to"):
-                edges.append((src, dst))
-    return nodes, edges
 
 
 # ------------------------------------------------------------------------- linear ops

@@ -4,8 +4,8 @@ from __future__ import annotations
 import nir
 import numpy as np
 
-from spikeloop.export.metadata import GraphMeta
-from spikeloop.export.nir_io import node_params
+from spikeloop.core.metadata import GraphMeta
+from spikeloop.core.nir_io import node_params
 from spikeloop.runtime.plan import INPUT, NetworkPlan
 
 

@@ -1,6 +1,6 @@
 """A numpy emulator of the deployed network, timed exactly like Lava.
 
-It runs the same :func:`spikeloop.train.neuron.cuba_step` as the torch layers, in
+It runs the same :func:`spikeloop.core.neuron.cuba_step` as the torch layers, in
 float or in Loihi integer arithmetic (:mod:`spikeloop.runtime.fixed_point`), with
 Lava's schedule: in every step each population first updates from the Dense
 outputs computed in the previous step, then every Dense computes its new output
@@ -16,7 +16,7 @@ import numpy as np
 from spikeloop.runtime.counters import OpCounts, fanout, neuron_activity, synops
 from spikeloop.runtime.fixed_point import LOIHI, FixedPlan, dense_accumulate, quantize_plan
 from spikeloop.runtime.plan import INPUT, STREAM_INTERVAL, NetworkPlan
-from spikeloop.train.neuron import FLOAT, cuba_step
+from spikeloop.core.neuron import FLOAT, cuba_step
 
 FLOAT_PRECISION, FIXED_PRECISION = "float", "fixed"
 PRECISIONS = (FLOAT_PRECISION, FIXED_PRECISION)

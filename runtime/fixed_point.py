@@ -3,7 +3,7 @@
 The arithmetic is Lava's bit-accurate models (``PyLifModelBitAcc``,
 ``PyDenseModelBitAcc``, lava-nc 0.10.0), restated as pure functions so that the
 emulator, spikeloop's own Lava process models and the torch side share one update
-(:func:`spikeloop.train.neuron.cuba_step`). Register forms carry their width in the
+(:func:`spikeloop.core.neuron.cuba_step`). Register forms carry their width in the
 name and never leave ``spikeloop.runtime``.
 
 Scaling: a population's real-valued state ``x`` is held as the integer ``x * scale``.
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikeloop.errors import QuantizationError
+from spikeloop.core.errors import QuantizationError
 from spikeloop.runtime.plan import INPUT, NetworkPlan
 
 DECAY_SHIFT = 12

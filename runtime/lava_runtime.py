@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from spikeloop.errors import LavaRuntimeError
+from spikeloop.core.errors import LavaRuntimeError
 from spikeloop.runtime import lava_compat
 from spikeloop.runtime.counters import OpCounts
 from spikeloop.runtime.fixed_point import FixedPlan, quantize_plan

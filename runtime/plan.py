@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikeloop.errors import NIRValidationError
-from spikeloop.train.encoding import InputEncoding
-from spikeloop.train.neuron import HARD
+from spikeloop.core.errors import NIRValidationError
+from spikeloop.core.coding import Decoding, InputEncoding
+from spikeloop.core.neuron import HARD
 
 INPUT = "input"
 STREAM_INTERVAL = 1 << 30
@@ -89,7 +89,7 @@ class NetworkPlan:
     dt: float
     T: int
     encoding: InputEncoding | None = None
-    decoding: dict = field(default_factory=lambda: {"kind": "readout_voltage", "step": "last"})
+    decoding: Decoding = field(default_factory=Decoding)
     input_shape: tuple = ()
 
     def __post_init__(self):

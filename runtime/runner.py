@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spikeloop.errors import ConfigError, RuntimeMismatchError
+from spikeloop.core.errors import ConfigError, RuntimeMismatchError
 from spikeloop.runtime.counters import OpCounts
 from spikeloop.runtime.emulator import Emulator
 from spikeloop.runtime.fixed_point import FixedPlan, quantize_plan
 from spikeloop.runtime.plan import NetworkPlan
-from spikeloop.train.encoding import greedy_action
-from spikeloop.train.envs import make_env
+from spikeloop.core.coding import greedy_action
+from spikeloop.core.envs import make_env
 from spikeloop.train.layers import SpikingMLP
 
 BACKENDS = ("torch", "emulator", "lava")

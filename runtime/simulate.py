@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from spikeloop.errors import ConfigError
+from spikeloop.core.errors import ConfigError
 from spikeloop.runtime.emulator import Emulator
 from spikeloop.runtime.fixed_point import FixedPlan, quantize_plan
 from spikeloop.runtime.plan import INPUT, NetworkPlan
-from spikeloop.train.neuron import cuba_step
+from spikeloop.core.neuron import cuba_step
 
 SIM_BACKENDS = ("torch", "emulator", "lava")
 

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from spikeloop.errors import SpikeloopError
+from spikeloop.core.errors import SpikeloopError
 
 
 def _field_docs(cls) -> dict[str, str]:
@@ -113,7 +113,7 @@ def cmd_export(args) -> int:
     src = Path(args.checkpoint)
     ckpt = src / POLICY_CKPT if src.is_dir() else src
     if args.format == "netx":
-        from spikeloop.export.netx import export_netx
+        from spikeloop.runtime.netx import export_netx
 
         res = export_netx(src if src.suffix == ".nir" else ckpt, args.out, args.dt)
         for note in res.notes:
@@ -129,10 +129,10 @@ def cmd_export(args) -> int:
 def cmd_run(args) -> int:
     import shutil
 
-    from spikeloop.errors import ConfigError
-    from spikeloop.export.metadata import GraphMeta
+    from spikeloop.core.errors import ConfigError
+    from spikeloop.core.metadata import GraphMeta
     from spikeloop.pipeline import POLICY_NIR, build_report, energy_stage, evaluate_stage, write_report
-    from spikeloop.export.nir_io import read_graph
+    from spikeloop.core.nir_io import read_graph
 
     src = Path(args.policy)
     nir_path = src / POLICY_NIR if src.is_dir() else src
@@ -158,8 +158,8 @@ def cmd_run(args) -> int:
 def cmd_energy(args) -> int:
     import json
 
-    from spikeloop.errors import ConfigError
-    from spikeloop.export.nir_io import read_graph
+    from spikeloop.core.errors import ConfigError
+    from spikeloop.core.nir_io import read_graph
     from spikeloop.hwprofiles import builtin_profiles
     from spikeloop.pipeline import POLICY_NIR, REPORT_JSON, REPORT_MD, energy_stage, write_report
     from spikeloop.plots import write_energy_figures
@@ -186,8 +186,8 @@ def cmd_energy(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from spikeloop.errors import HardwareConstraintError
-    from spikeloop.export.nir_io import read_graph
+    from spikeloop.core.errors import HardwareConstraintError
+    from spikeloop.core.nir_io import read_graph
     from spikeloop.hwprofiles import load_profile
     from spikeloop.hwprofiles.fit import check_fit, format_fit, layers_from_nir
     from spikeloop.pipeline import POLICY_NIR
@@ -207,9 +207,9 @@ def cmd_fit(args) -> int:
 
 def _import_graph(args):
     """The graph file compiled to a plan: spikeloop's own, or a peer's with its conventions mapped."""
-    from spikeloop.errors import ConfigError
-    from spikeloop.export.nir_io import read_graph
-    from spikeloop.export.peers import import_peer_file
+    from spikeloop.core.errors import ConfigError
+    from spikeloop.core.nir_io import read_graph
+    from spikeloop.runtime.peers import import_peer_file
     from spikeloop.runtime.compiler import plan_from_nir
 
     if args.peer == "none":
@@ -249,8 +249,8 @@ def cmd_inspect(args) -> int:
 def cmd_simulate(args) -> int:
     import numpy as np
 
-    from spikeloop.artifacts import atomic_path
-    from spikeloop.errors import ConfigError
+    from spikeloop.core.artifacts import atomic_path
+    from spikeloop.core.errors import ConfigError
     from spikeloop.runtime.simulate import simulate
 
     _, plan, _ = _import_graph(args)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 
 from spikeloop import __version__
-from spikeloop.artifacts import write_json, write_text
-from spikeloop.config_io import write_toml
-from spikeloop.errors import ConfigError
+from spikeloop.core.artifacts import write_json, write_text
+from spikeloop.core.config_io import write_toml
+from spikeloop.core.errors import ConfigError
 
 POLICY_CKPT, POLICY_NIR, REPORT_JSON, REPORT_MD, CONFIG = (
     "policy.safetensors", "policy.nir", "report.json", "report.md", "config.toml")
@@ -58,10 +58,10 @@ def train_stage(run_dir: Path, dqn_cfg, progress: bool = True):
 def export_stage(run_dir: Path, dt: float = 1e-3, checkpoint: Path | None = None,
                  out: Path | None = None) -> Path:
     """Export the run's checkpoint to ``policy.nir`` (metadata: dt, T, reset, encoding)."""
-    from spikeloop.export.nir_io import write_graph
+    from spikeloop.core.nir_io import write_graph
     from spikeloop.export.to_nir import export_policy
     from spikeloop.train.checkpoint import load_policy
-    from spikeloop.train.encoding import InputEncoding
+    from spikeloop.core.coding import InputEncoding
 
     model, info = load_policy(checkpoint or run_dir / POLICY_CKPT)
     if "encoding" not in info:
@@ -74,7 +74,7 @@ def export_stage(run_dir: Path, dt: float = 1e-3, checkpoint: Path | None = None
 def evaluate_stage(run_dir: Path, env_id: str, cfg: EvalConfig, nir_path: Path | None = None,
                    progress: bool = True) -> dict:
     """Closed-loop returns in torch float, Lava float and Lava fixed; counts; energy."""
-    from spikeloop.export.nir_io import read_graph
+    from spikeloop.core.nir_io import read_graph
     from spikeloop.runtime.compiler import plan_from_nir
     from spikeloop.runtime.fixed_point import quantize_plan
     from spikeloop.runtime.runner import run_closed_loop

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeloop.artifacts import atomic_path
+from spikeloop.core.artifacts import atomic_path
 
 BREAKDOWN_PNG, RASTER_PNG = "energy_breakdown.png", "raster.png"
 
@@ -80,8 +80,8 @@ def record_episode(plan, env_id: str, seed: int, fixed=None, max_decisions: int 
     from spikeloop.runtime.emulator import Emulator
     from spikeloop.runtime.fixed_point import quantize_plan
     from spikeloop.runtime.runner import HostCodec
-    from spikeloop.train.encoding import greedy_action
-    from spikeloop.train.envs import make_env
+    from spikeloop.core.coding import greedy_action
+    from spikeloop.core.envs import make_env
 
     fixed = fixed if fixed is not None else quantize_plan(plan)
     em = Emulator(plan, "fixed", fixed)

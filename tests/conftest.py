@@ -12,7 +12,7 @@ import torch
 import spikeloop.runtime  # noqa: F401  (installs the Lava shim before anything imports lava)
 from spikeloop.export.to_nir import export_policy
 from spikeloop.runtime.compiler import plan_from_nir
-from spikeloop.train.encoding import InputEncoding
+from spikeloop.core.coding import InputEncoding
 from spikeloop.train.layers import NeuronConfig, SpikingMLP
 
 DATA = Path(__file__).parent / "data"

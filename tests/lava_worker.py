@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 import spikeloop.runtime  # noqa: F401
-from spikeloop.export.nir_io import read_graph
+from spikeloop.core.nir_io import read_graph
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.lava_runtime import LavaNetwork
 from spikeloop.runtime.runner import HostCodec

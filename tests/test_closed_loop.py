@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from spikeloop.export.nir_io import read_graph
+from spikeloop.core.nir_io import read_graph
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.runner import run_closed_loop
 from spikeloop.train.checkpoint import load_policy

@@ -9,7 +9,7 @@ from spikeloop.hwprofiles import NetworkShape, load_profile, price_dense_baselin
 from spikeloop.hwprofiles.energy import neurobench_counts
 from spikeloop.runtime.emulator import Emulator
 from spikeloop.runtime.plan import INPUT
-from spikeloop.train.neuron import cuba_step
+from spikeloop.core.neuron import cuba_step
 
 pJ = 1e-12
 # one decision of a 4 -> 10 -> 10 -> 2 network: 10 Lava steps, graded input into fc0
@@ -115,7 +115,7 @@ def test_energy_stage_reports_every_target_with_fit_and_ratios(small_plan):
 
 
 def test_conventional_profile_is_not_a_target(small_plan):
-    from spikeloop.errors import ConfigError
+    from spikeloop.core.errors import ConfigError
     from spikeloop.pipeline import energy_stage
 
     with pytest.raises(ConfigError, match="cpu-45nm is a conventional profile"):
@@ -219,7 +219,7 @@ def priced_run(tmp_path_factory):
     import shutil
 
     from spikeloop.cli import main
-    from spikeloop.export.nir_io import read_graph
+    from spikeloop.core.nir_io import read_graph
     from spikeloop.pipeline import EvalConfig, build_report
     from spikeloop.runtime.compiler import plan_from_nir
     from spikeloop.runtime.fixed_point import quantize_plan

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from spikeloop.cli import main
-from spikeloop.errors import HardwareConstraintError
-from spikeloop.export.nir_io import read_graph
+from spikeloop.core.errors import HardwareConstraintError
+from spikeloop.core.nir_io import read_graph
 from spikeloop.hwprofiles import load_profile
 from spikeloop.hwprofiles.fit import (NOT_CHECKED, OK, RULES, Layer, Network, check_fit,
                                       layers_from_nir, layers_from_plan, speck_memory)

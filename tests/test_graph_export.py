@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from graph_cases import DT_S, graph_cases
-from spikeloop.errors import ConfigError, ExportError
-from spikeloop.export.metadata import GraphMeta
-from spikeloop.export.nir_io import read_graph, write_graph
+from spikeloop.core.errors import ConfigError, ExportError
+from spikeloop.core.metadata import GraphMeta
+from spikeloop.core.nir_io import read_graph, write_graph
 from spikeloop.export.to_nir import GRAPH_EXPORTERS, export_graph
 from spikeloop.train.graph import (Delay, Neuron, Scale, SpikingGraph, SumPool2d, Threshold,
                                    graph_order)

@@ -28,9 +28,9 @@ import pytest
 
 from conftest import live_children, random_plan
 from spikeloop.cli import main
-from spikeloop.errors import ExportError
-from spikeloop.export.netx import (NEVER_FIRES_VTH, netx_metadata, netx_network_kwargs, write_netx)
-from spikeloop.export.nir_io import read_graph
+from spikeloop.core.errors import ExportError
+from spikeloop.runtime.netx import (NEVER_FIRES_VTH, netx_metadata, netx_network_kwargs, write_netx)
+from spikeloop.core.nir_io import read_graph
 from spikeloop.runtime import lava_compat
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.emulator import Emulator
@@ -159,7 +159,7 @@ def test_netx_registers_still_balance_cartpole(cartpole_plan):
     weight grid is 4x coarser: netx has no weight exponent). Here: two episodes.
     """
     plan = cartpole_plan
-    from spikeloop.export.netx import netx_fixed_plan
+    from spikeloop.runtime.netx import netx_fixed_plan
 
     fixed, notes = netx_fixed_plan(plan)
     assert notes == ["fc0 -> lif0: netx has no weight exponent, so the weight grid is 4x coarser than "

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import random_policy
-from spikeloop.errors import ExportError, NIRValidationError
-from spikeloop.export.metadata import GraphMeta
-from spikeloop.export.nir_io import read_graph, write_graph
+from spikeloop.core.errors import ExportError, NIRValidationError
+from spikeloop.core.metadata import GraphMeta
+from spikeloop.core.nir_io import read_graph, write_graph
 from spikeloop.export.to_nir import export_policy
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.simulate import simulate
@@ -44,7 +44,7 @@ def test_write_read_round_trip_is_exact(tmp_path, du):
     meta = GraphMeta.from_nir_metadata(back.metadata)
     assert meta.dt == 1e-3 and meta.T == model.T and meta.reset == "hard"
     assert meta.encoding == enc and meta.extra["env_id"] == "CartPole-v1"
-    assert meta.decoding == {"kind": "readout_voltage", "step": "last", "action": "argmax"}
+    assert meta.decoding.to_dict() == {"kind": "readout_voltage", "step": "last", "action": "argmax"}
     assert json.loads(back.metadata["spikeloop"])["format"] == 1
 
 

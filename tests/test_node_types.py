@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from graph_cases import DT_S, graph_cases
-from spikeloop.export.nir_io import read_graph, write_graph
+from spikeloop.core.nir_io import read_graph, write_graph
 from spikeloop.export.to_nir import export_graph
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.simulate import simulate

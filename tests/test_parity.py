@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import random_plan
-from spikeloop.export.nir_io import read_graph
+from spikeloop.core.nir_io import read_graph
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.emulator import Emulator
 from spikeloop.runtime.fixed_point import quantize_plan

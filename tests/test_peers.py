@@ -12,8 +12,8 @@ import pytest
 
 from peer_models import norse_case, snntorch_case
 from spikeloop.cli import main
-from spikeloop.errors import ConfigError, NIRValidationError
-from spikeloop.export.peers import detect_peer, import_peer, import_peer_file, read_peer_graph
+from spikeloop.core.errors import ConfigError, NIRValidationError
+from spikeloop.runtime.peers import detect_peer, import_peer, import_peer_file, read_peer_graph
 from spikeloop.runtime.simulate import simulate
 
 STEPS = 200

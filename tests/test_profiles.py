@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from spikeloop.errors import ProfileError
+from spikeloop.core.errors import ProfileError
 from spikeloop.hwprofiles.profile import (CONFIDENCE, MAPPING_LIMITS, REQUIRED_ENERGY, builtin_profiles,
                                           load_profile, parse_profile)
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from conftest import DATA, live_children
-from spikeloop.errors import LavaRuntimeError
+from spikeloop.core.errors import LavaRuntimeError
 from spikeloop.runtime.lava_runtime import LavaNetwork, _shm_segments
 from spikeloop.runtime.runner import HostCodec
 

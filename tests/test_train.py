@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from spikeloop.errors import CheckpointError, ConfigError
+from spikeloop.core.errors import CheckpointError, ConfigError
 from spikeloop.train.checkpoint import load_policy, save_policy
 from spikeloop.train.dqn import DQNConfig, train_dqn
-from spikeloop.train.encoding import InputEncoding
-from spikeloop.train.envs import make_env
+from spikeloop.core.coding import InputEncoding
+from spikeloop.core.envs import make_env
 
 TINY = dict(total_steps=400, learning_starts=100, eval_every=200, eval_episodes=2, hidden=[16, 16],
             T=4, norm_steps=200, buffer_size=500, batch_size=16, target_update=100)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from spikeloop.cli import main
-from spikeloop.errors import NIRValidationError, QuantizationError
-from spikeloop.export.nir_io import read_graph, write_graph
+from spikeloop.core.errors import NIRValidationError, QuantizationError
+from spikeloop.core.nir_io import read_graph, write_graph
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.fixed_point import quantize_plan
 

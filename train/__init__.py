@@ -1,4 +1,4 @@
 """spikeloop.train: spiking layers, the neuron contract, agents, environments, checkpoints."""
-from spikeloop.train.neuron import FLOAT, HARD, SOFT, cuba_step
+from spikeloop.core.neuron import FLOAT, HARD, SOFT, cuba_step
 
 __all__ = ["FLOAT", "HARD", "SOFT", "cuba_step"]

@@ -10,8 +10,8 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from spikeloop.artifacts import atomic_path
-from spikeloop.errors import CheckpointError
+from spikeloop.core.artifacts import atomic_path
+from spikeloop.core.errors import CheckpointError
 from spikeloop.train.layers import SpikingMLP
 
 _KEY = "spikeloop"

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from spikeloop.errors import ConfigError
-from spikeloop.train.encoding import InputEncoding
-from spikeloop.train.envs import make_env, random_observations
+from spikeloop.core.errors import ConfigError
+from spikeloop.core.coding import InputEncoding
+from spikeloop.core.envs import make_env, random_observations
 from spikeloop.train.layers import NeuronConfig, SpikingMLP
 
 

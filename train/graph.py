@@ -28,73 +28,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from spikeloop.errors import ConfigError
+from spikeloop.core.errors import ConfigError
 from spikeloop.train.layers import arctan_spike
-from spikeloop.train.neuron import HARD, RESET_MODES, cuba_step
-
-# ----------------------------------------------------------------------------- order
-
-
-def graph_order(node_names: Sequence[str], edges: Sequence[tuple[str, str]],
-                input_name: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """Evaluation order and back edges of a graph; the one definition torch and Lava share.
-
-    Back edges are found by a depth-first search from ``input_name`` that follows each
-    node's outgoing edges in the order they appear in ``edges``: an edge into a node
-    that is still on the DFS stack closes a cycle and is a back edge (self-loops
-    included). Back edges carry the source's output of the previous timestep.
-
-    ``order`` is the reverse post-order of that search: a topological order of the
-    remaining (forward) edges, ``input_name`` first, that depends on the edges and their
-    order only (NIR files keep edge order but not node order). ``back_edges`` keeps the
-    order of ``edges``.
-
-    Raises ``ValueError`` naming the fault for an edge to an unknown node, a duplicate
-    edge, an edge into the input, or a node the input does not reach.
-    """
-    names = list(node_names)
-    known = set(names)
-    if input_name not in known:
-        raise ValueError(f"input node {input_name!r} is not among the nodes {names}")
-    seen_edges = set()
-    succ: dict[str, list[str]] = {n: [] for n in names}
-    for a, b in edges:
-        for end in (a, b):
-            if end not in known:
-                raise ValueError(f"edge ({a!r}, {b!r}) names node {end!r}, which does not exist; "
-                                 f"nodes: {names}")
-        if (a, b) in seen_edges:
-            raise ValueError(f"duplicate edge ({a!r}, {b!r})")
-        if b == input_name:
-            raise ValueError(f"edge ({a!r}, {b!r}) leads into the input node {input_name!r}")
-        seen_edges.add((a, b))
-        succ[a].append(b)
-
-    back: set[tuple[str, str]] = set()
-    post: list[str] = []
-    state = dict.fromkeys(names, 0)  # 0 unvisited, 1 on the DFS stack, 2 done
-    state[input_name] = 1
-    stack = [(input_name, iter(succ[input_name]))]
-    while stack:  # iterative DFS: deep graphs must not hit Python's recursion limit
-        node, it = stack[-1]
-        for nxt in it:
-            if state[nxt] == 1:
-                back.add((node, nxt))
-            elif state[nxt] == 0:
-                state[nxt] = 1
-                stack.append((nxt, iter(succ[nxt])))
-                break
-        else:
-            state[node] = 2
-            post.append(node)
-            stack.pop()
-    unreached = [n for n in names if state[n] == 0]
-    if unreached:
-        raise ValueError(f"nodes {unreached} are not reachable from the input {input_name!r}")
-
-    order = post[::-1]
-    return order, [e for e in edges if tuple(e) in back]
-
+from spikeloop.core.graphs import graph_order, inline_graph
+from spikeloop.core.neuron import HARD, RESET_MODES, cuba_step
 
 # ----------------------------------------------------------------------------- nodes
 
@@ -159,7 +96,7 @@ SPIKING_KINDS = ("LIF", "CubaLIF", "IF")
 
 
 class Neuron(nn.Module):
-    """A population of the contract's CUBA-LIF neurons (``spikeloop.train.neuron.cuba_step``)::
+    """A population of the contract's CUBA-LIF neurons (``spikeloop.core.neuron.cuba_step``)::
 
         u = (1 - du) u + a_in
         v = (1 - dv) v + u + bias
@@ -317,24 +254,10 @@ class SpikingGraph(nn.Module):
 
     # -- running
 
-    def _flat(self, prefix: str = ""):
+    def _flat(self):
         """The graph with nested graphs inlined: ``(nodes, edges)`` named ``sub.node``."""
-        nodes, edges, entry, exit_ = {}, [], {}, {}
-        for name, module in self.nodes.items():
-            if isinstance(module, SpikingGraph):
-                inner, inner_edges = module._flat(prefix + name + ".")
-                nodes.update(inner)
-                i_in, i_out = prefix + name + "." + module.input_name, prefix + name + "." + module.output_name
-                entry[name] = [b for a, b in inner_edges if a == i_in]
-                exit_[name] = [a for a, b in inner_edges if b == i_out]
-                edges += [(a, b) for a, b in inner_edges if a != i_in and b != i_out]
-            else:
-                nodes[prefix + name] = module
-        for a, b in self.edges:
-            srcs = exit_.get(a, [prefix + a])
-            dsts = entry.get(b, [prefix + b])
-            edges += [(x, y) for x in srcs for y in dsts]
-        return nodes, edges
+        return inline_graph(dict(self.nodes.items()), self.edges, _torch_subgraph, "SpikingGraph",
+                            virtual=(self.input_name, self.output_name))
 
     def _plan(self):
         """Flat evaluation plan: cells (state holders) in order, predecessors, delays."""
@@ -487,6 +410,12 @@ class SpikingGraph(nn.Module):
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self._shapes[self.output_name][1]
+
+
+def _torch_subgraph(module):
+    if not isinstance(module, SpikingGraph):
+        return None
+    return dict(module.nodes.items()), module.edges, [module.input_name], [module.output_name]
 
 
 def _sum_inputs(terms, name, sources):

@@ -1,4 +1,4 @@
-"""Torch spiking layers: thin wrappers around :func:`spikeloop.train.neuron.cuba_step`.
+"""Torch spiking layers: thin wrappers around :func:`spikeloop.core.neuron.cuba_step`.
 
 A :class:`SpikingMLP` is the network that spikeloop deploys: graded input held for a
 window of ``T`` timesteps, hidden CUBA-LIF populations, and a non-spiking leaky
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from spikeloop.train.neuron import HARD, RESET_MODES, cuba_step
+from spikeloop.core.neuron import HARD, RESET_MODES, cuba_step
 
 
 class _ArctanSpike(torch.autograd.Function):

@@ -32,7 +32,7 @@ from lava.proc.lif.process import LIFReset
 
 from spikeloop.runtime.counters import fanout, neuron_activity
 from spikeloop.runtime.fixed_point import LOIHI, VTH_SHIFT, effective_bias
-from spikeloop.train.neuron import FLOAT, cuba_step
+from spikeloop.core.neuron import FLOAT, cuba_step
 
 FLOAT_TAG, FIXED_TAG = "floating_pt", "fixed_pt"
 

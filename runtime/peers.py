@@ -41,11 +41,12 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from spikeloop.errors import ConfigError, NIRValidationError
-from spikeloop.export.metadata import GraphMeta
-from spikeloop.export.nir_io import read_graph
+from spikeloop.core.errors import ConfigError, NIRValidationError
+from spikeloop.core.metadata import GraphMeta
+from spikeloop.core.nir_io import read_graph
+from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.plan import NetworkPlan
-from spikeloop.train.neuron import SOFT
+from spikeloop.core.neuron import SOFT
 
 PEERS = ("snntorch", "norse")
 PEER_CHOICES = ("auto", *PEERS, "none")
@@ -322,8 +323,6 @@ def import_peer(graph: nir.NIRGraph, dt: float | None = None, peer: str = "auto"
     reset mechanism of the original model, which no peer exporter writes ('zero' or
     'subtract'; None: what the file says, reset to zero).
     """
-    from spikeloop.runtime.compiler import plan_from_nir
-
     if peer not in PEER_CHOICES:
         raise ConfigError(f"peer must be one of {PEER_CHOICES}, got {peer!r}")
     if reset not in (None, *RESETS):

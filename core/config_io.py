@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spikeloop.artifacts import write_text
+from spikeloop.core.artifacts import write_text
 
 
 def _value(v) -> str:

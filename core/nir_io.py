@@ -7,8 +7,10 @@ import h5py
 import nir
 import numpy as np
 
-from spikeloop.artifacts import atomic_path
-from spikeloop.errors import NIRValidationError
+from spikeloop.core.artifacts import atomic_path
+from spikeloop.core.errors import NIRValidationError
+from spikeloop.core.graphs import inline_graph
+from spikeloop.core.metadata import GraphMeta
 
 
 def write_graph(path: str | Path, graph: nir.NIRGraph) -> Path:
@@ -74,3 +76,47 @@ def node_params(node: nir.NIRNode) -> dict[str, np.ndarray]:
         if isinstance(v, (np.ndarray, float, int)) and not isinstance(v, bool):
             out[k] = np.asarray(v)
     return out
+
+
+def graph_meta(graph: nir.NIRGraph, dt: float | None, source: str) -> GraphMeta:
+    """spikeloop metadata of ``graph``, with ``dt`` taken from the argument, metadata, or an error."""
+    meta = GraphMeta.from_nir_metadata(graph.metadata, source)
+    if meta is None:
+        plain = (graph.metadata or {}).get("dt")
+        if dt is None and plain is None:
+            raise NIRValidationError(
+                f"{source}: the graph carries no time step ('dt' metadata); pass it explicitly "
+                "(--dt SECONDS). snnTorch writes none and assumes 1e-4 s")
+        meta = GraphMeta(dt=float(dt if dt is not None else np.asarray(plain)))
+    elif dt is not None:
+        meta.dt = float(dt)
+    if not np.isfinite(meta.dt) or meta.dt <= 0:
+        raise NIRValidationError(f"{source}: dt must be a positive number of seconds, got {meta.dt}")
+    return meta
+
+
+def check_finite(graph: nir.NIRGraph, source: str) -> None:
+    """One error naming the node and parameter that holds a NaN or inf."""
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            check_finite(node, f"{source}: subgraph {name!r}")
+            continue
+        for k, v in node_params(node).items():
+            if v.dtype.kind in "fc" and not np.all(np.isfinite(v)):
+                bad = v[~np.isfinite(v)].reshape(-1)[0]
+                raise NIRValidationError(f"{source}: node {name!r} parameter {k!r} contains {bad} "
+                                         "(NaN or inf)")
+
+
+def _nir_subgraph(node):
+    if not isinstance(node, nir.NIRGraph):
+        return None
+    ins = [k for k, v in node.nodes.items() if isinstance(v, nir.Input)]
+    outs = [k for k, v in node.nodes.items() if isinstance(v, nir.Output)]
+    return node.nodes, node.edges, ins, outs
+
+
+def flatten_graph(graph: nir.NIRGraph, source: str) -> tuple[dict, list]:
+    """Inline nested subgraphs: nodes ``sub.x``; edges into/out of ``sub`` (or ``sub.<io>``)
+    are rewired to the subgraph's Input/Output neighbours."""
+    return inline_graph(graph.nodes, graph.edges, _nir_subgraph, source)

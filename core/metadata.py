@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from spikeloop.errors import NIRValidationError
-from spikeloop.train.encoding import InputEncoding
+from spikeloop.core.coding import Decoding, InputEncoding
+from spikeloop.core.errors import ConfigError, NIRValidationError
 
 KEY = "spikeloop"
 FORMAT = 1
@@ -26,14 +26,13 @@ class GraphMeta:
     T: int | None = None
     """decision window (timesteps); None for a streaming graph"""
     encoding: InputEncoding | None = None
-    decoding: dict = field(default_factory=lambda: {"kind": "readout_voltage", "step": "last",
-                                                    "action": "argmax"})
+    decoding: Decoding = field(default_factory=Decoding)
     extra: dict = field(default_factory=dict)
 
     def to_nir_metadata(self) -> dict:
         body = {"format": FORMAT, "dt": self.dt, "reset": self.reset, "T": self.T,
                 "encoding": None if self.encoding is None else self.encoding.to_dict(),
-                "decoding": self.decoding, **self.extra}
+                "decoding": self.decoding.to_dict(), **self.extra}
         return {KEY: json.dumps(body, sort_keys=True), "dt": float(self.dt)}
 
     @classmethod
@@ -51,7 +50,7 @@ class GraphMeta:
             known = {"dt", "reset", "T", "decoding"}
             return cls(dt=float(body["dt"]), reset=body.get("reset", "hard"), T=body.get("T"),
                        encoding=None if enc is None else InputEncoding.from_dict(enc),
-                       decoding=body.get("decoding") or {},
+                       decoding=Decoding.from_dict(body.get("decoding")),
                        extra={k: v for k, v in body.items() if k not in known | {"format"}})
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, ConfigError) as e:
             raise NIRValidationError(f"{source}: malformed '{KEY}' metadata: {e}") from e

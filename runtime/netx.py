@@ -40,7 +40,7 @@ re-derived from :func:`~spikeloop.runtime.fixed_point.quantize_plan`'s choice
 - bias exponent fixed at 6: biases are rounded to multiples of 64 state units, with
   13-bit mantissas (the scale is halved, coarsening the weights, until they fit).
 
-Not supported (:class:`~spikeloop.errors.ExportError` naming the node): soft reset,
+Not supported (:class:`~spikeloop.core.errors.ExportError` naming the node): soft reset,
 a population fed by more than one connection or not by the previous layer (skips,
 merges, recurrence), delayed connections (netx's ``delay`` field is not written), a
 non-spiking population that is not the last layer, ``dv = 1`` (vDecay 4096 does not
@@ -56,13 +56,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from spikeloop.artifacts import atomic_path
-from spikeloop.errors import ExportError, QuantizationError
+from spikeloop.core.artifacts import atomic_path
+from spikeloop.core.errors import ExportError, QuantizationError
 from spikeloop.runtime.fixed_point import (BIAS_MANT_MAX, DECAY_UNITY, DS_OFFSET, VTH_SHIFT,
                                            FixedConnection, FixedPlan, FixedPopulation,
                                            lava_effective_weights, quantize_plan, threshold_register)
 from spikeloop.runtime.plan import INPUT, NetworkPlan
-from spikeloop.train.neuron import HARD
+from spikeloop.core.neuron import HARD
 
 NETX_BIAS_EXP = 6
 """netx's ``get_neuron_params`` hard-codes ``bias_exp = 6``"""
@@ -218,7 +218,7 @@ def write_netx(path: str | Path, plan: NetworkPlan, fixed: FixedPlan | None = No
             "output": plan.output,
             "output_scale": nfixed.populations[plan.output].scale,
             "encoding": json.dumps(plan.encoding.to_dict() if plan.encoding else None),
-            "decoding": json.dumps(plan.decoding),
+            "decoding": json.dumps(plan.decoding.to_dict()),
             "quantization": json.dumps(nfixed.errors),
         })
     return NetxExport(path, nfixed, notes)
@@ -254,17 +254,17 @@ def export_netx(source: str | Path, out: str | Path | None = None, dt: float = 1
 
     The default output is ``policy.net`` next to the source.
     """
-    from spikeloop.export.nir_io import read_graph
+    from spikeloop.core.nir_io import read_graph
     from spikeloop.runtime.compiler import plan_from_nir
 
     source = Path(source)
     if source.suffix == ".nir":
         graph = read_graph(source)
     else:
-        from spikeloop.errors import CheckpointError
+        from spikeloop.core.errors import CheckpointError
         from spikeloop.export.to_nir import export_policy
         from spikeloop.train.checkpoint import load_policy
-        from spikeloop.train.encoding import InputEncoding
+        from spikeloop.core.coding import InputEncoding
 
         model, info = load_policy(source)
         if "encoding" not in info:

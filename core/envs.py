@@ -4,7 +4,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from spikeloop.errors import ConfigError
+from spikeloop.core.errors import ConfigError
 
 
 def make_env(env_id: str, seed: int | None = None) -> gym.Env:
