@@ -21,6 +21,8 @@ HOST_ENCODE_MACS_PER_INPUT = 1  # (obs - mean) * (1/std): one multiply-accumulat
 
 @dataclass
 class Term:
+    """One line of an energy bill: a measured count times a cited constant (or unpriced)."""
+
     name: str
     count: float
     unit: str
@@ -36,6 +38,7 @@ class Term:
 
     @property
     def energy(self) -> float | None:
+        """The term's energy in J, or None when its constant is unknown."""
         return None if self.energy_per_event is None else self.count * self.energy_per_event
 
     @property
@@ -48,6 +51,8 @@ class Term:
 
 @dataclass
 class EnergyReport:
+    """The energy of one decision on one profile: its terms and the assumptions made."""
+
     profile: str
     title: str
     terms: list[Term]
@@ -60,6 +65,7 @@ class EnergyReport:
 
     @property
     def static(self) -> float:
+        """The static-power part of :attr:`total` (J per decision)."""
         return sum(t.energy for t in self.terms if t.energy is not None and t.constant == "static_power")
 
     @property
@@ -71,6 +77,7 @@ class EnergyReport:
         return sum(t.energy for t in self.terms if t.energy is not None and t.where == where)
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready data, with chip and host sums and every term."""
         chip_unpriced = [t.name for t in self.terms if t.status == "unpriced" and t.count > 0 and t.where == "chip"]
         chip_priced = any(t.status == "priced" and t.where == "chip" for t in self.terms)
         return {"profile": self.profile, "title": self.title, "total_J": self.total,
@@ -96,6 +103,7 @@ class NetworkShape:
 
     @classmethod
     def of(cls, plan) -> "NetworkShape":
+        """The shape of a compiled plan (duck-typed: populations, connections, output)."""
         return cls(plan.input_size, plan.population(plan.output).size, plan.neuron_count,
                    int(sum(c.weight.size for c in plan.connections)),
                    {p.name: len(plan.outgoing(p.name)) for p in plan.populations if p.spiking})

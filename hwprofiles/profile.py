@@ -114,6 +114,7 @@ class Constant:
 
     @property
     def known(self) -> bool:
+        """Whether a value is published (not "unknown")."""
         return self.value is not None
 
 

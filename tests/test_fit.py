@@ -12,6 +12,7 @@ from spikeloop.hwprofiles import load_profile
 from spikeloop.hwprofiles.fit import (NOT_CHECKED, OK, RULES, Layer, Network, check_fit,
                                       layers_from_nir, layers_from_plan, speck_memory)
 from spikeloop.hwprofiles.profile import MAPPING_LIMITS
+from spikeloop.runtime.compiler import plan_from_nir
 
 DATA = "tests/data/policy.nir"
 
@@ -139,7 +140,8 @@ def test_xylo_fails_on_every_limit():
 
 
 def test_trained_cartpole_policy_on_xylo_names_the_dense_hidden_layer():
-    net = layers_from_nir(read_graph(DATA), source="policy.nir")
+    net = layers_from_nir(read_graph(DATA), source="policy.nir",
+                          plan=plan_from_nir(read_graph(DATA), source="policy.nir"))
     rep = check_fit(net, load_profile("xylo"))
     w = net.layer("lif1").weights["lif0"]
     fan = np.count_nonzero(w, axis=1)
