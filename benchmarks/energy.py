@@ -29,25 +29,27 @@ SEED_FACTOR = 0.97  # spiking_rainbow_dqn.md: "energy_savings = sparsity * 0.97 
 
 
 def larger_policy(seed: int = 0):
-    """A 4-256-256-256-2 SpikingMLP with seeded random weights N(0, 2/fan_in), exported to a plan."""
+    """A 4-256-256-256-2 spiking MLP with seeded random weights N(0, 2/fan_in), exported to a plan."""
     import torch
 
+    from spikeloop.core.coding import InputEncoding
     from spikeloop.export.to_nir import export_policy
     from spikeloop.runtime.compiler import plan_from_nir
-    from spikeloop.core.coding import InputEncoding
-    from spikeloop.train.layers import NeuronConfig, SpikingMLP
+    from spikeloop.train.graph import Neuron, QuantLinear
+    from spikeloop.train.networks import spiking_mlp
+    from spikeloop.train.policy import Policy
 
     torch.manual_seed(seed)
     sizes = [4, 256, 256, 256, 2]
-    model = SpikingMLP(sizes, 8, NeuronConfig(du=1.0, dv=0.125), NeuronConfig(du=1.0, dv=0.125, vth=None),
-                       fake_quant=True).double()
+    net = spiking_mlp(sizes, du=1.0, dv=0.125, fake_quant=True).double()
     with torch.no_grad():
-        for layer in model.layers:
-            fan_in = layer.linear.in_features
-            layer.linear.weight.normal_(0, float(np.sqrt(2.0 / fan_in)) * 2)
-            layer.bias.normal_(0, 0.05)
+        for m in net.nodes.values():  # fc0, lif0, fc1, ...: weights then biases, layer by layer
+            if isinstance(m, QuantLinear):
+                m.weight.normal_(0, float(np.sqrt(2.0 / m.in_features)) * 2)
+            elif isinstance(m, Neuron):
+                m.bias.normal_(0, 0.05)
     enc = InputEncoding(mean=(0.0, 0.0, 0.0, 0.0), std=(0.5, 0.5, 0.1, 0.5))
-    return plan_from_nir(export_policy(model, 1e-3, enc)), "random 4-256-256-256-2 (seed 0)"
+    return plan_from_nir(export_policy(Policy(net, 8, enc), 1e-3)), "random 4-256-256-256-2 (seed 0)"
 
 
 def measure(plan, episodes: int, seed: int, backend: str):

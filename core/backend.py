@@ -6,7 +6,13 @@ later the vendor simulators all look the same to the closed-loop runner and to
 ``simulate``: the runner never asks which one it holds.
 
 A backend is built by its constructor, started by ``__enter__`` (or :meth:`start`),
-and always stopped by ``__exit__``/:meth:`close`, on every path.
+and always stopped by ``__exit__``/:meth:`close`, on every path. A ``with`` block closes
+only what it started: code that takes a backend (the closed-loop runner) may enter it
+whether or not its owner has started it already.
+
+Backends that run a compiled plan also keep ``last_output``: the raw, undecoded output
+of their last decision (registers over the decision window), which a bit-exact twin
+must reproduce exactly. Backends without registers (the torch policy) need not have it.
 """
 from __future__ import annotations
 
@@ -31,7 +37,10 @@ class Backend(Protocol):
         """Zero the network state and the counters (a new episode of decisions)."""
 
     def decide(self, obs: np.ndarray) -> np.ndarray:
-        """One decision: an observation in, the decoded per-action values out (real units)."""
+        """One decision: an observation in, the decoded per-action values out (real units).
+
+        The values are the policy's decoding (``Decoding.reduce``) of the output over the
+        decision window; the action is their argmax on the host."""
 
     def counts(self) -> Any | None:
         """Operations performed since :meth:`reset` (``OpCounts``), or ``None`` if not counted."""
@@ -40,7 +49,7 @@ class Backend(Protocol):
         """Release everything :meth:`start` acquired; safe to call twice."""
 
     def __enter__(self) -> "Backend":
-        ...
+        """Start if not running; the matching ``__exit__`` closes only what this started."""
 
     def __exit__(self, exc_type, exc, tb) -> None:
         ...

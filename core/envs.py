@@ -7,8 +7,28 @@ import numpy as np
 from spikeloop.core.errors import ConfigError
 
 
+def _registered(env_id) -> str:
+    """``env_id`` if gymnasium has registered it; never import a module an id names.
+
+    ``gym.make("module:Env-v0")`` imports ``module`` first; an id read from a file must
+    not be able to run code, so only ids already in the registry are accepted.
+    """
+    if not isinstance(env_id, str) or ":" in env_id or env_id not in gym.registry:
+        known = sorted(k for k in gym.registry if "/" not in k)[:12]
+        hint = (" (a 'module:' prefix is never imported)" if isinstance(env_id, str) and ":" in env_id else "")
+        raise ConfigError(f"unknown environment id {env_id!r}{hint}; known ids include {', '.join(known)}, ...")
+    return env_id
+
+
+def reward_threshold(env_id: str) -> float | None:
+    """The return at which gymnasium's registration calls ``env_id`` solved (None if it sets none)."""
+    thr = gym.spec(_registered(env_id)).reward_threshold
+    return None if thr is None else float(thr)
+
+
 def make_env(env_id: str, seed: int | None = None) -> gym.Env:
     """Create ``env_id``; it must have a flat Box observation and Discrete actions."""
+    _registered(env_id)
     try:
         env = gym.make(env_id)
     except gym.error.Error as e:

@@ -96,3 +96,62 @@ def cuba_step(
     else:
         raise ValueError(f"unknown reset mode {reset!r}; expected one of {RESET_MODES}")
     return u, v_out, s, v
+
+
+# ----------------------------------------------------------------------------- kinds
+
+NEURON_KINDS = ("LIF", "CubaLIF", "IF", "LI", "CubaLI")
+SPIKING_KINDS = ("LIF", "CubaLIF", "IF")
+
+
+def neuron_kind(du, dv, spiking: bool) -> str:
+    """Name the dynamics of constants: no current state when ``du == 1``, no leak when ``dv == 0``."""
+    import numpy as np
+
+    no_current = bool(np.all(np.asarray(du) == 1))
+    if not spiking:
+        return "LI" if no_current else "CubaLI"
+    if not no_current:
+        return "CubaLIF"
+    return "IF" if bool(np.all(np.asarray(dv) == 0)) else "LIF"
+
+
+def neuron_fault(kind: str, du, dv, vth) -> str | None:
+    """What is wrong with constants for a ``kind`` population, or ``None`` (the one validator).
+
+    The rules of the contract (scalars or per-neuron arrays):
+
+    ========  =========  =========  =====
+    kind      du         dv         vth
+    ========  =========  =========  =====
+    LIF       1          (0, 1]     > 0
+    CubaLIF   (0, 1]     (0, 1]     > 0
+    IF        1          0          > 0
+    LI        1          (0, 1]     None
+    CubaLI    (0, 1]     (0, 1]     None
+    ========  =========  =========  =====
+
+    Torch layers, the NIR compiler and the mapping checks all ask this function.
+    """
+    import numpy as np
+
+    if kind not in NEURON_KINDS:
+        return f"unknown neuron kind {kind!r}; expected one of {NEURON_KINDS}"
+    du_a, dv_a = np.asarray(du, dtype=np.float64), np.asarray(dv, dtype=np.float64)
+    if not (np.all(np.isfinite(du_a)) and np.all(np.isfinite(dv_a))):
+        return f"a {kind} population needs finite decays, got du={du}, dv={dv}"
+    cuba = kind.startswith("Cuba")
+    if not cuba and np.any(du_a != 1.0):
+        return (f"a {kind} population has no current decay: du must be 1, got {du}; "
+                f"use Cuba{kind if kind != 'IF' else 'LIF'} for du < 1")
+    if cuba and not np.all((du_a > 0) & (du_a <= 1)):
+        return f"{kind}: du must lie in (0, 1] (tau_syn >= dt > 0), got {du}"
+    if kind == "IF" and np.any(dv_a != 0):
+        return f"an IF population does not leak: dv must be 0, got {dv}; use LIF"
+    if kind != "IF" and not np.all((dv_a > 0) & (dv_a <= 1)):
+        return f"{kind}: dv must lie in (0, 1] (tau_mem >= dt > 0), got {dv}; use IF for dv = 0"
+    if kind in SPIKING_KINDS and (vth is None or not np.all(np.asarray(vth, dtype=np.float64) > 0)):
+        return f"a {kind} population needs a positive threshold vth, got {vth!r}"
+    if kind not in SPIKING_KINDS and vth is not None:
+        return f"a {kind} population does not spike: vth must be None, got {vth!r}"
+    return None

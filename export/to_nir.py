@@ -1,18 +1,9 @@
-"""torch -> NIR: :func:`export_policy` (a :class:`SpikingMLP`, through nirtorch) and
-:func:`export_graph` (any :class:`SpikingGraph`, through a registry from module type to
-a small export function).
+"""torch -> NIR: :func:`export_graph` (any :class:`SpikingGraph`, through a registry from
+module type to a small export function) and :func:`export_policy` (a
+:class:`~spikeloop.train.policy.Policy`: its graph plus the metadata a deployment needs).
 
-nirtorch traces one timestep of a module. spikeloop's models loop over a decision
-window, so the exporter builds the one-step structure (``nn.Linear`` synapses and a
-leaf module per neuron population) and lets ``nirtorch.torch_to_nir`` trace it, with a
-registry mapping each population to its NIR node. The mapping inverts the compiler's
-(forward Euler, see DESIGN.md)::
-
-    LIF     tau = dt/dv,              r = 1/dv,        v_leak = bias/dv   (du = 1)
-    CubaLIF tau_syn = dt/du, tau_mem = dt/dv, r = 1/(du*dv), w_in = 1, v_leak = bias/dv
-    LI / CubaLI: the same without threshold
-
-so that the NIR Linear weights are exactly the trained weights.
+Neuron nodes invert the compiler's forward-Euler mapping (DESIGN.md) at gain 1, so
+that the NIR weights are exactly the trained (deployed) weights.
 """
 from __future__ import annotations
 
@@ -21,102 +12,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 import nir
-import nirtorch
 import numpy as np
 import torch
 from torch import nn
 
 from spikeloop.core.errors import ExportError
 from spikeloop.core.metadata import GraphMeta
-from spikeloop.core.coding import InputEncoding
-from spikeloop.train.graph import Delay, Neuron, Scale, SpikingGraph, SumPool2d, Threshold
-from spikeloop.train.layers import NeuronConfig, SpikingLayer, SpikingMLP
-
-
-class _Population(nn.Module):
-    """One-step stand-in for a neuron population: identity in the traced graph."""
-
-    def __init__(self, neuron: NeuronConfig, bias: np.ndarray):
-        super().__init__()
-        self.neuron = neuron
-        self.bias_values = bias
-
-    def forward(self, x):
-        return x
-
-
-def _population_to_nir(dt: float) -> Callable[[_Population], nir.NIRNode]:
-    def convert(m: _Population) -> nir.NIRNode:
-        n, b = m.neuron, np.asarray(m.bias_values, dtype=np.float64)
-        size = b.shape[0]
-        full = lambda x: np.full(size, x, dtype=np.float64)  # noqa: E731
-        if n.dv <= 0 or n.du <= 0:
-            raise ExportError(f"population with du={n.du}, dv={n.dv}: NIR needs finite time constants "
-                              "(du, dv > 0)")
-        v_leak = b / n.dv
-        if n.du == 1.0:
-            if n.vth is None:
-                return nir.LI(tau=full(dt / n.dv), r=full(1 / n.dv), v_leak=v_leak)
-            return nir.LIF(tau=full(dt / n.dv), r=full(1 / n.dv), v_leak=v_leak,
-                           v_threshold=full(n.vth), v_reset=full(0.0))
-        common = dict(tau_syn=full(dt / n.du), tau_mem=full(dt / n.dv), r=full(1 / (n.du * n.dv)),
-                      v_leak=v_leak, w_in=full(1.0))
-        if n.vth is None:
-            return nir.CubaLI(**common)
-        return nir.CubaLIF(**common, v_threshold=full(n.vth), v_reset=full(0.0))
-
-    return convert
-
-
-class _OneStep(nn.Module):
-    def __init__(self, model: SpikingMLP):
-        super().__init__()
-        blocks = []
-        for i, layer in enumerate(model.layers):
-            layer: SpikingLayer
-            lin = nn.Linear(layer.linear.in_features, layer.linear.out_features, bias=False,
-                            dtype=layer.linear.weight.dtype)
-            with torch.no_grad():
-                lin.weight.copy_(layer.weight().detach())  # the deployed (fake-quantized) weights
-            blocks += [lin, _Population(layer.neuron, layer.bias.detach().double().numpy())]
-        self.net = nn.Sequential(*blocks)
-
-    def forward(self, x):
-        return self.net(x)
-
-
-def _rename(graph: nir.NIRGraph) -> nir.NIRGraph:
-    """Give nodes stable, readable names: input, fc0, lif0, fc1, ..., li2, output."""
-    mapping = {}
-    for name, node in graph.nodes.items():
-        kind = type(node).__name__
-        if kind in ("Input", "Output"):
-            mapping[name] = kind.lower()
-        else:  # nirtorch names the Sequential's children net_<j>; layer = j // 2
-            layer = int(name.rsplit("_", 1)[-1]) // 2
-            mapping[name] = f"{'fc' if kind in ('Linear', 'Affine') else kind.lower()}{layer}"
-    nodes = {mapping[k]: v for k, v in graph.nodes.items()}
-    edges = [(mapping[a], mapping[b]) for a, b in graph.edges]
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph.metadata)
-
-
-def export_policy(model: SpikingMLP, dt: float, encoding: InputEncoding | None,
-                  extra_metadata: dict | None = None) -> nir.NIRGraph:
-    """Export ``model`` to a NIR graph carrying dt, reset, T, encoding and decoding."""
-    if dt <= 0:
-        raise ExportError(f"dt must be positive seconds, got {dt}")
-    resets = {layer.neuron.reset for layer in model.layers}
-    if resets != {"hard"}:
-        raise ExportError(f"spikeloop exports hard-reset populations only (Lava's LIF); got {resets}")
-    step = _OneStep(model).eval()
-    try:
-        graph = nirtorch.torch_to_nir(step, {_Population: _population_to_nir(dt)}, type_check=True)
-    except Exception as e:  # nirtorch raises bare exceptions from tracing
-        raise ExportError(f"nirtorch could not trace the model: {e}") from e
-    graph = _rename(graph)
-    meta = GraphMeta(dt=dt, reset="hard", T=model.T, encoding=encoding, extra=extra_metadata or {})
-    graph.metadata = meta.to_nir_metadata()
-    return graph
+from spikeloop.train.graph import Delay, Neuron, QuantLinear, Scale, SpikingGraph, SumPool2d, Threshold
+from spikeloop.train.policy import Policy
 
 
 # ----------------------------------------------------------------------------- SpikingGraph
@@ -172,12 +75,13 @@ def _need_ndim(m: nn.Module, ctx: NodeContext, ndim: int, hint: str) -> None:
                           f"sample, NIR expects {ndim} dimension(s); {hint}")
 
 
-@_exports(nn.Linear)
+@_exports(nn.Linear, QuantLinear)
 def _linear(m: nn.Linear, ctx: NodeContext) -> nir.NIRNode:
     _need_ndim(m, ctx, 1, "put an nn.Flatten before it")
+    weight = _f64(m.deployed_weight() if isinstance(m, QuantLinear) else m.weight)  # the deployed grid
     if m.bias is None:
-        return nir.Linear(weight=_f64(m.weight))
-    return nir.Affine(weight=_f64(m.weight), bias=_f64(m.bias))
+        return nir.Linear(weight=weight)
+    return nir.Affine(weight=weight, bias=_f64(m.bias))
 
 
 @_exports(Scale)
@@ -343,3 +247,18 @@ def export_graph(model: SpikingGraph, dt_s: float, meta: GraphMeta | dict | None
         return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta.to_nir_metadata(), type_check=True)
     except (ValueError, AssertionError, NotImplementedError) as e:
         raise ExportError(f"the exported graph fails NIR's type check: {e}") from e
+
+
+def export_policy(policy: Policy, dt_s: float, extra_metadata: dict | None = None) -> nir.NIRGraph:
+    """Export a policy: its graph, with dt, T, encoding, decoding and provenance in the metadata."""
+    if not isinstance(policy, Policy):
+        raise ExportError(f"export_policy takes a Policy, got {type(policy).__name__}")
+    extra = dict(extra_metadata or {})
+    if policy.provenance is not None:
+        extra.setdefault("env_id", policy.provenance.env_id)
+        extra.setdefault("agent", policy.provenance.agent)
+        extra.setdefault("seed", policy.provenance.seed)
+    if not (np.isfinite(dt_s) and dt_s > 0):
+        raise ExportError(f"dt must be positive seconds, got {dt_s}")
+    meta = GraphMeta(dt=float(dt_s), T=policy.T, encoding=policy.encoding, decoding=policy.decoding, extra=extra)
+    return export_graph(policy.network, float(dt_s), meta)

@@ -249,8 +249,8 @@ def netx_network_kwargs(path: str | Path) -> dict:
             "reset_interval": meta["reset_interval"], "reset_offset": meta["reset_offset"]}
 
 
-def export_netx(source: str | Path, out: str | Path | None = None, dt: float = 1e-3) -> NetxExport:
-    """Export a ``.nir`` graph or a policy checkpoint (``dt`` then applies) to netx hdf5.
+def export_netx(source: str | Path, out: str | Path | None = None, graph=None) -> NetxExport:
+    """Export a ``.nir`` graph (or ``graph``, a ``nir.NIRGraph`` read from ``source``) to netx hdf5.
 
     The default output is ``policy.net`` next to the source.
     """
@@ -258,18 +258,6 @@ def export_netx(source: str | Path, out: str | Path | None = None, dt: float = 1
     from spikeloop.runtime.compiler import plan_from_nir
 
     source = Path(source)
-    if source.suffix == ".nir":
-        graph = read_graph(source)
-    else:
-        from spikeloop.core.errors import CheckpointError
-        from spikeloop.export.to_nir import export_policy
-        from spikeloop.train.checkpoint import load_policy
-        from spikeloop.core.coding import InputEncoding
-
-        model, info = load_policy(source)
-        if "encoding" not in info:
-            raise CheckpointError(f"{source}: checkpoint has no input encoding")
-        graph = export_policy(model, dt, InputEncoding.from_dict(info["encoding"]),
-                              {"env_id": info.get("env_id")})
+    graph = read_graph(source) if graph is None else graph
     plan = plan_from_nir(graph, source=str(source))
     return write_netx(Path(out) if out else source.parent / "policy.net", plan)

@@ -13,23 +13,27 @@ import spikeloop.runtime  # noqa: F401  (installs the Lava shim before anything 
 from spikeloop.export.to_nir import export_policy
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.core.coding import InputEncoding
-from spikeloop.train.layers import NeuronConfig, SpikingMLP
+from spikeloop.train.graph import Neuron, QuantLinear
+from spikeloop.train.networks import spiking_mlp
+from spikeloop.train.policy import Policy
 
 DATA = Path(__file__).parent / "data"
 
 
 def random_policy(sizes=(4, 32, 32, 2), T=8, seed=0, weight_std=0.8, bias_std=0.1, du=1.0, dv=0.125,
                   fake_quant=True, dtype=torch.float64):
-    """A random SpikingMLP that spikes a fair amount, and an input encoding for it."""
+    """A random MLP policy that spikes a fair amount, and its input encoding."""
     torch.manual_seed(seed)
-    model = SpikingMLP(list(sizes), T, NeuronConfig(du=du, dv=dv), NeuronConfig(du=du, dv=dv, vth=None),
-                       fake_quant=fake_quant).to(dtype)
+    net = spiking_mlp(list(sizes), du=du, dv=dv, fake_quant=fake_quant).to(dtype)
+    net.spec["args"]["dtype"] = str(dtype).removeprefix("torch.")
     with torch.no_grad():
-        for layer in model.layers:
-            layer.linear.weight.normal_(0, weight_std)
-            layer.bias.normal_(0, bias_std)
+        for m in net.nodes.values():
+            if isinstance(m, QuantLinear):
+                m.weight.normal_(0, weight_std)
+            elif isinstance(m, Neuron):
+                m.bias.normal_(0, bias_std)
     enc = InputEncoding(mean=(0.0,) * sizes[0], std=(1.0,) * sizes[0])
-    return model, enc
+    return Policy(net, T, enc), enc
 
 
 def live_children() -> set[int]:
@@ -48,7 +52,7 @@ def live_children() -> set[int]:
 
 def random_plan(**kw):
     model, enc = random_policy(**kw)
-    return plan_from_nir(export_policy(model, 1e-3, enc)), model, enc
+    return plan_from_nir(export_policy(model, 1e-3)), model, enc
 
 
 @pytest.fixture

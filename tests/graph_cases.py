@@ -11,15 +11,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikeloop.train.graph import Delay, Neuron, Scale, SpikingGraph, SumPool2d, Threshold
+from spikeloop.train.graph import Delay, Neuron, QuantLinear, Scale, SpikingGraph, SumPool2d, Threshold
 
 DT_S = 1e-3
 T = 40
 F64 = torch.float64
 
 
-def _linear(n_in, n_out, gen, std, bias=False, mean=0.0):
-    m = nn.Linear(n_in, n_out, bias=bias, dtype=F64)
+def _linear(n_in, n_out, gen, std, bias=False, mean=0.0, fake_quant=None):
+    """An ``nn.Linear``, or (``fake_quant`` True/False) spikeloop's QuantLinear."""
+    m = (nn.Linear(n_in, n_out, bias=bias, dtype=F64) if fake_quant is None
+         else QuantLinear(n_in, n_out, bias=bias, fake_quant=fake_quant, dtype=F64))
     with torch.no_grad():
         m.weight.copy_(mean + std * torch.randn(n_out, n_in, generator=gen, dtype=F64))
         if bias:
@@ -71,7 +73,7 @@ def _affine_lif(gen):
 
 
 def _linear_cubalif(gen):
-    g = _chain(("fc", _linear(6, 8, gen, 0.5, mean=0.1)),
+    g = _chain(("fc", _linear(6, 8, gen, 0.5, mean=0.1, fake_quant=True)),
                ("lif", Neuron(8, "CubaLIF", du=0.5, dv=0.25, vth=1.0, bias=_bias(8, gen), dtype=F64)),
                input_shape=6)
     return g, _spikes(gen, (6,))

@@ -7,7 +7,7 @@ import torch
 
 import spikeloop.runtime  # noqa: F401
 from spikeloop.runtime.fixed_point import LOIHI, dense_accumulate, lava_effective_weights
-from spikeloop.train.layers import arctan_spike
+from spikeloop.train.graph import arctan_spike
 from spikeloop.core.neuron import FLOAT, cuba_step
 
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from spikeloop.core.errors import CheckpointError, ConfigError
-from spikeloop.train.checkpoint import load_policy, save_policy
-from spikeloop.train.dqn import DQNConfig, train_dqn
-from spikeloop.core.coding import InputEncoding
 from spikeloop.core.envs import make_env
+from spikeloop.train.agents import config_from_dict
+from spikeloop.train.agents.dqn import DQNConfig, train_dqn
+from spikeloop.train.checkpoint import load_policy, save_policy
 
 TINY = dict(total_steps=400, learning_starts=100, eval_every=200, eval_episodes=2, hidden=[16, 16],
             T=4, norm_steps=200, buffer_size=500, batch_size=16, target_update=100)
@@ -19,25 +19,27 @@ def test_same_seed_same_weights_and_history():
     a = train_dqn(DQNConfig(seed=3, **TINY), progress=False)
     b = train_dqn(DQNConfig(seed=3, **TINY), progress=False)
     c = train_dqn(DQNConfig(seed=4, **TINY), progress=False)
-    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+    for (k, va), vb in zip(a.policy.network.state_dict().items(), b.policy.network.state_dict().values()):
         assert torch.equal(va, vb), k
-    assert a.history == b.history and a.encoding == b.encoding
-    assert not torch.equal(a.model.layers[0].linear.weight, c.model.layers[0].linear.weight)
+    assert a.history == b.history and a.policy.encoding == b.policy.encoding
+    assert not torch.equal(a.policy.network.nodes["fc0"].weight, c.policy.network.nodes["fc0"].weight)
 
 
 def test_checkpoint_round_trip(tmp_path):
     res = train_dqn(DQNConfig(seed=1, **TINY), progress=False)
-    path = save_policy(tmp_path / "p.safetensors", res.model, {"encoding": res.encoding.to_dict()})
-    model, info = load_policy(path)
-    assert InputEncoding.from_dict(info["encoding"]) == res.encoding
-    x = torch.as_tensor(res.encoding.encode(np.ones((3, 4))), dtype=torch.float32)
+    path = save_policy(tmp_path / "p.safetensors", res.policy, {"note": "x"})
+    policy, info = load_policy(path)
+    assert policy.encoding == res.policy.encoding and info == {"note": "x"}
+    assert policy.T == res.policy.T and policy.decoding == res.policy.decoding
+    assert policy.provenance == res.policy.provenance and policy.provenance.agent == "dqn"
+    x = torch.as_tensor(res.policy.encoding.encode(np.ones((3, 4))), dtype=torch.float32)
     with torch.no_grad():
-        assert torch.equal(model(x), res.model(x))
+        assert torch.equal(policy(x), res.policy(x))
 
 
 def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path):
     res = train_dqn(DQNConfig(seed=1, **TINY), progress=False)
-    good = save_policy(tmp_path / "p.safetensors", res.model)
+    good = save_policy(tmp_path / "p.safetensors", res.policy)
     truncated = tmp_path / "t.safetensors"
     truncated.write_bytes(good.read_bytes()[:200])
     with pytest.raises(CheckpointError, match="t.safetensors: not a readable safetensors checkpoint"):
@@ -68,6 +70,67 @@ def test_continuous_action_env_is_refused():
 
 def test_config_errors():
     with pytest.raises(ConfigError, match=r"unknown DQN config keys \['hiden'\]"):
-        DQNConfig.from_dict({"hiden": [3]})
+        config_from_dict(DQNConfig, {"hiden": [3]})
     with pytest.raises(ConfigError, match="hidden must list positive layer sizes"):
         DQNConfig(hidden=[]).validate()
+
+
+def test_train_config_toml_reproduces_the_run_exactly(tmp_path):
+    """`spikeloop train --agent dqn --config RUN/config.toml` gives the same weights, bit for bit."""
+    from spikeloop.cli import main
+
+    args = ["--seed", "5", "--total-steps", "400", "--learning-starts", "100", "--eval-every", "200",
+            "--eval-episodes", "2", "--hidden", "16", "16", "--T", "4", "--norm-steps", "200",
+            "--buffer-size", "500", "--batch-size", "16", "--target-update", "100", "--lr", "0.0007"]
+    assert main(["train", "--out", str(tmp_path / "a"), "--quiet", *args]) == 0
+    assert main(["train", "--agent", "dqn", "--config", str(tmp_path / "a" / "config.toml"),
+                 "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    a, _ = load_policy(tmp_path / "a" / "policy.safetensors")
+    b, _ = load_policy(tmp_path / "b" / "policy.safetensors")
+    assert a.provenance == b.provenance and a.provenance.config["lr"] == 0.0007
+    for (k, va), vb in zip(a.network.state_dict().items(), b.network.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert (tmp_path / "a" / "config.toml").read_text() == (tmp_path / "b" / "config.toml").read_text()
+    # a flag overrides the file, and a different seed gives different weights
+    assert main(["train", "--config", str(tmp_path / "a" / "config.toml"), "--seed", "6",
+                 "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    c, _ = load_policy(tmp_path / "c" / "policy.safetensors")
+    assert c.provenance.seed == 6
+    assert not torch.equal(a.network.nodes["fc0"].weight, c.network.nodes["fc0"].weight)
+
+
+def test_config_file_errors_are_clear(tmp_path, capsys):
+    from spikeloop.cli import main
+
+    bad = tmp_path / "config.toml"
+    bad.write_text('[agent]\nname = "dqn"\n[dqn]\nlr = "fast"\n')
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "config field 'lr' must be a finite number, got 'fast'" in capsys.readouterr().err
+    bad.write_text('[agent]\nname = "ppo9"\n[ppo9]\nx = 1\n')
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "unknown agent 'ppo9'; known agents: dqn" in capsys.readouterr().err
+    bad.write_bytes(b"\xff\xfe not toml")
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "not a valid TOML file" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_agents_are_registered_with_documented_configs():
+    import dataclasses
+
+    from spikeloop.options import field_docs
+    from spikeloop.train.agents import agent_names, get_agent
+
+    assert "dqn" in agent_names()
+    for name in agent_names():
+        agent = get_agent(name)
+        docs = field_docs(agent.config)
+        undocumented = [f.name for f in dataclasses.fields(agent.config) if not docs.get(f.name)]
+        assert not undocumented, f"{name}: fields without a docstring: {undocumented}"
+
+
+def test_legacy_checkpoint_reads_as_the_same_policy(trained_run):
+    """The committed format-1 checkpoint (a SpikingMLP config) loads as an MLP graph policy."""
+    policy, info = load_policy(trained_run / "policy.safetensors")
+    assert sorted(policy.network.nodes) == ["fc0", "fc1", "fc2", "li2", "lif0", "lif1"]
+    assert policy.provenance.env_id == "CartPole-v1" and policy.T == 8

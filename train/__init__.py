@@ -1,4 +1,6 @@
-"""spikeloop.train: spiking layers, the neuron contract, agents, environments, checkpoints."""
-from spikeloop.core.neuron import FLOAT, HARD, SOFT, cuba_step
+"""spikeloop.train: the torch spiking graph, network builders, the policy record, agents, checkpoints."""
+from spikeloop.train.graph import SpikingGraph
+from spikeloop.train.networks import spiking_mlp
+from spikeloop.train.policy import Policy, Provenance, TorchPolicy
 
-__all__ = ["FLOAT", "HARD", "SOFT", "cuba_step"]
+__all__ = ["Policy", "Provenance", "SpikingGraph", "TorchPolicy", "spiking_mlp"]

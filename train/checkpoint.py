@@ -1,43 +1,82 @@
-"""Safetensors checkpoints: tensors plus a JSON record of the model and run config.
+"""Safetensors checkpoints of a :class:`~spikeloop.train.policy.Policy`.
 
-No pickle is ever executed: safetensors stores raw tensors and a string header.
+The file holds the tensors and one JSON header: the network's builder spec, ``T``,
+the encoding, the decoding, the provenance and free-form ``extra`` info. No pickle
+is ever executed: safetensors stores raw tensors and a string header, and the
+network is rebuilt by a registered builder from validated arguments.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from spikeloop.core.artifacts import atomic_path
-from spikeloop.core.errors import CheckpointError
-from spikeloop.train.layers import SpikingMLP
+from spikeloop.core.coding import Decoding, InputEncoding
+from spikeloop.core.errors import CheckpointError, ConfigError
+from spikeloop.train.networks import build
+from spikeloop.train.policy import Policy, Provenance
 
 _KEY = "spikeloop"
+FORMAT = 2
 
 
-def save_policy(path: str | Path, model: SpikingMLP, extra: dict | None = None) -> Path:
-    """Write ``model`` (and JSON-serialisable ``extra`` info) atomically to ``path``."""
-    meta = {_KEY: json.dumps({"model": model.config(), **(extra or {})}, sort_keys=True)}
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+def save_policy(path: str | Path, policy: Policy, extra: dict | None = None) -> Path:
+    """Write ``policy`` (and JSON-serialisable ``extra`` info) atomically to ``path``."""
+    spec = getattr(policy.network, "spec", None)
+    if spec is None:
+        raise CheckpointError(f"{path}: the network was not made by a registered builder "
+                              "(spikeloop.train.networks); it has no spec to store")
+    record = {"format": FORMAT, "network": spec, "T": policy.T, "encoding": policy.encoding.to_dict(),
+              "decoding": policy.decoding.to_dict(),
+              "provenance": None if policy.provenance is None else policy.provenance.to_dict(),
+              "extra": extra or {}}
+    meta = {_KEY: json.dumps(record, sort_keys=True)}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in policy.network.state_dict().items()}
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     return path
 
 
-def load_policy(path: str | Path) -> tuple[SpikingMLP, dict]:
-    """Read a checkpoint written by :func:`save_policy`; return ``(model, extra)``."""
+def _legacy(info: dict) -> dict:
+    """A format-1 record (a ``SpikingMLP`` config, before the policy record) as format 2."""
+    m = info["model"]
+    hidden, readout = m["hidden"], m["readout"]
+    if hidden.get("du", 1.0) != readout.get("du", 1.0):
+        raise ValueError("format-1 checkpoints with different hidden and readout du are not supported")
+    args = {"sizes": m["sizes"], "du": hidden["du"], "dv": hidden["dv"], "vth": hidden["vth"],
+            "readout_dv": readout["dv"], "reset": hidden.get("reset", "hard"),
+            "fake_quant": m.get("fake_quant", False), "surrogate_alpha": m.get("surrogate_alpha", 2.0)}
+    env_id = info.get("env_id")
+    return {"format": FORMAT, "network": {"builder": "mlp", "args": args, "legacy_keys": True}, "T": m["T"],
+            "encoding": info["encoding"], "decoding": None,
+            "provenance": {"agent": "dqn", "env_id": env_id, "seed": 0} if env_id else None,
+            "extra": {k: v for k, v in info.items() if k not in ("model", "encoding", "env_id")}}
+
+
+def _legacy_tensors(tensors: dict) -> dict:
+    """``layers.k.linear.weight`` / ``layers.k.bias`` -> the MLP graph's node names."""
+    n = 1 + max(int(k.split(".")[1]) for k in tensors if k.startswith("layers."))
+    out = {}
+    for k in range(n):
+        neuron = f"li{k}" if k == n - 1 else f"lif{k}"
+        out[f"nodes.fc{k}.weight"] = tensors[f"layers.{k}.linear.weight"]
+        out[f"nodes.{neuron}.bias"] = tensors[f"layers.{k}.bias"]
+    return out
+
+
+def load_policy(path: str | Path) -> tuple[Policy, dict]:
+    """Read a checkpoint written by :func:`save_policy`; return ``(policy, extra)``."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from e
     if _KEY not in header:
@@ -45,11 +84,23 @@ def load_policy(path: str | Path) -> tuple[SpikingMLP, dict]:
                               "it was not written by spikeloop")
     try:
         info = json.loads(header[_KEY])
-        model = SpikingMLP.from_config(info.pop("model"))
-    except (ValueError, KeyError, TypeError) as e:
+        if not isinstance(info, dict):
+            raise ValueError(f"the record is a {type(info).__name__}, not an object")
+        if "model" in info and "format" not in info:
+            info = _legacy(info)
+            tensors = _legacy_tensors(tensors)
+        if info.get("format") != FORMAT:
+            raise ValueError(f"format {info.get('format')!r}, expected {FORMAT}")
+        spec = {k: v for k, v in info["network"].items() if k != "legacy_keys"}
+        network = build(spec)
+        policy = Policy(network, info["T"], InputEncoding.from_dict(info["encoding"]),
+                        Decoding.from_dict(info.get("decoding")),
+                        None if info.get("provenance") is None else Provenance.from_dict(info["provenance"]))
+    except (ValueError, KeyError, TypeError, ConfigError) as e:
         raise CheckpointError(f"{path}: corrupt '{_KEY}' metadata ({e})") from e
     try:
-        model.load_state_dict(tensors, strict=True)
+        network.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: tensors do not match the stored model config: {e}") from e
-    return model, info
+    network.eval()
+    return policy, dict(info.get("extra") or {})

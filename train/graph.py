@@ -24,14 +24,50 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from spikeloop.core.errors import ConfigError
-from spikeloop.train.layers import arctan_spike
 from spikeloop.core.graphs import graph_order, inline_graph
-from spikeloop.core.neuron import HARD, RESET_MODES, cuba_step
+from spikeloop.core.neuron import HARD, NEURON_KINDS, RESET_MODES, cuba_step, neuron_fault
+
+# ----------------------------------------------------------------------------- surrogate, quantization
+
+
+class _ArctanSpike(torch.autograd.Function):
+    """Heaviside forward, arctan surrogate backward: alpha/2 / (1 + (pi/2 alpha x)^2)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        a = ctx.alpha
+        return grad * (a / 2) / (1 + (math.pi / 2 * a * x) ** 2), None
+
+
+def arctan_spike(x: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+    """Spike where ``x > 0`` with the arctan surrogate gradient (Fang et al. 2021)."""
+    return _ArctanSpike.apply(x, alpha)
+
+
+def fake_quantize(w: torch.Tensor, levels: int = 127) -> torch.Tensor:
+    """Per-tensor symmetric quantization with a straight-through gradient.
+
+    The same grid the fixed-point compiler uses for a population's weights
+    (``spikeloop.runtime.fixed_point``): ``levels`` steps of ``max|w| / levels``.
+    """
+    m = w.detach().abs().max().clamp_min(1e-12)
+    step = m / levels
+    return w + (torch.round(w / step) * step - w).detach()
+
 
 # ----------------------------------------------------------------------------- nodes
 
@@ -45,6 +81,29 @@ class Scale(nn.Module):
 
     def forward(self, x):
         return x * self.scale
+
+
+class QuantLinear(nn.Linear):
+    """``nn.Linear`` trained against the 8-bit weight grid of the fixed-point deployment.
+
+    With ``fake_quant`` the forward pass uses :func:`fake_quantize` of the weight
+    (straight-through gradient); export writes :meth:`deployed_weight`.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, fake_quant: bool = False,
+                 dtype: torch.dtype | None = None):
+        super().__init__(in_features, out_features, bias=bias, dtype=dtype)
+        self.fake_quant = bool(fake_quant)
+
+    def deployed_weight(self) -> torch.Tensor:
+        return fake_quantize(self.weight) if self.fake_quant else self.weight
+
+    def forward(self, x):
+        y = x @ self.deployed_weight().T
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self):
+        return super().extra_repr() + f", fake_quant={self.fake_quant}"
 
 
 class SumPool2d(nn.Module):
@@ -91,9 +150,6 @@ class Threshold(nn.Module):
         return arctan_spike(x - self.threshold.to(x.dtype), self.alpha)
 
 
-NEURON_KINDS = ("LIF", "CubaLIF", "IF", "LI", "CubaLI")
-SPIKING_KINDS = ("LIF", "CubaLIF", "IF")
-
 
 class Neuron(nn.Module):
     """A population of the contract's CUBA-LIF neurons (``spikeloop.core.neuron.cuba_step``)::
@@ -139,17 +195,9 @@ class Neuron(nn.Module):
             dv = 0.0
         if kind in ("LI", "CubaLI"):
             vth = None
-        elif vth is None or not vth > 0:
-            raise ConfigError(f"a {kind} population needs a positive threshold vth, got {vth!r}")
-        if not cuba and du != 1.0:
-            raise ConfigError(f"a {kind} population has no current decay: du must be 1, got {du}; "
-                              f"use Cuba{kind if kind != 'IF' else 'LIF'} for du < 1")
-        if cuba and not 0.0 < du <= 1.0:
-            raise ConfigError(f"{kind}: du must lie in (0, 1], got {du}")
-        if kind == "IF" and dv != 0.0:
-            raise ConfigError(f"an IF population does not leak: dv must be 0, got {dv}; use LIF")
-        if kind != "IF" and not 0.0 < dv <= 1.0:
-            raise ConfigError(f"{kind}: dv must lie in (0, 1], got {dv}; use IF for dv = 0")
+        fault = neuron_fault(kind, du, dv, vth)
+        if fault:
+            raise ConfigError(fault)
         self.shape, self.kind = shape, kind
         self.du, self.dv, self.vth, self.reset = float(du), float(dv), vth, reset
         self.alpha = surrogate_alpha
@@ -268,10 +316,15 @@ class SpikingGraph(nn.Module):
             pred = {n: [a for a, b in edges if b == n] for n in names}
             cells = [n for n in order if isinstance(nodes.get(n), (Neuron, Threshold))]
             delays = [n for n in order if isinstance(nodes.get(n), Delay)]
-            self._flat_plan = (nodes, pred, cells, delays)
+            static = set()  # stateless nodes fed by the input alone: constant while the input is held
+            for n in order:
+                if n in nodes and n not in cells and n not in delays and pred[n] and all(
+                        p == self.input_name or p in static for p in pred[n]):
+                    static.add(n)
+            self._flat_plan = (nodes, pred, cells, delays, static)
         return self._flat_plan
 
-    def step(self, x, state=None, record: dict | None = None, prefix: str = ""):
+    def step(self, x, state=None, record: dict | None = None, prefix: str = "", held: dict | None = None):
         """One timestep of the graph: ``(y, state)``; fills ``record[<prefix><node>...]``.
 
         Neurons (and Threshold nodes) hold the state and run in :func:`graph_order`;
@@ -280,8 +333,11 @@ class SpikingGraph(nn.Module):
         that ran before it and the previous step's output of itself and of those after
         it: every cycle is broken at a neuron's output. A Delay node of ``k`` steps
         gives its input as it stood at the end of step ``t - k``.
+
+        ``held`` (a dict kept by the caller across the steps of one window) caches the
+        nodes that depend on the input alone, for an input held constant.
         """
-        nodes, pred, cells, delays = self._plan()
+        nodes, pred, cells, delays, static = self._plan()
         cell_state, vals, delay_state = ({}, {}, {}) if state is None else state
         cell_state, vals, delay_state = dict(cell_state), dict(vals), dict(delay_state)
         memo: dict[str, Any] = {}
@@ -291,6 +347,8 @@ class SpikingGraph(nn.Module):
                 return x
             if n in memo:
                 return memo[n]
+            if held is not None and n in held:
+                return held[n]
             module = nodes.get(n)
             if isinstance(module, (Neuron, Threshold)):
                 if n not in vals:  # before its first update: zeros of its output shape
@@ -305,6 +363,8 @@ class SpikingGraph(nn.Module):
                 a = inputs(n)
                 y = a if n == self.output_name else _apply(module, a, n)
             memo[n] = y
+            if held is not None and n in static:
+                held[n] = y
             return y
 
         def inputs(n):
@@ -366,6 +426,21 @@ class SpikingGraph(nn.Module):
             return y, {k: torch.stack(v) for k, v in rec.items()}
         return y
 
+    def window(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        """Hold ``x`` (batch, *input_shape) for ``T`` steps from zero state: ``(T, batch, *out)``.
+
+        The closed-loop decision window. Nodes fed by the input alone are computed once.
+        """
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ConfigError(f"SpikingGraph window input must be (batch, {', '.join(map(str, self.input_shape))}), "
+                              f"got {tuple(x.shape)}")
+        held: dict = {}
+        state, ys = None, []
+        for _ in range(T):
+            y, state = self.step(x, state, held=held)
+            ys.append(y)
+        return torch.stack(ys)
+
     # -- shapes
 
     def _infer_shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -419,6 +494,8 @@ def _torch_subgraph(module):
 
 
 def _sum_inputs(terms, name, sources):
+    if len(terms) == 1:
+        return terms[0]
     if not terms:
         raise ConfigError(f"node {name!r} has no input")
     shapes = {tuple(t.shape) for t in terms}
