@@ -22,23 +22,21 @@ from _common import ROOT, machine, update_section  # noqa: E402
 
 import spikeloop.runtime  # noqa: E402,F401
 from spikeloop.core.nir_io import read_graph  # noqa: E402
+from spikeloop.runtime.backends import make_backend  # noqa: E402
 from spikeloop.runtime.compiler import plan_from_nir  # noqa: E402
-from spikeloop.runtime.emulator import Emulator  # noqa: E402
 from spikeloop.runtime.fixed_point import quantize_plan  # noqa: E402
-from spikeloop.runtime.lava_runtime import LavaNetwork  # noqa: E402
-from spikeloop.runtime.runner import HostCodec  # noqa: E402
 from spikeloop.core.coding import greedy_action  # noqa: E402
 from spikeloop.core.envs import make_env  # noqa: E402
 
 
-def closed_loop(decide, codec, decisions: int, seed: int) -> tuple[float, float]:
-    """Run ``decisions`` closed-loop decisions; return (seconds, mean episode return)."""
+def closed_loop(backend, decisions: int, seed: int) -> tuple[float, float]:
+    """Run ``decisions`` closed-loop decisions on a started backend; (seconds, mean episode return)."""
     env = make_env("CartPole-v1")
     obs, _ = env.reset(seed=seed)
     returns, ret = [], 0.0
     t0 = time.perf_counter()
     for _ in range(decisions):
-        action = greedy_action(codec.decode(decide(codec.encode(obs))))
+        action = greedy_action(backend.decide(obs))
         obs, r, term, trunc, _ = env.step(action)
         ret += r
         if term or trunc:
@@ -61,18 +59,18 @@ def main(argv=None) -> int:
     fixed = quantize_plan(plan)
     rows = []
     for precision in ("fixed", "float"):
-        codec = HostCodec(plan, precision, fixed)
-        for mapping in ("fused", "per-node"):
-            n = args.decisions if mapping == "fused" else args.per_node_decisions
+        for name in ("lava-fused", "lava-per-node"):
+            mapping = make_backend(name, plan, precision, fixed)
+            n = args.decisions if mapping.mapping == "fused" else args.per_node_decisions
             t0 = time.perf_counter()
-            with LavaNetwork(plan, precision, mapping, fixed) as net:
+            with mapping as net:
                 compile_s = time.perf_counter() - t0
-                secs, _ = closed_loop(net.decide, codec, n, seed=0)
-            rows.append((f"Lava {mapping}", precision, n, n / secs, n * plan.period / secs, compile_s))
+                secs, _ = closed_loop(net, n, seed=0)
+            rows.append((f"Lava {mapping.mapping}", precision, n, n / secs, n * plan.period / secs, compile_s))
             print(f"{rows[-1][0]:16s} {precision:5s} {rows[-1][3]:8.1f} decisions/s  "
                   f"({rows[-1][4]:7.0f} Lava steps/s, compile {compile_s:.2f} s)", flush=True)
-        em = Emulator(plan, precision, fixed)
-        secs, _ = closed_loop(em.decide, codec, args.decisions, seed=0)
+        with make_backend("emulator", plan, precision, fixed) as em:
+            secs, _ = closed_loop(em, args.decisions, seed=0)
         rows.append(("emulator", precision, args.decisions, args.decisions / secs,
                      args.decisions * plan.period / secs, 0.0))
         print(f"{'emulator':16s} {precision:5s} {rows[-1][3]:8.1f} decisions/s", flush=True)

@@ -54,13 +54,14 @@ def larger_policy(seed: int = 0):
 
 def measure(plan, episodes: int, seed: int, backend: str):
     """Closed-loop CartPole-v1 episodes; per-decision counts and returns."""
+    from spikeloop.runtime.backends import make_backend
     from spikeloop.runtime.fixed_point import quantize_plan
     from spikeloop.runtime.runner import run_closed_loop
 
     fixed = quantize_plan(plan)
     t0 = time.time()
-    res = run_closed_loop(plan, "CartPole-v1", episodes=episodes, seed=seed, backend=backend, precision="fixed",
-                          fixed=fixed, progress=False)
+    res = run_closed_loop(make_backend(backend, plan, "fixed", fixed), "CartPole-v1", episodes=episodes, seed=seed,
+                          progress=False)
     return res, time.time() - t0
 
 
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
     ap.add_argument("--episodes", type=int, default=3, help="CartPole episodes for the trained policy")
     ap.add_argument("--large-episodes", type=int, default=20, help="episodes for the larger random policy")
     ap.add_argument("--seed", type=int, default=1000, help="episode i is reset with seed + i")
-    ap.add_argument("--backend", choices=("emulator", "lava"), default="emulator")
+    ap.add_argument("--backend", choices=("emulator", "lava-fused", "lava-per-node"), default="emulator")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)

@@ -116,7 +116,7 @@ def neuron_kind(du, dv, spiking: bool) -> str:
     return "IF" if bool(np.all(np.asarray(dv) == 0)) else "LIF"
 
 
-def neuron_fault(kind: str, du, dv, vth) -> str | None:
+def neuron_fault(kind: str, du, dv, vth, overshoot: bool = False) -> str | None:
     """What is wrong with constants for a ``kind`` population, or ``None`` (the one validator).
 
     The rules of the contract (scalars or per-neuron arrays):
@@ -132,6 +132,8 @@ def neuron_fault(kind: str, du, dv, vth) -> str | None:
     ========  =========  =========  =====
 
     Torch layers, the NIR compiler and the mapping checks all ask this function.
+    ``overshoot`` lets decays exceed 1 (a time constant shorter than ``dt``): a NIR file
+    may hold one, and float arithmetic runs it (fixed point refuses it); importers warn.
     """
     import numpy as np
 
@@ -144,11 +146,12 @@ def neuron_fault(kind: str, du, dv, vth) -> str | None:
     if not cuba and np.any(du_a != 1.0):
         return (f"a {kind} population has no current decay: du must be 1, got {du}; "
                 f"use Cuba{kind if kind != 'IF' else 'LIF'} for du < 1")
-    if cuba and not np.all((du_a > 0) & (du_a <= 1)):
+    top = np.inf if overshoot else 1.0
+    if cuba and not np.all((du_a > 0) & (du_a <= top)):
         return f"{kind}: du must lie in (0, 1] (tau_syn >= dt > 0), got {du}"
     if kind == "IF" and np.any(dv_a != 0):
         return f"an IF population does not leak: dv must be 0, got {dv}; use LIF"
-    if kind != "IF" and not np.all((dv_a > 0) & (dv_a <= 1)):
+    if kind != "IF" and not np.all((dv_a > 0) & (dv_a <= top)):
         return f"{kind}: dv must lie in (0, 1] (tau_mem >= dt > 0), got {dv}; use IF for dv = 0"
     if kind in SPIKING_KINDS and (vth is None or not np.all(np.asarray(vth, dtype=np.float64) > 0)):
         return f"a {kind} population needs a positive threshold vth, got {vth!r}"

@@ -36,7 +36,7 @@ from spikeloop.core.errors import NIRValidationError
 from spikeloop.core.nir_io import check_finite, flatten_graph, graph_meta, node_params
 from spikeloop.runtime.plan import INPUT, Connection, NetworkPlan, Population
 from spikeloop.core.graphs import graph_order
-from spikeloop.core.neuron import HARD, RESET_MODES
+from spikeloop.core.neuron import HARD, RESET_MODES, neuron_fault
 
 NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.Threshold)
 OP_TYPES = (nir.Linear, nir.Affine, nir.Scale, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Flatten,
@@ -232,6 +232,12 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
         raise NIRValidationError(f"{source}: {e}") from e
     position = {n: i for i, n in enumerate(order)}
     neurons = {k: NEURONS[type(v)](k, v, meta.dt) for k, v in nodes.items() if type(v) in NEURONS}
+    for k, nrn in neurons.items():
+        kind = type(nodes[k]).__name__
+        fault = None if kind == "Threshold" else neuron_fault(kind, nrn.du, nrn.dv, nrn.vth, overshoot=True)
+        if fault:
+            raise NIRValidationError(f"{source}: node {k!r}: {fault} (du = dt/tau_syn, dv = dt/tau_mem at "
+                                     f"dt = {meta.dt:g} s)")
     in_shape = _shape(nodes[inp].input_type["input"])
     shapes = _infer_shapes(nodes, pred, order, position, inp, in_shape, neurons, meta.dt, source)
 
@@ -316,7 +322,9 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
         if nrn.v_reset is not None and np.any(nrn.v_reset != 0):
             raise NIRValidationError(f"{source}: node {name!r} resets to v_reset="
                                      f"{nrn.v_reset[nrn.v_reset != 0][0]:g}; Lava's LIF resets to 0")
-        mode = reset or (nodes[name].metadata or {}).get("reset") or graph_reset or HARD
+        # a non-spiking node has no reset; a 'mixed' graph names the mode per node
+        mode = HARD if nrn.vth is None else (reset or (nodes[name].metadata or {}).get("reset")
+                                             or (graph_reset if graph_reset in RESET_MODES else None) or HARD)
         mode = mode.decode() if isinstance(mode, bytes) else str(mode)
         if mode not in RESET_MODES:
             raise NIRValidationError(f"{source}: node {name!r} has reset mode {mode!r}; expected one of "

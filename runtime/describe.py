@@ -54,10 +54,16 @@ def describe_lava(plan: NetworkPlan) -> list[str]:
             proc = "CountingLIFReset (Lava LIFReset)"
         else:
             proc = "CubaNeuron (spikeloop)" + ("" if p.spiking else ", non-spiking")
-        lines.append(f"  {p.name:15s} {proc} {p.shape} du={np.min(p.du):.4g} dv={np.min(p.dv):.4g} "
+        lines.append(f"  {p.name:15s} {proc} {p.shape} du={_decay_text(p.du)} dv={_decay_text(p.dv)} "
                      f"vth={p.vth} reset={p.reset} depth={depth[p.name]}")
     lines.append("Lava, fused mapping: one FusedNetwork process (bit-exact with per-node)")
     return lines
+
+
+def _decay_text(d: np.ndarray) -> str:
+    """One decay, or the range of per-neuron decays (never one of them shown as if for all)."""
+    lo, hi = float(np.min(d)), float(np.max(d))
+    return f"{lo:.4g}" if lo == hi else f"{lo:.4g}..{hi:.4g} (per neuron)"
 
 
 def describe(graph: nir.NIRGraph, plan: NetworkPlan | None, source: str) -> str:

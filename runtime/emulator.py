@@ -9,17 +9,24 @@ with Lava's ``fixed_pt`` models; the tests hold it to that on every spike and vo
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 
+from spikeloop.runtime.backends import (FIXED_PRECISION, FLOAT_PRECISION, PRECISIONS, PlanBackend,  # noqa: F401
+                                        Recording)
 from spikeloop.runtime.counters import OpCounts, fanout, neuron_activity, synops
-from spikeloop.runtime.fixed_point import LOIHI, FixedPlan, dense_accumulate, quantize_plan
+from spikeloop.runtime.fixed_point import LOIHI, FixedPlan, dense_accumulate
 from spikeloop.runtime.plan import INPUT, STREAM_INTERVAL, NetworkPlan
 from spikeloop.core.neuron import FLOAT, cuba_step
 
-FLOAT_PRECISION, FIXED_PRECISION = "float", "fixed"
-PRECISIONS = (FLOAT_PRECISION, FIXED_PRECISION)
+
+def _decay(d: np.ndarray):
+    """One decay for the population where every neuron shares it (the fast path of the
+    arithmetic), else the per-neuron array: both give the same numbers, neuron by neuron."""
+    d = np.asarray(d)
+    return d.reshape(-1)[0].item() if np.all(d == d.reshape(-1)[0]) else d
 
 
 @dataclass
@@ -46,28 +53,21 @@ class _Conn:
     delay: int
 
 
-class Emulator:
-    """Step a :class:`NetworkPlan` in ``precision`` 'float' or 'fixed'.
+class Emulator(PlanBackend):
+    """Step a :class:`NetworkPlan` in ``precision`` 'float' or 'fixed', timed like Lava.
 
     ``windowed`` resets each population at the start of its decision window (closed
     loop); without it the network streams (open-loop simulation of a NIR graph), each
-    population reset once as the input first reaches it.
+    population reset once as the input first reaches it. Per-neuron decays run per neuron.
     """
+
+    name = "emulator"
 
     def __init__(self, plan: NetworkPlan, precision: str = FLOAT_PRECISION,
                  fixed: FixedPlan | None = None, windowed: bool = True):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if windowed and plan.stateful_connections:
-            raise ValueError(f"connections {[c.name for c in plan.stateful_connections]} carry activity "
-                             "across timesteps; a windowed (closed-loop) run would leak it between "
-                             "decisions. Simulate such graphs open loop (windowed=False)")
-        self.plan = plan
-        self.precision = precision
-        self.windowed = windowed
+        super().__init__(plan, precision, fixed, windowed)
         self.period = plan.period
         self.interval = plan.period if windowed else STREAM_INTERVAL
-        self.fixed = fixed if fixed is not None or precision == FLOAT_PRECISION else quantize_plan(plan)
         self.arith = LOIHI if precision == FIXED_PRECISION else FLOAT
         dtype = np.int64 if precision == FIXED_PRECISION else np.float64
         offsets = plan.reset_offsets(self.interval)
@@ -75,10 +75,11 @@ class Emulator:
         for p in plan.populations:
             if precision == FIXED_PRECISION:
                 f = self.fixed.populations[p.name]
-                self.pops.append(_Pop(p.name, p.size, f.du_12bit, f.dv_12bit, f.bias_eff.astype(np.int64),
-                                      f.vth_eff, p.reset, p.spiking, offsets[p.name]))
+                self.pops.append(_Pop(p.name, p.size, _decay(f.du_12bit), _decay(f.dv_12bit),
+                                      f.bias_eff.astype(np.int64), f.vth_eff, p.reset, p.spiking,
+                                      offsets[p.name]))
             else:
-                self.pops.append(_Pop(p.name, p.size, float(np.min(p.du)), float(np.min(p.dv)),
+                self.pops.append(_Pop(p.name, p.size, _decay(p.du), _decay(p.dv),
                                       np.asarray(p.bias, np.float64), p.vth, p.reset, p.spiking,
                                       offsets[p.name]))
         self.conns: list[_Conn] = []
@@ -100,13 +101,18 @@ class Emulator:
         self.v = {p.name: np.zeros(p.size, self.dtype) for p in self.pops}
         # One slot per step of delay: slot 0 reaches the target in the next step.
         self.pipe = [[np.zeros(c.weight.shape[0], self.dtype) for _ in range(c.delay + 1)] for c in self.conns]
-        self.counts = OpCounts(graded={c.name: self.plan.is_graded(c) for c in self.plan.connections})
+        self.ops = OpCounts(graded={c.name: self.plan.is_graded(c) for c in self.plan.connections})
+        """the live counters (:meth:`counts` returns a copy)"""
         for c in self.conns:
-            self.counts.synops[c.name] = 0
+            self.ops.synops[c.name] = 0
         for p in self.pops:
-            self.counts.updates[p.name] = self.counts.active[p.name] = 0
+            self.ops.updates[p.name] = self.ops.active[p.name] = 0
             if p.spiking:
-                self.counts.spikes[p.name] = 0
+                self.ops.spikes[p.name] = 0
+
+    def counts(self) -> OpCounts:
+        """Operations performed since :meth:`reset` (a copy of the live counters)."""
+        return copy.deepcopy(self.ops)
 
     def step(self, x_in: np.ndarray) -> dict[str, tuple[np.ndarray | None, np.ndarray]]:
         """One Lava timestep with host input ``x_in`` (payload ints in fixed point).
@@ -117,7 +123,7 @@ class Emulator:
         t = self.time_step
         out = {INPUT: np.asarray(x_in, dtype=self.dtype)}
         rec = {}
-        counts = self.counts
+        counts = self.ops
         for p in self.pops:
             a_in = np.zeros(p.size, self.dtype)
             for i in self._in_conns[p.name]:
@@ -151,17 +157,34 @@ class Emulator:
         counts.steps += 1
         return rec
 
-    def decide(self, x: np.ndarray) -> np.ndarray:
-        """Run one decision window on input ``x``; return the output voltage at its read step.
+    def _run_window(self, x: np.ndarray) -> np.ndarray:
+        """Run one decision window on input ``x``: the output over its window ``(T, n)``.
 
-        ``x`` is held for ``T`` steps, then the input is silent while the pipeline
-        drains (``period - T`` steps). Call on a window boundary (after :meth:`reset`).
+        ``x`` is held and the pipeline drained as the plan's :class:`DecisionWindow` says.
+        Call on a window boundary (after :meth:`reset`).
         """
         if self.time_step % self.period:
             raise RuntimeError(f"decide() called mid-window (time_step={self.time_step})")
-        zero = np.zeros_like(np.asarray(x, dtype=self.dtype))
-        rec = None
-        for k in range(self.period):
-            rec = self.step(x if k < self.plan.T else zero)
-        self.counts.decisions += 1
-        return rec[self.plan.output][1].copy()
+        win = self.window
+        x = np.asarray(x, dtype=self.dtype)
+        zero = np.zeros_like(x)
+        out = np.zeros((win.T, self.plan.population(self.plan.output).size), self.dtype)
+        for k in range(win.period):
+            rec = self.step(x if win.holds(k) else zero)
+            row = win.output_row(k)
+            if row is not None:
+                out[row] = self.output_of(rec)
+        self.ops.decisions += 1
+        return out
+
+    def record(self, inputs: np.ndarray) -> Recording:
+        """Stream ``inputs`` from zero state; every population's voltage and spikes per step."""
+        x = self._padded(self._check_stream(inputs).astype(self.dtype))
+        self.reset()
+        recs = [self.step(row) for row in x]
+        out = Recording(latency=self._latency())
+        for p in self.plan.populations:
+            out.v[p.name] = np.stack([r[p.name][1] for r in recs])
+            if p.spiking:
+                out.spikes[p.name] = np.stack([r[p.name][0] for r in recs])
+        return out

@@ -45,15 +45,19 @@ WEIGHT_EXP_RANGE = (-8, 7)
 def _decay(x, d_eff):
     """``x * (4096 - d) >> 12`` rounding toward zero, as Lava does it (sign * (|x*f| >> 12)).
 
-    The product of a 24-bit state and a 12-bit factor is below 2**36, so float64 holds it
-    and the power-of-two division exactly; casting truncates toward zero like Lava.
+    ``d_eff`` is one register value or one per neuron. The product of a 24-bit state and a
+    12-bit factor is below 2**36, so float64 holds it and the power-of-two division
+    exactly; casting truncates toward zero like Lava (also for factors 0 and 4096).
     """
-    factor = DECAY_UNITY - int(d_eff)
     x = np.asarray(x)
-    if factor == 0:
-        return np.zeros(x.shape, np.int64)
-    if factor == DECAY_UNITY:
-        return x.astype(np.int64)
+    if np.ndim(d_eff) == 0:  # one decay per population: the common case, with its shortcuts
+        factor = DECAY_UNITY - int(d_eff)
+        if factor == 0:
+            return np.zeros(x.shape, np.int64)
+        if factor == DECAY_UNITY:
+            return x.astype(np.int64)
+        return (x * (factor / DECAY_UNITY)).astype(np.int64)
+    factor = DECAY_UNITY - np.asarray(d_eff, np.int64)
     return (x * (factor / DECAY_UNITY)).astype(np.int64)
 
 
@@ -127,8 +131,9 @@ class FixedPopulation:
 
     name: str
     scale: float
-    du_12bit: int
-    dv_12bit: int
+    du_12bit: int | np.ndarray
+    """one register for the population, or one per neuron (per-neuron time constants)"""
+    dv_12bit: int | np.ndarray
     bias_mant: np.ndarray
     bias_exp: np.ndarray
     vth_17bit: int | None
@@ -165,18 +170,24 @@ class FixedPlan:
     errors: dict[str, dict] = field(default_factory=dict)
 
 
-def _decay_register(name: str, what: str, d: np.ndarray, offset: int, top: int = DECAY_UNITY - 1) -> int:
-    d = np.unique(np.asarray(d, dtype=np.float64))
-    if d.size != 1:
-        raise QuantizationError(f"population {name!r}: {what} differs between neurons {d.tolist()[:4]}; "
-                                "Lava's LIF holds one decay per population")
-    reg = int(round(float(d[0]) * DECAY_UNITY)) - offset
-    if not 0 <= reg <= top:
+def _decay_register(name: str, what: str, d: np.ndarray, offset: int,
+                    top: int = DECAY_UNITY - 1) -> int | np.ndarray:
+    """The 12-bit register(s) of a decay: one int if every neuron shares it, else one per neuron.
+
+    Per-neuron decays run on spikeloop's own neuron model (Lava's LIF holds one per
+    population); they are kept per neuron, never replaced by one of them.
+    """
+    d = np.asarray(d, dtype=np.float64).reshape(-1)
+    reg = np.rint(d * DECAY_UNITY).astype(np.int64) - offset
+    bad = (reg < 0) | (reg > top)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
         lo, hi = offset / DECAY_UNITY, (top + offset) / DECAY_UNITY
+        where = "" if np.all(d == d[0]) else f" (neuron {i})"
         raise QuantizationError(
-            f"population {name!r}: {what}={float(d[0]):g} is outside what the 12-bit register "
-            f"represents [{lo:g}, {hi:g}] (tau = dt/{what} too {'long' if d[0] < lo else 'short'})")
-    return reg
+            f"population {name!r}: {what}={d[i]:g}{where} is outside what the 12-bit register "
+            f"represents [{lo:g}, {hi:g}] (tau = dt/{what} too {'long' if d[i] < lo else 'short'})")
+    return int(reg[0]) if np.all(reg == reg[0]) else reg
 
 
 def _state_bound(plan: NetworkPlan, name: str, src_max: dict[str, float]) -> tuple[float, float]:
@@ -185,6 +196,8 @@ def _state_bound(plan: NetworkPlan, name: str, src_max: dict[str, float]) -> tup
     step_in = np.zeros(p.size)
     for c in plan.incoming(name):
         step_in += np.abs(c.weight).sum(axis=1) * src_max[c.src]
+    # The slowest decay of the population bounds every neuron's state (a valid bound, not a
+    # replacement of the per-neuron decays, which the backends run as they are).
     du = float(np.min(p.du))
     dv = float(np.min(p.dv))
     steps = plan.period
@@ -273,8 +286,8 @@ def quantize_plan(plan: NetworkPlan) -> FixedPlan:
                                     f"with exponent <= {BIAS_EXP_MAX}")
         bmant = np.rint(b / 2.0 ** bexp).astype(np.int64)
         errors[p.name]["bias_abs_err"] = float(np.abs(effective_bias(bmant, bexp) / sigma - p.bias).max(initial=0.0))
-        errors[p.name]["du_abs_err"] = abs((du12 + DS_OFFSET) / DECAY_UNITY - float(np.min(p.du)))
-        errors[p.name]["dv_abs_err"] = abs((dv12 + DM_OFFSET) / DECAY_UNITY - float(np.min(p.dv)))
+        errors[p.name]["du_abs_err"] = float(np.abs((du12 + DS_OFFSET) / DECAY_UNITY - p.du).max())
+        errors[p.name]["dv_abs_err"] = float(np.abs((dv12 + DM_OFFSET) / DECAY_UNITY - p.dv).max())
         errors[p.name]["scale"] = sigma
         pops[p.name] = FixedPopulation(p.name, sigma, du12, dv12, bmant, bexp, vth17)
     return FixedPlan(pops, conns, sigma_in, errors)

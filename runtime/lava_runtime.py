@@ -1,21 +1,25 @@
 """Build a :class:`NetworkPlan` as Lava processes and run it, always stopping the runtime.
 
-Two mappings, bit-exact with each other (tests hold them so):
+Two mappings, two backends, bit-exact with each other (tests hold them so):
 
-- ``per-node``: one Lava process per NIR node, as on hardware: Lava's own ``Dense``
-  and ``LIFReset`` models (with counters added), spikeloop's ``CubaNeuron``, and host
-  input/output processes. The reference.
-- ``fused``: the whole network in one Lava process stepping the emulator's code; a
-  few times faster because Lava synchronises one process per step instead of many.
+- :class:`LavaPerNode` (``lava-per-node``): one Lava process per NIR node, as on
+  hardware: Lava's own ``Dense`` and ``LIFReset`` models (with counters added),
+  spikeloop's ``CubaNeuron``, and host input/output processes. The reference.
+- :class:`LavaFused` (``lava-fused``): the whole network in one Lava process stepping
+  the emulator's code; a few times faster because Lava synchronises one process per
+  step instead of many.
 
-Lava starts OS processes and shared-memory segments. :class:`LavaNetwork` is a
-context manager that stops the runtime on every path; if Lava's own ``stop`` fails or
-hangs, it terminates the processes and unlinks the segments the runtime created.
+Both share :class:`LavaBackend`, the lifecycle: build, start, stop on every path (normal
+end, exception, Ctrl-C). Lava starts OS processes and shared-memory segments; if its own
+``stop`` fails or hangs, the backend terminates the processes and unlinks the segments
+*this runtime created*, recorded as they are created (:class:`_Ledger`), never
+"whatever appeared since it started": other runs on the same machine keep theirs.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 import threading
 from multiprocessing import shared_memory
 from pathlib import Path
@@ -23,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from spikeloop.core.errors import LavaRuntimeError
+from spikeloop.core.errors import ConfigError, LavaRuntimeError
 from spikeloop.runtime import lava_compat
+from spikeloop.runtime.backends import FIXED_PRECISION, PlanBackend, Recording
 from spikeloop.runtime.counters import OpCounts
-from spikeloop.runtime.fixed_point import FixedPlan, quantize_plan
+from spikeloop.runtime.fixed_point import FixedPlan
 from spikeloop.runtime.plan import INPUT, STREAM_INTERVAL, NetworkPlan
 
 lava_compat.install()
@@ -37,13 +42,13 @@ from lava.proc.monitor.process import Monitor  # noqa: E402
 
 from spikeloop.runtime.lava_procs import procs as P  # noqa: E402
 
-MAPPINGS = ("fused", "per-node")
 TAGS = {"float": P.FLOAT_TAG, "fixed": P.FIXED_TAG}
 SHM = Path("/dev/shm")
 STOP_TIMEOUT_S = 20.0
 
 
 def _shm_segments() -> set[str]:
+    """Names of the shared-memory segments of Python's ``SharedMemory`` now in /dev/shm."""
     try:
         return {p.name for p in SHM.iterdir() if p.name.startswith("psm_")}
     except OSError:
@@ -62,142 +67,159 @@ def is_resource_tracker(pid: int) -> bool:
         return False
 
 
-class LavaNetwork:
-    """A compiled Lava network for one plan, precision and mapping.
+# --------------------------------------------------------------------------- ownership
+class _Ledger:
+    """The processes and shared-memory segments one Lava runtime created.
 
-    Use as a context manager; :meth:`decide` runs one decision window.
-    ``probe_steps`` attaches Lava Monitors to every population's ``v`` (and spikes)
-    for that many steps (used by the parity tests).
+    Active in the thread that builds the runtime (only while it builds: a segment the
+    host program creates later is not the runtime's), and in every process forked from
+    it, which inherit the thread's state and stay the runtime's for life: a segment a
+    Lava child creates and closes before cleanup is still recorded. The record is a file,
+    appended with ``O_APPEND`` (one short write per entry), because children write to it.
     """
 
-    def __init__(self, plan: NetworkPlan, precision: str = "fixed", mapping: str = "fused",
-                 fixed: FixedPlan | None = None, probe_steps: int = 0, windowed: bool = True,
-                 sequence: np.ndarray | None = None):
-        if precision not in TAGS:
-            raise ValueError(f"precision must be one of {tuple(TAGS)}, got {precision!r}")
-        if mapping not in MAPPINGS:
-            raise ValueError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
-        self.plan, self.precision, self.mapping = plan, precision, mapping
-        self.fixed = fixed if fixed is not None or precision == "float" else quantize_plan(plan)
-        self.probe_steps = probe_steps
-        self.windowed = windowed
-        self.sequence = None if sequence is None else np.asarray(sequence)
-        if self.sequence is not None and mapping != "per-node":
-            raise ValueError("a recorded input sequence runs on the per-node mapping only")
-        if probe_steps and mapping != "per-node":
-            raise ValueError("probes need the per-node mapping (one Lava process per population)")
-        if windowed and plan.stateful_connections:
-            raise LavaRuntimeError(
-                f"connections {[c.name for c in plan.stateful_connections]} carry activity across "
-                "timesteps (recurrent or delayed); deploying them with a state reset per decision window "
-                "is not supported yet (Lava's Dense buffers are not reset). Run such graphs open loop")
+    _local = threading.local()
+
+    def __init__(self):
+        fd, self.path = tempfile.mkstemp(prefix="spikeloop-lava-", suffix=".owned")
+        os.close(fd)
+
+    @classmethod
+    def active(cls) -> "_Ledger | None":
+        return getattr(cls._local, "ledger", None)
+
+    def __enter__(self) -> "_Ledger":
+        self._outer = self.active()
+        _Ledger._local.ledger = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _Ledger._local.ledger = self._outer
+
+    def add(self, kind: str, value) -> None:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)  # no O_CREAT: a closed ledger stays closed
+        except OSError:
+            return
+        try:
+            os.write(fd, f"{kind} {value}\n".encode())
+        finally:
+            os.close(fd)
+
+    def entries(self, kind: str) -> list[str]:
+        try:
+            lines = Path(self.path).read_text().splitlines()
+        except OSError:
+            return []
+        return [line.split(" ", 1)[1] for line in lines if line.startswith(kind + " ")]
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def _record_fork() -> None:
+    ledger = _Ledger.active()
+    if ledger is not None:  # a process forked by a runtime's build (or by one of its processes)
+        ledger.add("pid", os.getpid())
+
+
+_create_segment = shared_memory.SharedMemory.__init__
+
+
+def _record_segment(self, *args, **kwargs):
+    _create_segment(self, *args, **kwargs)
+    ledger = _Ledger.active()
+    if ledger is not None and kwargs.get("create", args[1] if len(args) > 1 else False):
+        ledger.add("shm", self.name)
+
+
+def _install_hooks() -> None:
+    """Record forks and new segments into the active ledger (idempotent; inert without one).
+
+    Lava creates every segment through ``multiprocessing.shared_memory.SharedMemory``
+    (its channels' buffers, via a ``SharedMemoryManager``) and every process by forking.
+    """
+    if getattr(shared_memory.SharedMemory.__init__, "_spikeloop_ledger", False):
+        return
+    _record_segment._spikeloop_ledger = True
+    shared_memory.SharedMemory.__init__ = _record_segment
+    os.register_at_fork(after_in_child=_record_fork)
+
+
+_install_hooks()
+
+
+# --------------------------------------------------------------------------- lifecycle
+class LavaBackend(PlanBackend):
+    """A compiled Lava network for one plan and precision; the mappings subclass it.
+
+    Use as a context manager (or :meth:`start`/:meth:`close`); :meth:`decide` runs one
+    decision window. On every path out the runtime is stopped, and what it created is
+    freed.
+    """
+
+    mapping = ""
+
+    def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
+                 windowed: bool = True):
+        super().__init__(plan, precision, fixed, windowed)
         self.time_step = 0
         self._root = None
-        self._started = False
         self._ran = False
+        self._ledger: _Ledger | None = None
+        self.stop_error: BaseException | None = None
 
-    # ------------------------------------------------------------------ build
-    def _build(self):
-        plan, fixed = self.plan, self.fixed
-        if self.mapping == "fused":
-            net = P.FusedNetwork(plan=plan, fixed=fixed, precision=self.precision)
-            self._send_port, self._recv_port = net.pipe_in, net.pipe_out
-            self._fused = net
-            self._root = net
-            return
-        period = plan.period
-        interval = period if self.windowed else STREAM_INTERVAL
-        offsets = plan.reset_offsets(interval)
-        if self.sequence is None:
-            host_in = P.HostInput(shape=(plan.input_size,), period=period, hold=plan.T, name="host_in")
-        else:
-            dtype = np.int32 if self.precision == "fixed" else np.float64
-            host_in = P.SequenceInput(data=self.sequence.astype(dtype), name="sequence_in")
-        self.procs, self.dense = {}, {}
-        for p in plan.populations:
-            if self.precision == "fixed":
-                f = fixed.populations[p.name]
-                neuron = dict(du=f.du_12bit, dv=f.dv_12bit, bias_mant=f.bias_mant, bias_exp=f.bias_exp)
-                vth = f.vth_17bit
-            else:
-                neuron = dict(du=float(np.min(p.du)), dv=float(np.min(p.dv)), bias_mant=np.asarray(p.bias),
-                              bias_exp=0)
-                vth = p.vth
-            window = dict(reset_interval=interval, reset_offset=offsets[p.name])
-            if p.lava_lif:
-                self.procs[p.name] = P.CountingLIFReset(shape=(p.size,), vth=vth, name=p.name, **neuron,
-                                                        **window)
-            else:
-                self.procs[p.name] = P.CubaNeuron(shape=(p.size,), vth=vth, reset=p.reset, name=p.name,
-                                                  **neuron, **window)
-        for c in plan.connections:
-            bits = 24 if c.src == INPUT else 0
-            cls, extra = (P.CountingDelayDense, {"delays": c.delay}) if c.delay else (P.CountingDense, {})
-            if self.precision == "fixed":
-                f = fixed.connections[c.name]
-                dense = cls(weights=f.weights, weight_exp=f.weight_exp, num_weight_bits=f.num_weight_bits,
-                            num_message_bits=bits, name=c.name, **extra)
-            else:
-                dense = cls(weights=np.asarray(c.weight), num_message_bits=bits, name=c.name, **extra)
-            src = host_in.s_out if c.src == INPUT else self.procs[c.src].s_out
-            src.connect(dense.s_in)
-            dense.a_out.connect(self.procs[c.dst].a_in)
-            self.dense[c.name] = dense
-        self._root = host_in
-        self._send_port = self._recv_port = None
-        if self.sequence is None:
-            out = plan.population(plan.output)
-            host_out = P.HostOutput(shape=(out.size,), period=period, read=plan.read_offset(),
-                                    name="host_out")
-            self.procs[plan.output].v_out.connect(host_out.a_in)
-            self._send_port, self._recv_port = host_in.pipe_in, host_out.pipe_out
-        self.monitors = {}
-        if self.probe_steps:
-            for p in plan.populations:
-                mon = Monitor()
-                mon.probe(self.procs[p.name].v, self.probe_steps)
-                self.monitors[(p.name, "v")] = mon
-                if p.spiking:
-                    mon = Monitor()
-                    mon.probe(self.procs[p.name].s_out, self.probe_steps)
-                    self.monitors[(p.name, "s")] = mon
+    # ------------------------------------------------------------------ to implement
+    def _build(self) -> None:
+        """Create the Lava processes; set ``_root`` and the host pipe ports (or ``None``)."""
+        raise NotImplementedError
+
+    def _read_counts(self) -> OpCounts:
+        """The counters accumulated inside the process models since the start."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "LavaNetwork":
-        self._shm_before = _shm_segments()
-        self._children_before = _children()
-        self._started = True
+    def _open(self) -> None:
+        self._ledger = _Ledger()
+        self._send_port = self._recv_port = None
+        self.time_step, self._ran = 0, False
         try:
-            self._build()
-            self._root.create_runtime(run_cfg=Loihi2SimCfg(select_tag=TAGS[self.precision]))
+            with self._ledger:
+                self._build()
+                self._root.create_runtime(run_cfg=Loihi2SimCfg(select_tag=TAGS[self.precision]))
         except Exception as e:
-            self.stop()
+            self._stop(STOP_TIMEOUT_S)  # free what was built so far
             raise LavaRuntimeError(f"could not compile the network onto Lava: {type(e).__name__}: {e}") from e
+        except BaseException:
+            self._stop(0.0)
+            raise
         if self._send_port is not None:
             self._tx = self._send_port.external_pipe_csp_send_port
             self._rx = self._recv_port.external_pipe_csp_recv_port
-        return self
 
-    def __enter__(self) -> "LavaNetwork":
-        return self.start()
-
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def _shut(self, exc_type) -> None:
         # After a failure the runtime may be mid-step: give Lava's own stop only a moment; after
         # Ctrl-C (which a terminal also sends to Lava's processes) none at all.
         if exc_type is None:
-            self.stop()
+            self._stop(STOP_TIMEOUT_S)
         else:
-            self.stop(timeout=0.0 if issubclass(exc_type, KeyboardInterrupt) else 2.0)
+            self._stop(0.0 if issubclass(exc_type, KeyboardInterrupt) else 2.0)
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Stop the runtime; if Lava's stop fails or hangs, kill its processes and segments.
+        """Stop the runtime; if Lava's stop fails or hangs, kill its processes and segments."""
+        if self._running:
+            self._running = False
+            self._stop(timeout)
+
+    def _stop(self, timeout: float) -> None:
+        """Lava's own stop (in a thread, bounded by ``timeout``), then :meth:`_force_cleanup`.
 
         A runtime that never ran a step is not stopped through Lava: its process models
         wait for a first command that never comes, and Lava's ``stop`` would hang.
         """
-        if not self._started:
-            return
-        self._started = False
         self.stop_error = None
         runtime = getattr(self._root, "runtime", None) if self._root is not None else None
         if runtime is not None and self._ran and timeout > 0:
@@ -221,17 +243,26 @@ class LavaNetwork:
             runtime._is_started = runtime._is_running = False
 
     def _force_cleanup(self) -> None:
-        """Terminate what this runtime started and unlink the segments it created."""
-        new = _children() - self._children_before
+        """Terminate the processes this runtime created and unlink the segments it created.
+
+        Ownership comes from the ledger: the processes forked by this runtime's build (and
+        by them), the segments created there. A process that is no longer a descendant of
+        this one is not ours any more (its pid may have been reused) and is left alone.
+        """
+        ledger = self._ledger
+        if ledger is None:
+            return
+        owned = {int(p) for p in ledger.entries("pid")}
+        alive = owned & _children()
         for proc in multiprocessing.active_children():  # Lava's actors: reap them properly
-            if proc.pid in new:
+            if proc.pid in alive:
                 proc.terminate()
                 # Lava's SystemProcess.join takes no timeout; the base class's does.
                 multiprocessing.Process.join(proc, 3)
                 if proc.is_alive():
                     proc.kill()
                     multiprocessing.Process.join(proc, 3)
-        for pid in _children() - self._children_before:
+        for pid in owned & _children():
             if is_resource_tracker(pid):
                 continue
             try:
@@ -239,7 +270,7 @@ class LavaNetwork:
                 psutil.Process(pid).wait(3)
             except psutil.Error:
                 pass
-        for name in _shm_segments() - self._shm_before:
+        for name in set(ledger.entries("shm")) & _shm_segments():
             try:
                 seg = shared_memory.SharedMemory(name=name)
                 seg.close()
@@ -249,42 +280,179 @@ class LavaNetwork:
                     os.unlink(SHM / name)
                 except OSError:
                     pass
+        ledger.discard()
+        self._ledger = None
 
     # ------------------------------------------------------------------ running
-    def decide(self, x: np.ndarray) -> np.ndarray:
-        """Run one decision window on host input ``x``; return the output registers."""
-        if not self._started:
+    def _run_window(self, x: np.ndarray) -> np.ndarray:
+        """Send ``x``, run one decision period, receive the output window ``(T, n)``."""
+        if not self._running or self._send_port is None:
             raise LavaRuntimeError("the Lava network is not running (use it as a context manager)")
         self._tx.send(np.asarray(x, dtype=np.float64))
         self._ran = True
-        self._root.run(condition=RunSteps(num_steps=self.plan.period, blocking=True))
-        self.time_step += self.plan.period
-        return np.asarray(self._rx.recv())
+        self._root.run(condition=RunSteps(num_steps=self.window.period, blocking=True))
+        self.time_step += self.window.period
+        return np.asarray(self._rx.recv()).reshape(self.window.T, -1)
+
+    def decide_raw(self, x: np.ndarray) -> np.ndarray:
+        if not self._running:
+            raise LavaRuntimeError("the Lava network is not running (use it as a context manager)")
+        return super().decide_raw(x)
+
+    def reset(self) -> None:
+        """Zero the network state and the counters inside the process models.
+
+        Decisions alone would not need it (every population starts its window from zero),
+        but a population's steps before its window (the pipeline's tail of the previous
+        decision) are counted: after a reset the counts are those of a fresh network.
+        """
+        if self._running and self._ran:  # before the first step everything is zero already
+            self._reset_state()
+        self.time_step = 0
+
+    def _reset_state(self) -> None:
+        """Set every state and counter Var of the running network to zero (between runs)."""
+        raise NotImplementedError
+
+    def counts(self) -> OpCounts:
+        """Read the counters inside the process models (since :meth:`reset`)."""
+        return self._read_counts()
+
+    def _new_counts(self) -> OpCounts:
+        return OpCounts(steps=self.time_step, decisions=self.time_step // self.plan.period,
+                        graded={k.name: self.plan.is_graded(k) for k in self.plan.connections})
+
+
+class LavaFused(LavaBackend):
+    """The whole network in one Lava process stepping the emulator's code (the fast mapping)."""
+
+    name = "lava-fused"
+    mapping = "fused"
+
+    def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
+                 windowed: bool = True):
+        if not windowed:
+            raise ConfigError("lava-fused runs closed-loop decision windows only; open-loop "
+                              "recordings run on lava-per-node (Monitors on every population)")
+        super().__init__(plan, precision, fixed, windowed)
+
+    def _build(self) -> None:
+        net = P.FusedNetwork(plan=self.plan, fixed=self.fixed, precision=self.precision)
+        self._send_port, self._recv_port = net.pipe_in, net.pipe_out
+        self._fused = self._root = net
+
+    def _reset_state(self) -> None:
+        # The model resets its emulator (state, pipeline, counters) when the epoch changes.
+        f = self._fused
+        f.epoch.set(f.epoch.get() + 1)
+        for var in (f.synops, f.update_count, f.active_count, f.spike_count):
+            var.set(np.zeros(var.shape, np.int64))
+
+    def _read_counts(self) -> OpCounts:
+        c, f, pops = self._new_counts(), self._fused, self.plan.populations
+        syn, upd, act, spk = (v.get().astype(np.int64) for v in
+                              (f.synops, f.update_count, f.active_count, f.spike_count))
+        c.synops = {k.name: int(s) for k, s in zip(self.plan.connections, syn)}
+        c.updates = {p.name: int(u) for p, u in zip(pops, upd)}
+        c.active = {p.name: int(a) for p, a in zip(pops, act)}
+        c.spikes = {p.name: int(s) for p, s in zip(pops, spk) if p.spiking}
+        return c
+
+
+class LavaPerNode(LavaBackend):
+    """One Lava process per NIR node: Lava's own models with counters (the reference mapping).
+
+    ``sequence`` replaces the host input by a recorded one (one row per Lava step, run
+    with :meth:`run`); ``probe_steps`` attaches Lava Monitors to every population's ``v``
+    (and spikes) for that many steps (:meth:`probes`). :meth:`record` uses both.
+    """
+
+    name = "lava-per-node"
+    mapping = "per-node"
+
+    def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
+                 windowed: bool = True, probe_steps: int = 0, sequence: np.ndarray | None = None):
+        super().__init__(plan, precision, fixed, windowed)
+        self.probe_steps = probe_steps
+        self.sequence = None if sequence is None else np.asarray(sequence)
+
+    def _neuron(self, p, interval: int, offset: int):
+        if self.precision == FIXED_PRECISION:
+            f = self.fixed.populations[p.name]
+            neuron = dict(du=f.du_12bit, dv=f.dv_12bit, bias_mant=f.bias_mant, bias_exp=f.bias_exp)
+            vth = f.vth_17bit
+        else:
+            neuron = dict(du=p.du, dv=p.dv, bias_mant=np.asarray(p.bias), bias_exp=0)
+            vth = p.vth
+        window = dict(reset_interval=interval, reset_offset=offset)
+        if p.lava_lif:  # uniform decays (Lava's LIF holds one du and one dv)
+            neuron["du"], neuron["dv"] = (np.asarray(neuron[k]).reshape(-1)[0].item() for k in ("du", "dv"))
+            return P.CountingLIFReset(shape=(p.size,), vth=vth, name=p.name, **neuron, **window)
+        return P.CubaNeuron(shape=(p.size,), vth=vth, reset=p.reset, name=p.name, **neuron, **window)
+
+    def _build(self) -> None:
+        plan, fixed, win = self.plan, self.fixed, self.plan.window
+        interval = win.period if self.windowed else STREAM_INTERVAL
+        offsets = plan.reset_offsets(interval)
+        if self.sequence is None:
+            host_in = P.HostInput(shape=(plan.input_size,), window=win, name="host_in")
+        else:
+            dtype = np.int32 if self.precision == FIXED_PRECISION else np.float64
+            host_in = P.SequenceInput(data=self.sequence.astype(dtype), name="sequence_in")
+        self.procs = {p.name: self._neuron(p, interval, offsets[p.name]) for p in plan.populations}
+        self.dense = {}
+        for c in plan.connections:
+            bits = 24 if c.src == INPUT else 0
+            cls, extra = (P.CountingDelayDense, {"delays": c.delay}) if c.delay else (P.CountingDense, {})
+            if self.precision == FIXED_PRECISION:
+                f = fixed.connections[c.name]
+                dense = cls(weights=f.weights, weight_exp=f.weight_exp, num_weight_bits=f.num_weight_bits,
+                            num_message_bits=bits, name=c.name, **extra)
+            else:
+                dense = cls(weights=np.asarray(c.weight), num_message_bits=bits, name=c.name, **extra)
+            src = host_in.s_out if c.src == INPUT else self.procs[c.src].s_out
+            src.connect(dense.s_in)
+            dense.a_out.connect(self.procs[c.dst].a_in)
+            self.dense[c.name] = dense
+        self._root = host_in
+        if self.sequence is None:
+            out = plan.population(plan.output)
+            host_out = P.HostOutput(shape=(out.size,), window=win, name="host_out")
+            proc = self.procs[plan.output]
+            (proc.s_out if plan.decoding.spiking_output else proc.v_out).connect(host_out.a_in)
+            self._send_port, self._recv_port = host_in.pipe_in, host_out.pipe_out
+        self.monitors = {}
+        if self.probe_steps:
+            for p in plan.populations:
+                mon = Monitor()
+                mon.probe(self.procs[p.name].v, self.probe_steps)
+                self.monitors[(p.name, "v")] = mon
+                if p.spiking:
+                    mon = Monitor()
+                    mon.probe(self.procs[p.name].s_out, self.probe_steps)
+                    self.monitors[(p.name, "s")] = mon
 
     def run(self, steps: int) -> None:
         """Run ``steps`` Lava steps of the recorded input sequence."""
-        if not self._started or self.sequence is None:
+        if not self._running or self.sequence is None:
             raise LavaRuntimeError("run() needs a running network built with an input sequence")
         self._ran = True
         self._root.run(condition=RunSteps(num_steps=steps, blocking=True))
         self.time_step += steps
 
-    def counts(self) -> OpCounts:
-        """Read the counters accumulated inside the process models."""
-        c = OpCounts(steps=self.time_step, decisions=self.time_step // self.plan.period,
-                     graded={k.name: self.plan.is_graded(k) for k in self.plan.connections})
-        pops = self.plan.populations
-        if self.mapping == "fused":
-            f = self._fused
-            syn, upd, act, spk = (v.get().astype(np.int64) for v in
-                                  (f.synops, f.update_count, f.active_count, f.spike_count))
-            c.synops = {k.name: int(s) for k, s in zip(self.plan.connections, syn)}
-            c.updates = {p.name: int(u) for p, u in zip(pops, upd)}
-            c.active = {p.name: int(a) for p, a in zip(pops, act)}
-            c.spikes = {p.name: int(s) for p, s in zip(pops, spk) if p.spiking}
-            return c
+    def _reset_state(self) -> None:
+        zero = lambda var: var.set(np.zeros(var.shape, np.int64))  # noqa: E731
+        for proc in self.procs.values():
+            for var in (proc.u, proc.v, proc.update_count, proc.active_count, proc.spike_count):
+                zero(var)
+        for dense in self.dense.values():
+            zero(dense.a_buff)
+            zero(dense.synops)
+
+    def _read_counts(self) -> OpCounts:
+        c = self._new_counts()
         c.synops = {k: int(d.synops.get()[0]) for k, d in self.dense.items()}
-        for p in pops:
+        for p in self.plan.populations:
             proc = self.procs[p.name]
             c.updates[p.name] = int(proc.update_count.get()[0])
             c.active[p.name] = int(proc.active_count.get()[0])
@@ -293,11 +461,25 @@ class LavaNetwork:
         return c
 
     def probes(self) -> dict[tuple[str, str], np.ndarray]:
-        """Monitor data (steps, neurons) per ``(population, 'v'|'s')`` (per-node with probes)."""
+        """Monitor data (steps, neurons) per ``(population, 'v'|'s')`` (with ``probe_steps``)."""
         out = {}
         for (name, what), mon in self.monitors.items():
             data = mon.get_data()
             proc = self.procs[name]
             key = "v" if what == "v" else "s_out"
             out[(name, what)] = np.asarray(data[proc.name][key])
+        return out
+
+    def record(self, inputs: np.ndarray) -> Recording:
+        """Stream ``inputs`` through Lava's own models, every population probed by a Monitor."""
+        x = self._padded(self._check_stream(inputs))
+        if self._running:
+            raise LavaRuntimeError("record() builds its own network; call it on a backend that is not running")
+        self.sequence, self.probe_steps = x, len(x)
+        with self:
+            self.run(len(x))
+            probes = self.probes()
+        out = Recording(latency=self._latency())
+        for (name, what), data in probes.items():
+            (out.v if what == "v" else out.spikes)[name] = data
         return out

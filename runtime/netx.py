@@ -134,6 +134,9 @@ def netx_fixed_plan(plan: NetworkPlan, fixed: FixedPlan | None = None) -> tuple[
     for p in plan.populations:
         (c,) = plan.incoming(p.name)
         fc, fp = fixed.connections[c.name], fixed.populations[p.name]
+        if np.ndim(fp.du_12bit) or np.ndim(fp.dv_12bit):
+            raise ExportError(f"node {p.name!r}: per-neuron time constants; netx's CUBA layer holds one "
+                              "iDecay and one vDecay per layer")
         if fp.dv_12bit > DECAY_UNITY - 1:
             raise ExportError(f"node {p.name!r}: dv = 1 (no voltage memory) needs vDecay {fp.dv_12bit}, "
                               "beyond the 12-bit register of netx's CUBA neuron")

@@ -46,16 +46,72 @@ class Population:
 
     def __post_init__(self):
         self.shape = tuple(self.shape) or (self.size,)
+        # Per-neuron decays are kept per neuron (every backend runs them exactly); a scalar
+        # is broadcast so that the backends see one form.
+        self.du = np.broadcast_to(np.asarray(self.du, np.float64).reshape(-1), (self.size,)).copy()
+        self.dv = np.broadcast_to(np.asarray(self.dv, np.float64).reshape(-1), (self.size,)).copy()
 
     @property
     def spiking(self) -> bool:
         return self.vth is not None
 
     @property
+    def uniform_decays(self) -> bool:
+        """Whether every neuron has the same ``du`` and the same ``dv`` (one time constant each)."""
+        return bool(np.all(self.du == self.du.flat[0]) and np.all(self.dv == self.dv.flat[0]))
+
+    @property
     def lava_lif(self) -> bool:
-        """Whether Lava's own LIF model runs it (hard reset, a voltage decay below 1);
-        otherwise spikeloop's ``CubaNeuron`` does."""
-        return self.spiking and self.reset == HARD and float(np.min(self.dv)) < 1.0
+        """Whether Lava's own LIF model runs it (hard reset, a voltage decay below 1, one
+        ``du``/``dv`` for the population: Lava's LIF holds them as scalars); otherwise
+        spikeloop's ``CubaNeuron`` does, which takes per-neuron decays."""
+        return (self.spiking and self.reset == HARD and self.uniform_decays
+                and float(np.max(self.dv)) < 1.0)
+
+
+@dataclass(frozen=True)
+class DecisionWindow:
+    """The schedule of one closed-loop decision, written once for every backend.
+
+    A decision takes ``period = T + latency`` steps, numbered ``k = 0 .. period-1``. The
+    host input is held for the first ``T`` steps (:meth:`holds`) and is silent while the
+    pipeline drains. The output population runs ``latency`` steps behind the input, so its
+    own window (reset at its first step) is ``k = latency .. period-1``
+    (:attr:`output_steps`): the ``T`` steps whose output the decoding reduces. A backend in
+    the graph's own time (no Dense delays) has ``latency = 0``.
+
+    Lava's ``time_step`` starts at 1: step ``k`` of a decision is the Lava step with
+    ``(time_step - 1) % period == k`` (:meth:`phase`).
+    """
+
+    T: int
+    latency: int = 0
+
+    @property
+    def period(self) -> int:
+        """Steps per decision: the window plus the pipeline latency."""
+        return self.T + self.latency
+
+    def holds(self, k: int) -> bool:
+        """Whether step ``k`` of a decision carries the host input."""
+        return k < self.T
+
+    @property
+    def output_steps(self) -> range:
+        """The steps of a decision at which the output population runs its window."""
+        return range(self.latency, self.period)
+
+    def output_row(self, k: int) -> int | None:
+        """Row of the output window that step ``k`` fills, or ``None`` before the window."""
+        return k - self.latency if k >= self.latency else None
+
+    def phase(self, time_step: int) -> int:
+        """Step of its decision that Lava's ``time_step`` (from 1) is."""
+        return (time_step - 1) % self.period
+
+    def to_params(self) -> dict:
+        """Plain values for Lava process parameters (which are pickled to the model processes)."""
+        return {"T": self.T, "latency": self.latency}
 
 
 @dataclass
@@ -159,9 +215,14 @@ class NetworkPlan:
         return self.depths()[self.output]
 
     @property
+    def window(self) -> DecisionWindow:
+        """The decision window on Lava's timing (input held ``T`` steps, then the drain)."""
+        return DecisionWindow(self.T, self.latency)
+
+    @property
     def period(self) -> int:
         """Lava steps per decision: the window plus the pipeline latency."""
-        return self.T + self.latency
+        return self.window.period
 
     def reset_offsets(self, interval: int | None = None) -> dict[str, int]:
         """Lava ``time_step % interval`` at which each population starts its window.
@@ -177,7 +238,7 @@ class NetworkPlan:
 
     def read_offset(self) -> int:
         """``time_step % period`` at which the output holds the decision (its step T-1)."""
-        return (self.latency + self.T) % self.period
+        return (self.window.output_steps[-1] + 1) % self.period
 
     @property
     def input_graded(self) -> bool:

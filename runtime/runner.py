@@ -1,48 +1,24 @@
 """Closed-loop evaluation: observation -> decision window -> readout -> action -> env step.
 
-One function runs every backend (torch float, the emulator, Lava float and fixed) on
-the same seeded episodes, so returns and actions are comparable decision by decision.
+One function runs any :class:`~spikeloop.core.backend.Backend` (the torch policy, the
+emulator, the reference, Lava per-node or fused) on the same seeded episodes, so returns
+and actions are comparable decision by decision. It never asks which backend it holds.
 """
 from __future__ import annotations
 
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from spikeloop.core.errors import ConfigError, RuntimeMismatchError
-from spikeloop.runtime.counters import OpCounts
-from spikeloop.runtime.emulator import Emulator
-from spikeloop.runtime.fixed_point import FixedPlan, quantize_plan
-from spikeloop.runtime.plan import NetworkPlan
+from spikeloop.core.backend import Backend
 from spikeloop.core.coding import greedy_action
 from spikeloop.core.envs import make_env
-from spikeloop.train.layers import SpikingMLP
-
-BACKENDS = ("torch", "emulator", "lava")
-
-
-class HostCodec:
-    """What the host sends into the network and how it reads the output back."""
-
-    def __init__(self, plan: NetworkPlan, precision: str, fixed: FixedPlan | None):
-        if plan.encoding is None:
-            raise ConfigError("the policy graph has no input encoding in its metadata; "
-                              "closed-loop runs need one (export it with spikeloop)")
-        self.plan, self.precision, self.fixed = plan, precision, fixed
-
-    def encode(self, obs: np.ndarray) -> np.ndarray:
-        enc = self.plan.encoding
-        return enc.to_payload(obs) if self.precision == "fixed" else enc.encode(obs)
-
-    def decode(self, v_out: np.ndarray) -> np.ndarray:
-        if self.precision == "fixed":
-            return np.asarray(v_out, np.float64) / self.fixed.populations[self.plan.output].scale
-        return np.asarray(v_out, np.float64)
+from spikeloop.core.errors import ConfigError, RuntimeMismatchError
+from spikeloop.runtime.backends import HostCodec  # noqa: F401  (the host codec's old home)
+from spikeloop.runtime.counters import OpCounts
 
 
 @dataclass
@@ -70,80 +46,49 @@ class ClosedLoopResult:
                 "q_max_abs_diff_vs_torch": self.q_max_abs_diff, "seconds": self.seconds, **self.extra}
 
 
-def torch_policy(model: SpikingMLP, plan: NetworkPlan) -> Callable[[np.ndarray], np.ndarray]:
-    """Q-values of the torch model for one observation, through the same encoder."""
-    dtype = next(model.parameters()).dtype
-
-    def q(obs):
-        with torch.no_grad():
-            x = torch.as_tensor(plan.encoding.encode(np.asarray(obs)[None]), dtype=dtype)
-            return model(x)[0].double().numpy()
-
-    return q
-
-
-def run_closed_loop(plan: NetworkPlan, env_id: str, episodes: int, seed: int, backend: str = "lava",
-                    precision: str = "fixed", mapping: str = "fused", model: SpikingMLP | None = None,
-                    reference: SpikingMLP | None = None, fixed: FixedPlan | None = None,
-                    check_emulator: bool = False, progress: bool = True,
+def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, reference: Backend | None = None,
+                    twin: Backend | None = None, progress: bool = True,
                     max_steps: int | None = None) -> ClosedLoopResult:
-    """Run ``episodes`` greedy episodes (episode ``i`` reset with ``seed + i``).
+    """Run ``episodes`` greedy episodes of ``backend`` (episode ``i`` reset with ``seed + i``).
 
-    ``reference`` (a torch model) is queried on every observation the backend saw, to
-    measure action agreement. ``check_emulator`` steps the bit-exact emulator beside
-    Lava and raises :class:`RuntimeMismatchError` on the first differing output.
+    ``backend``, ``reference`` and ``twin`` may be started already (they stay started) or
+    not (the runner starts them and stops them on every path). ``reference`` is queried on
+    every observation the backend saw, for the action agreement and the largest value
+    difference. ``twin`` decides on the same observations and must produce exactly the
+    same raw output at every decision (:class:`RuntimeMismatchError` otherwise): the
+    bit-exact emulator beside Lava fixed point.
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if fixed is None and precision == "fixed" and backend != "torch":
-        fixed = quantize_plan(plan)
-    codec = HostCodec(plan, precision, fixed)
-    ref_q = torch_policy(reference, plan) if reference is not None else None
+    if twin is not None:  # refuse before anything is started
+        for b, role in ((backend, "checked"), (twin, "twin")):
+            if not hasattr(b, "last_output"):
+                raise ConfigError(f"the {role} backend {b.name!r} shows no raw output (last_output) to "
+                                  "compare exactly; a twin check needs two plan backends")
     t0 = time.time()
     with ExitStack() as stack:
-        twin = None
-        if backend == "torch":
-            if model is None:
-                raise ConfigError("backend 'torch' needs the torch model (a checkpoint)")
-            tq = torch_policy(model, plan)
-            policy = tq
-            counts_fn = lambda: None  # noqa: E731
-        elif backend == "emulator":
-            em = Emulator(plan, precision, fixed)
-            policy = lambda obs: codec.decode(em.decide(codec.encode(obs)))  # noqa: E731
-            counts_fn = lambda: em.counts  # noqa: E731
-        else:
-            from spikeloop.runtime.lava_runtime import LavaNetwork
-
-            net = stack.enter_context(LavaNetwork(plan, precision, mapping, fixed))
-            if check_emulator:
-                twin = Emulator(plan, precision, fixed)
-
-            def policy(obs):
-                x = codec.encode(obs)
-                v = net.decide(x)
-                if twin is not None:
-                    v_twin = twin.decide(x)
-                    if not np.array_equal(np.asarray(v, np.float64), np.asarray(v_twin, np.float64)):
-                        raise RuntimeMismatchError(
-                            f"Lava {precision} ({mapping}) and the emulator differ at decision "
-                            f"{twin.counts.decisions}: {v} vs {v_twin}")
-                return codec.decode(v)
-
-            counts_fn = net.counts
-
+        for b in (backend, reference, twin):
+            if b is not None:
+                stack.enter_context(b)
+                b.reset()  # this run's counts, from decision 0
         returns, decisions, agree, qdiff = [], 0, 0, 0.0
-        bar = tqdm(total=episodes, desc=f"{backend} {precision}", unit="ep", disable=not progress,
-                   dynamic_ncols=True)
+        bar = tqdm(total=episodes, desc=f"{backend.name} {backend.precision}", unit="ep",
+                   disable=not progress, dynamic_ncols=True)
         for ep in range(episodes):
             env = make_env(env_id)
             obs, _ = env.reset(seed=seed + ep)
             total, done, steps = 0.0, False, 0
             while not done:
-                q = policy(obs)
+                q = backend.decide(obs)
+                if twin is not None:
+                    q_twin = twin.decide(obs)
+                    raw, raw_twin = (np.asarray(b.last_output, np.float64) for b in (backend, twin))
+                    if not np.array_equal(raw, raw_twin):
+                        raise RuntimeMismatchError(
+                            f"{backend.name} {backend.precision} and its twin {twin.name} differ at decision "
+                            f"{decisions} (episode {ep}, step {steps}): raw output {raw.tolist()} vs "
+                            f"{raw_twin.tolist()} (values {q} vs {q_twin})")
                 action = greedy_action(q)
-                if ref_q is not None:
-                    rq = ref_q(obs)
+                if reference is not None:
+                    rq = reference.decide(obs)
                     agree += int(greedy_action(rq) == action)
                     qdiff = max(qdiff, float(np.abs(rq - q).max()))
                 obs, r, term, trunc, _ = env.step(action)
@@ -156,8 +101,9 @@ def run_closed_loop(plan: NetworkPlan, env_id: str, episodes: int, seed: int, ba
             bar.update(1)
             bar.set_postfix(mean_return=f"{np.mean(returns):.1f}")
         bar.close()
-        counts = counts_fn()
-    return ClosedLoopResult(backend, precision, returns, decisions, counts,
-                            agree / decisions if ref_q is not None else None,
-                            qdiff if ref_q is not None else None, time.time() - t0,
-                            {"mapping": mapping} if backend == "lava" else {})
+        counts = backend.counts()
+    mapping = getattr(backend, "mapping", "")
+    return ClosedLoopResult(backend.name, backend.precision, returns, decisions, counts,
+                            agree / decisions if reference is not None else None,
+                            qdiff if reference is not None else None, time.time() - t0,
+                            {"mapping": mapping} if mapping else {})

@@ -7,78 +7,22 @@ import shlex
 import sys
 from pathlib import Path
 
+from spikeloop import options as O
 from spikeloop.core.errors import SpikeloopError
 
 
-def _field_docs(cls) -> dict[str, str]:
-    """Attribute docstrings of a dataclass (the string literal under a field), CleanRL style."""
-    import ast
-    import inspect
-    import textwrap
-
-    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
-    docs = {}
-    for a, b in zip(body, body[1:]):
-        if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr)
-                and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
-            docs[a.target.id] = " ".join(b.value.value.split())
-    return docs
-
-
-def _add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None:
-    """One --option per dataclass field, typed from its default, helped by its docstring."""
-    docs = _field_docs(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        flag = "--" + f.name.replace("_", "-")
-        doc = docs.get(f.name, "")
-        if isinstance(default, bool):
-            parser.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
-                                help=f"{doc} (default: {default})")
-        elif isinstance(default, list):
-            parser.add_argument(flag, dest=f.name, type=type(default[0]), nargs="+", default=None,
-                                help=f"{doc} (default: {' '.join(map(str, default))})")
-        else:
-            parser.add_argument(flag, dest=f.name, type=type(default), default=None,
-                                help=f"{doc} (default: {default})")
-
-
-def _dataclass_from_args(cls, args, **overrides):
-    kw = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-          if getattr(args, f.name, None) is not None}
-    return cls(**{**kw, **overrides})
-
-
-def _eval_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--episodes", type=int, default=20, help="closed-loop episodes per backend (default: 20)")
-    p.add_argument("--eval-seed", type=int, default=1000, help="episode i starts from reset(seed + i)")
-    p.add_argument("--mapping", choices=("fused", "per-node"), default="fused",
-                   help="Lava mapping: one fused process (fast) or one process per NIR node (reference)")
-    p.add_argument("--profile", help="comma-separated hardware profiles or .toml paths (default: every "
-                                     "built-in neuromorphic profile)")
-    p.add_argument("--baseline", default="cpu-45nm", help="conventional profile for the dense-ANN baseline")
-
-
-def _eval_cfg(args):
-    from spikeloop.pipeline import EvalConfig
-
-    cfg = EvalConfig(episodes=args.episodes, seed=args.eval_seed, mapping=args.mapping, baseline=args.baseline)
-    if args.profile:
-        cfg.profiles = [s.strip() for s in args.profile.split(",") if s.strip()]
-    return cfg
+def _command_line() -> str:
+    return " ".join(["spikeloop"] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
 def cmd_demo(args) -> int:
     from spikeloop.pipeline import demo
-    from spikeloop.train.dqn import DQNConfig
 
-    cfg = _dataclass_from_args(DQNConfig, args).validate()
-    report = demo(Path(args.out), cfg, _eval_cfg(args), dt=args.dt, progress=not args.quiet,
-                  command=" ".join(["spikeloop"] + [shlex.quote(a) for a in sys.argv[1:]]))
+    agent, cfg = O.agent_config(args)
+    report = demo(Path(args.out), agent, cfg, O.eval_config(args), dt_s=args.dt_s, progress=not args.quiet,
+                  command=_command_line())
     _print_summary(Path(args.out), report)
-    return 0 if report["acceptance"]["lava_fixed_mean_return_ge_475"] or args.env_id != "CartPole-v1" else 3
+    return 3 if report["acceptance"]["met"] is False else 0
 
 
 def _print_summary(run_dir: Path, report: dict) -> None:
@@ -96,12 +40,11 @@ def _print_summary(run_dir: Path, report: dict) -> None:
 
 def cmd_train(args) -> int:
     from spikeloop.pipeline import train_stage
-    from spikeloop.train.dqn import DQNConfig
 
-    cfg = _dataclass_from_args(DQNConfig, args).validate()
+    agent, cfg = O.agent_config(args)
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    res = train_stage(run_dir, cfg, progress=not args.quiet)
+    res = train_stage(run_dir, agent, cfg, progress=not args.quiet)
     print(f"best greedy eval return {res.best_eval:.1f} after {res.steps} steps; "
           f"wrote {run_dir / 'policy.safetensors'}")
     return 0
@@ -110,18 +53,20 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     from spikeloop.pipeline import POLICY_CKPT, export_stage
 
-    src = Path(args.checkpoint)
-    ckpt = src / POLICY_CKPT if src.is_dir() else src
+    src = O.in_run_folder(args.checkpoint, POLICY_CKPT)
     if args.format == "netx":
-        from spikeloop.runtime.netx import export_netx
+        if src.suffix == ".nir":
+            from spikeloop.runtime.netx import export_netx
 
-        res = export_netx(src if src.suffix == ".nir" else ckpt, args.out, args.dt)
+            res = export_netx(src, args.out)
+        else:
+            res = export_stage(src.parent, args.dt_s, checkpoint=src, out=args.out and Path(args.out), fmt="netx")
         for note in res.notes:
             print(f"spikeloop export: warning: {note}", file=sys.stderr)
         print(f"wrote {res.path}")
         return 0
-    out = Path(args.out) if args.out else ckpt.parent / "policy.nir"
-    path = export_stage(ckpt.parent, args.dt, checkpoint=ckpt, out=out)
+    out = Path(args.out) if args.out else src.parent / "policy.nir"
+    path = export_stage(src.parent, args.dt_s, checkpoint=src, out=out)
     print(f"wrote {path}")
     return 0
 
@@ -134,8 +79,7 @@ def cmd_run(args) -> int:
     from spikeloop.pipeline import POLICY_NIR, build_report, energy_stage, evaluate_stage, write_report
     from spikeloop.core.nir_io import read_graph
 
-    src = Path(args.policy)
-    nir_path = src / POLICY_NIR if src.is_dir() else src
+    nir_path = O.in_run_folder(args.policy, POLICY_NIR)
     run_dir = Path(args.out) if args.out else nir_path.parent
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = GraphMeta.from_nir_metadata(read_graph(nir_path).metadata, str(nir_path))
@@ -144,12 +88,11 @@ def cmd_run(args) -> int:
         raise ConfigError(f"{nir_path}: the graph names no environment; pass --env ENV_ID")
     if (run_dir / POLICY_NIR).resolve() != nir_path.resolve():
         shutil.copyfile(nir_path, run_dir / POLICY_NIR)  # the run folder holds what it reports on
-    cfg = _eval_cfg(args)
+    cfg = O.eval_config(args)
     evaluation = evaluate_stage(nir_path.parent, env_id, cfg, nir_path=nir_path, progress=not args.quiet)
     per_dec = evaluation["results"]["lava_fixed"].counts.per_decision()
     energy = energy_stage(evaluation["plan"], per_dec, cfg.profiles, cfg.baseline)
-    report = build_report(run_dir, env_id, evaluation, energy, None, cfg,
-                          " ".join(["spikeloop"] + [shlex.quote(a) for a in sys.argv[1:]]))
+    report = build_report(run_dir, env_id, evaluation, energy, None, cfg, _command_line())
     write_report(run_dir, report)
     _print_summary(run_dir, report)
     return 0
@@ -172,8 +115,7 @@ def cmd_energy(args) -> int:
         raise ConfigError(f"{rpath} not found; run `spikeloop run` or `spikeloop demo` first")
     report = json.loads(rpath.read_text())
     plan = plan_from_nir(read_graph(run_dir / POLICY_NIR), source=str(run_dir / POLICY_NIR))
-    profiles = ([s.strip() for s in args.profile.split(",") if s.strip()] if args.profile
-                else builtin_profiles("neuromorphic"))
+    profiles = args.profiles or builtin_profiles("neuromorphic")
     report["energy"] = energy_stage(plan, report["counts_per_decision"], profiles, args.baseline)
     if args.plots:
         report["energy"]["figures"] = write_energy_figures(run_dir, plan, report["energy"], report.get("env_id"),
@@ -189,14 +131,16 @@ def cmd_fit(args) -> int:
     from spikeloop.core.errors import HardwareConstraintError
     from spikeloop.core.nir_io import read_graph
     from spikeloop.hwprofiles import load_profile
-    from spikeloop.hwprofiles.fit import check_fit, format_fit, layers_from_nir
+    from spikeloop.hwprofiles.fit import check_fit, format_fit, has_conv, layers_from_nir
     from spikeloop.pipeline import POLICY_NIR
+    from spikeloop.runtime.compiler import plan_from_nir
 
-    src = Path(args.policy)
-    nir_path = src / POLICY_NIR if src.is_dir() else src
-    net = layers_from_nir(read_graph(nir_path), dt=args.dt, source=str(nir_path))
+    nir_path = O.in_run_folder(args.policy, POLICY_NIR)
+    graph = read_graph(nir_path)  # a dense graph is mapped from its compiled plan, a convolutional one from NIR
+    plan = None if has_conv(graph, str(nir_path)) else plan_from_nir(graph, dt=args.dt_s, source=str(nir_path))
+    net = layers_from_nir(graph, dt=args.dt_s, source=str(nir_path), plan=plan)
     failed = []
-    for name in [s.strip() for s in args.profile.split(",") if s.strip()]:
+    for name in args.profiles:
         rep = check_fit(net, load_profile(name))
         print(format_fit(rep) + "\n")
         failed += [rep] if rep.violations else []
@@ -216,8 +160,8 @@ def _import_graph(args):
         if args.peer_reset:
             raise ConfigError("--peer-reset needs --peer auto, snntorch or norse")
         graph = read_graph(args.graph)
-        return graph, plan_from_nir(graph, dt=args.dt, source=args.graph), None
-    imp = import_peer_file(args.graph, dt=args.dt, peer=args.peer, reset=args.peer_reset)
+        return graph, plan_from_nir(graph, dt=args.dt_s, source=args.graph), None
+    imp = import_peer_file(args.graph, dt=args.dt_s, peer=args.peer, reset=args.peer_reset)
     for w in imp.warnings:
         print(f"spikeloop {args.command}: warning: {w}", file=sys.stderr)
     if imp.peer in ("snntorch", "norse") and not imp.exact:
@@ -268,29 +212,34 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from spikeloop.train.dqn import DQNConfig
+def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
+    """The parser; ``agent`` chooses whose options ``train`` and ``demo`` show."""
+    from spikeloop.train.agents import get_agent
+
+    agent_cls = get_agent(agent).config
 
     parser = argparse.ArgumentParser(prog="spikeloop", description=(
         "Train a spiking RL policy, export it to NIR, run it on Lava (float and bit-accurate "
         "fixed point) and price every decision on a hardware profile."))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="train, export, compile and evaluate a CartPole policy end to end",
-                       description="Train a spiking DQN on CartPole-v1, export policy.nir, run it in Lava "
-                                   "float and fixed point, and write report.md/report.json.")
+    p = sub.add_parser("demo", help="train, export, compile and evaluate a policy end to end (CartPole by default)",
+                       description="Train a spiking agent (default: DQN on CartPole-v1), export policy.nir, run "
+                                   "it in Lava float and fixed point, and write report.md/report.json. Exits 3 "
+                                   "if Lava fixed point misses the environment's solved threshold.")
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
-    p.add_argument("--dt", type=float, default=1e-3, help="seconds per timestep written to the NIR graph")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _eval_options(p)
-    _add_dataclass_options(p, DQNConfig)
+    O.add_dt(p, writes=True)
+    O.add_quiet(p)
+    O.add_eval(p)
+    O.add_agent(p, agent_cls)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("train", help="train a spiking DQN and write policy.safetensors",
-                       description="Train a spiking DQN (DSQN style) and write the checkpoint and config.")
+    p = sub.add_parser("train", help="train a spiking agent and write policy.safetensors",
+                       description="Train a registered agent (--agent) and write the checkpoint, config.toml "
+                                   "(which --config reads back) and training.json.")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--quiet", action="store_true")
-    _add_dataclass_options(p, DQNConfig)
+    O.add_quiet(p)
+    O.add_agent(p, agent_cls)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export a checkpoint to a NIR graph or lava-dl netx hdf5",
@@ -299,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "lava-dl's netx hdf5 for Loihi 2, from a checkpoint or a .nir graph.")
     p.add_argument("checkpoint", help="policy.safetensors or a run folder holding it (netx: or a .nir file)")
     p.add_argument("--format", choices=("nir", "netx"), default="nir", help="output format (default: nir)")
-    p.add_argument("--dt", type=float, default=1e-3, help="seconds per timestep (default: 1e-3)")
+    O.add_dt(p, writes=True)
     p.add_argument("--out", help="output path (default: policy.nir or policy.net next to the source)")
     p.set_defaults(func=cmd_export)
 
@@ -309,15 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("policy", help="policy.nir or a run folder holding it")
     p.add_argument("--env", help="gymnasium environment id (default: from the graph metadata)")
     p.add_argument("--out", help="run folder for the report (default: the policy's folder)")
-    p.add_argument("--quiet", action="store_true")
-    _eval_options(p)
+    O.add_quiet(p)
+    O.add_eval(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("inspect", help="print a NIR graph and the Lava processes it compiles to",
                        description="Print the nodes, shapes, parameters and metadata of a NIR graph and "
                                    "the Lava processes it compiles to.")
     p.add_argument("graph", help="a .nir file")
-    p.add_argument("--dt", type=float, help="seconds per timestep (overrides the graph's metadata)")
+    O.add_dt(p, writes=False)
     _peer_options(p)
     p.set_defaults(func=cmd_inspect)
 
@@ -327,8 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "own time (Lava's pipeline latency removed).")
     p.add_argument("graph", help="a .nir file")
     p.add_argument("--input", required=True, help=".npy array, one row per timestep")
-    p.add_argument("--dt", type=float, help="seconds per timestep (required if the graph carries none)")
-    p.add_argument("--backend", choices=("lava", "emulator", "torch"), default="lava")
+    O.add_dt(p, writes=False)
+    from spikeloop.runtime.backends import ALIASES, backend_names
+
+    p.add_argument("--backend", choices=backend_names(aliases=True), default="lava",
+                   help="a registered backend ("
+                        + ", ".join(n for n in backend_names() if n != "lava-fused")
+                        + "; lava-fused runs closed loop only) or an alias ("
+                        + ", ".join(f"{a} = {b}" for a, b in ALIASES.items()) + "); default: lava")
     p.add_argument("--precision", choices=("float", "fixed"), default="float")
     p.add_argument("--out", required=True, help="output .npz (<node>.spikes, <node>.v, output)")
     _peer_options(p)
@@ -338,9 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Price the counts measured in a run on one or more hardware profiles and "
                                    "rewrite its report.")
     p.add_argument("run", help="run folder holding report.json and policy.nir")
-    p.add_argument("--profile", help="comma-separated profiles or .toml paths (default: every built-in "
-                                     "neuromorphic profile)")
-    p.add_argument("--baseline", default="cpu-45nm", help="conventional profile for the baseline")
+    O.add_profiles(p, None, "to price")
+    O.add_baseline(p)
     p.add_argument("--plots", default=True, action=argparse.BooleanOptionalAction,
                    help="write energy_breakdown.png and raster.png (one episode) into the run folder")
     p.add_argument("--raster-seed", type=int, default=1000, help="reset seed of the raster's episode")
@@ -351,14 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "profiles, report cores used and utilisation, and fail with every "
                                    "violated limit (rule, layer, value, limit, excess).")
     p.add_argument("policy", help="policy.nir or a run folder holding it")
-    p.add_argument("--profile", default="loihi", help="comma-separated profiles or .toml paths (default: loihi)")
-    p.add_argument("--dt", type=float, help="seconds per timestep (required if the graph carries none)")
+    O.add_profiles(p, ["loihi"], "to check")
+    O.add_dt(p, writes=False)
     p.set_defaults(func=cmd_fit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        parser = build_parser(O.preparse_agent(argv))
+    except SpikeloopError as e:
+        print(f"spikeloop: error: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -70,7 +70,9 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     """How a compiled policy is evaluated closed loop and priced (``run`` and ``demo``)."""
     p.add_argument("--episodes", type=int, default=20, help="closed-loop episodes per backend (default: 20)")
     p.add_argument("--eval-seed", type=int, default=1000, help="episode i starts from reset(seed + i)")
-    p.add_argument("--mapping", choices=("fused", "per-node"), default="fused",
+    from spikeloop.runtime.backends import LAVA_MAPPINGS
+
+    p.add_argument("--mapping", choices=tuple(LAVA_MAPPINGS), default="fused",
                    help="Lava mapping: one fused process (fast) or one process per NIR node (reference)")
     add_profiles(p, None, "to price")
     add_baseline(p)

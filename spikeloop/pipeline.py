@@ -40,60 +40,91 @@ def _neuromorphic_profiles() -> list[str]:
     return builtin_profiles("neuromorphic")
 
 
-def train_stage(run_dir: Path, dqn_cfg, progress: bool = True):
-    """Train a spiking DQN and write its checkpoint and config into ``run_dir``."""
-    from spikeloop.train.checkpoint import save_policy
-    from spikeloop.train.dqn import train_dqn
+def train_stage(run_dir: Path, agent: str, cfg, progress: bool = True):
+    """Train agent ``agent`` with ``cfg``; write its checkpoint, ``config.toml`` and ``training.json``.
 
-    result = train_dqn(dqn_cfg, progress=progress)
-    save_policy(run_dir / POLICY_CKPT, result.model, {
-        "encoding": result.encoding.to_dict(), "env_id": dqn_cfg.env_id,
-        "training": {"best_eval": result.best_eval, "steps": result.steps, "seconds": result.seconds}})
-    write_toml(run_dir / CONFIG, {"dqn": asdict(dqn_cfg)})
-    write_json(run_dir / "training.json", {"best_eval": result.best_eval, "steps": result.steps,
-                                           "seconds": result.seconds, "history": result.history})
+    ``config.toml`` reads back: ``spikeloop train --config RUN/config.toml`` reproduces the run.
+    """
+    from spikeloop.train.agents import get_agent
+    from spikeloop.train.checkpoint import save_policy
+
+    spec = get_agent(agent)
+    result = spec.train(cfg, progress=progress)
+    training = {"best_eval": result.best_eval, "steps": result.steps, "seconds": result.seconds}
+    save_policy(run_dir / POLICY_CKPT, result.policy, {"training": training})
+    write_toml(run_dir / CONFIG, {"agent": {"name": agent}, agent: asdict(cfg)})
+    write_json(run_dir / "training.json", {**training, "history": result.history})
     return result
 
 
-def export_stage(run_dir: Path, dt: float = 1e-3, checkpoint: Path | None = None,
-                 out: Path | None = None) -> Path:
-    """Export the run's checkpoint to ``policy.nir`` (metadata: dt, T, reset, encoding)."""
+def read_config(path: Path) -> tuple[str, dict]:
+    """``(agent name, its options)`` from a ``config.toml`` written by :func:`train_stage`."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config ({e.strerror or e})") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not a valid TOML file ({e})") from e
+    agent = data.get("agent", {}).get("name") if isinstance(data.get("agent"), dict) else None
+    if agent is None and list(data) == ["dqn"]:  # run folders written before agents were registered
+        agent = "dqn"
+    if not isinstance(agent, str):
+        raise ConfigError(f"{path}: no [agent] table with name = \"...\"; it was not written by spikeloop train")
+    if not isinstance(data.get(agent), dict):
+        raise ConfigError(f"{path}: no [{agent}] table with the agent's options")
+    return agent, data[agent]
+
+
+def export_stage(run_dir: Path, dt_s: float = 1e-3, checkpoint: Path | None = None,
+                 out: Path | None = None, fmt: str = "nir") -> Path:
+    """Export the run's checkpoint to ``policy.nir`` (or lava-dl netx: ``policy.net``)."""
     from spikeloop.core.nir_io import write_graph
     from spikeloop.export.to_nir import export_policy
     from spikeloop.train.checkpoint import load_policy
-    from spikeloop.core.coding import InputEncoding
 
-    model, info = load_policy(checkpoint or run_dir / POLICY_CKPT)
-    if "encoding" not in info:
-        raise ConfigError(f"{checkpoint or run_dir / POLICY_CKPT}: checkpoint has no input encoding")
-    graph = export_policy(model, dt, InputEncoding.from_dict(info["encoding"]),
-                          {"env_id": info.get("env_id")})
+    ckpt = checkpoint or run_dir / POLICY_CKPT
+    policy, _ = load_policy(ckpt)
+    graph = export_policy(policy, dt_s)
+    if fmt == "netx":
+        from spikeloop.runtime.netx import export_netx
+
+        return export_netx(ckpt, out or ckpt.parent / "policy.net", graph=graph)
     return write_graph(out or run_dir / POLICY_NIR, graph)
 
 
 def evaluate_stage(run_dir: Path, env_id: str, cfg: EvalConfig, nir_path: Path | None = None,
                    progress: bool = True) -> dict:
-    """Closed-loop returns in torch float, Lava float and Lava fixed; counts; energy."""
+    """Closed-loop returns in torch float, Lava float and Lava fixed; counts; energy.
+
+    The Lava backend is the registered one of ``cfg.mapping``; Lava fixed point runs beside
+    the bit-exact emulator as its twin when ``cfg.check_emulator``.
+    """
     from spikeloop.core.nir_io import read_graph
+    from spikeloop.runtime.backends import LAVA_MAPPINGS, make_backend
     from spikeloop.runtime.compiler import plan_from_nir
     from spikeloop.runtime.fixed_point import quantize_plan
     from spikeloop.runtime.runner import run_closed_loop
     from spikeloop.train.checkpoint import load_policy
+    from spikeloop.train.policy import TorchPolicy
 
+    if cfg.mapping not in LAVA_MAPPINGS:
+        raise ConfigError(f"mapping must be one of {tuple(LAVA_MAPPINGS)}, got {cfg.mapping!r}")
+    lava = LAVA_MAPPINGS[cfg.mapping]
     nir_path = nir_path or run_dir / POLICY_NIR
     plan = plan_from_nir(read_graph(nir_path), source=str(nir_path))
     fixed = quantize_plan(plan)
     ckpt = run_dir / POLICY_CKPT
-    model = load_policy(ckpt)[0] if ckpt.exists() else None
-    common = dict(plan=plan, env_id=env_id, episodes=cfg.episodes, seed=cfg.seed, progress=progress)
+    torch_model = TorchPolicy(load_policy(ckpt)[0]) if ckpt.exists() else None
+    common = dict(env_id=env_id, episodes=cfg.episodes, seed=cfg.seed, progress=progress)
     results = {}
-    if model is not None:
-        results["torch_float"] = run_closed_loop(backend="torch", precision="float", model=model, **common)
-    results["lava_float"] = run_closed_loop(backend="lava", precision="float", mapping=cfg.mapping,
-                                            reference=model, **common)
-    results["lava_fixed"] = run_closed_loop(backend="lava", precision="fixed", mapping=cfg.mapping,
-                                            reference=model, fixed=fixed,
-                                            check_emulator=cfg.check_emulator, **common)
+    if torch_model is not None:
+        results["torch_float"] = run_closed_loop(torch_model, **common)
+    results["lava_float"] = run_closed_loop(make_backend(lava, plan, "float"), reference=torch_model, **common)
+    twin = make_backend("emulator", plan, "fixed", fixed) if cfg.check_emulator else None
+    results["lava_fixed"] = run_closed_loop(make_backend(lava, plan, "fixed", fixed), reference=torch_model,
+                                            twin=twin, **common)
     return {"plan": plan, "fixed": fixed, "results": results}
 
 
@@ -162,10 +193,18 @@ def build_report(run_dir: Path, env_id: str, evaluation: dict, energy: dict, tra
         "counts_source": f"Lava fixed_pt ({cfg.mapping} mapping), counters inside the process models, "
                          f"{fixed_res.decisions} decisions",
         "energy": energy,
-        "acceptance": {"lava_fixed_mean_return": fixed_res.mean_return,
-                       "lava_fixed_mean_return_ge_475": fixed_res.mean_return >= 475.0,
-                       "episodes": len(fixed_res.returns)},
+        "acceptance": _acceptance(env_id, fixed_res),
     }
+
+
+def _acceptance(env_id: str, fixed_res) -> dict:
+    """Lava fixed point's mean return against the environment's own solved threshold."""
+    from spikeloop.core.envs import reward_threshold
+
+    target = reward_threshold(env_id)
+    return {"lava_fixed_mean_return": fixed_res.mean_return, "episodes": len(fixed_res.returns),
+            "target_return": target, "target_source": f"gymnasium reward_threshold of {env_id}",
+            "met": None if target is None else bool(fixed_res.mean_return >= target)}
 
 
 def write_report(run_dir: Path, report: dict) -> None:
@@ -175,17 +214,17 @@ def write_report(run_dir: Path, report: dict) -> None:
     write_text(run_dir / REPORT_MD, render_markdown(report))
 
 
-def demo(run_dir: Path, dqn_cfg, eval_cfg: EvalConfig, dt: float = 1e-3, progress: bool = True,
+def demo(run_dir: Path, agent: str, cfg, eval_cfg: EvalConfig, dt_s: float = 1e-3, progress: bool = True,
          command: str = "spikeloop demo") -> dict:
-    """The whole pipeline on CartPole; returns the report dict."""
+    """The whole pipeline (train, export, evaluate, price, report); returns the report dict."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    result = train_stage(run_dir, dqn_cfg, progress)
-    export_stage(run_dir, dt)
-    evaluation = evaluate_stage(run_dir, dqn_cfg.env_id, eval_cfg, progress=progress)
+    result = train_stage(run_dir, agent, cfg, progress)
+    export_stage(run_dir, dt_s)
+    evaluation = evaluate_stage(run_dir, cfg.env_id, eval_cfg, progress=progress)
     per_dec = evaluation["results"]["lava_fixed"].counts.per_decision()
     energy = energy_stage(evaluation["plan"], per_dec, eval_cfg.profiles, eval_cfg.baseline)
-    training = {"best_eval_return_torch": result.best_eval, "env_steps": result.steps,
-                "seconds": round(result.seconds, 1), "seed": dqn_cfg.seed}
-    report = build_report(run_dir, dqn_cfg.env_id, evaluation, energy, training, eval_cfg, command)
+    training = {"agent": agent, "best_eval_return_torch": result.best_eval, "env_steps": result.steps,
+                "seconds": round(result.seconds, 1), "seed": cfg.seed}
+    report = build_report(run_dir, cfg.env_id, evaluation, energy, training, eval_cfg, command)
     write_report(run_dir, report)
     return report

@@ -79,13 +79,12 @@ def record_episode(plan, env_id: str, seed: int, fixed=None, max_decisions: int 
     """
     from spikeloop.runtime.emulator import Emulator
     from spikeloop.runtime.fixed_point import quantize_plan
-    from spikeloop.runtime.runner import HostCodec
     from spikeloop.core.coding import greedy_action
     from spikeloop.core.envs import make_env
 
     fixed = fixed if fixed is not None else quantize_plan(plan)
     em = Emulator(plan, "fixed", fixed)
-    codec = HostCodec(plan, "fixed", fixed)
+    codec, win = em.codec, em.window
     spiking = [p.name for p in plan.populations if p.spiking]
     trains: dict[str, list[np.ndarray]] = {k: [] for k in spiking}
     env = make_env(env_id)
@@ -95,13 +94,15 @@ def record_episode(plan, env_id: str, seed: int, fixed=None, max_decisions: int 
         while not done and (max_decisions is None or len(actions) < max_decisions):
             x = codec.encode(obs)
             zero = np.zeros_like(np.asarray(x))
-            rec = None
-            for k in range(plan.period):  # Emulator.decide, keeping every step's spikes
-                rec = em.step(x if k < plan.T else zero)
+            out = []
+            for k in range(win.period):  # Emulator.decide, keeping every step's spikes
+                rec = em.step(x if win.holds(k) else zero)
                 for name in spiking:
                     trains[name].append(np.asarray(rec[name][0], bool))
-            em.counts.decisions += 1
-            action = greedy_action(codec.decode(rec[plan.output][1]))
+                if win.output_row(k) is not None:
+                    out.append(em.output_of(rec))
+            em.ops.decisions += 1
+            action = greedy_action(codec.decode(np.asarray(out)))
             actions.append(int(action))
             obs, r, term, trunc, _ = env.step(action)
             ret += float(r)
@@ -110,7 +111,7 @@ def record_episode(plan, env_id: str, seed: int, fixed=None, max_decisions: int 
         env.close()
     return {"spikes": {k: np.array(v) for k, v in trains.items()}, "period": plan.period, "T": plan.T,
             "decisions": len(actions), "return": ret, "seed": seed, "env_id": env_id,
-            "counts": em.counts.per_decision()}
+            "counts": em.counts().per_decision()}
 
 
 def plot_raster(record: dict, path: Path, zoom_decisions: int = 4) -> Path:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import pytest
 
 from spikeloop.core.nir_io import read_graph
+from spikeloop.runtime.backends import make_backend
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.runner import run_closed_loop
 from spikeloop.train.checkpoint import load_policy
+from spikeloop.train.policy import TorchPolicy
 
 
 @pytest.fixture
@@ -18,8 +20,9 @@ def policy(trained_run):
 
 def test_trained_policy_balances_in_lava_fixed_point(policy):
     plan, model = policy
-    res = run_closed_loop(plan, "CartPole-v1", episodes=2, seed=1000, backend="lava", precision="fixed",
-                          reference=model, check_emulator=True, progress=False)
+    res = run_closed_loop(make_backend("lava-fused", plan, "fixed"), "CartPole-v1", episodes=2, seed=1000,
+                          reference=TorchPolicy(model), twin=make_backend("emulator", plan, "fixed"),
+                          progress=False)
     assert min(res.returns) >= 475, res.returns
     assert res.agreement > 0.95
     per = res.counts.per_decision()
@@ -31,9 +34,9 @@ def test_trained_policy_balances_in_lava_fixed_point(policy):
 def test_backends_see_the_same_episodes(policy):
     """Same seeds -> the same first observations; the emulator equals Lava fixed exactly."""
     plan, model = policy
-    kw = dict(plan=plan, env_id="CartPole-v1", episodes=1, seed=7, progress=False, max_steps=60)
-    emu = run_closed_loop(backend="emulator", precision="fixed", **kw)
-    lava = run_closed_loop(backend="lava", precision="fixed", mapping="per-node", **kw)
-    torch_ = run_closed_loop(backend="torch", precision="float", model=model, **kw)
+    kw = dict(env_id="CartPole-v1", episodes=1, seed=7, progress=False, max_steps=60)
+    emu = run_closed_loop(make_backend("emulator", plan, "fixed"), **kw)
+    lava = run_closed_loop(make_backend("lava-per-node", plan, "fixed"), **kw)
+    torch_ = run_closed_loop(TorchPolicy(model), **kw)
     assert emu.returns == lava.returns == torch_.returns == [60.0]
     assert emu.counts.to_dict() == lava.counts.to_dict()

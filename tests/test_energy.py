@@ -99,8 +99,8 @@ def test_energy_stage_reports_every_target_with_fit_and_ratios(small_plan):
     em = Emulator(small_plan, "fixed")
     rng = np.random.default_rng(0)
     for _ in range(3):
-        em.decide(np.rint(rng.normal(0, 20, small_plan.input_size)).astype(np.int64))
-    per_dec = em.counts.per_decision()
+        em.decide_raw(np.rint(rng.normal(0, 20, small_plan.input_size)).astype(np.int64))
+    per_dec = em.counts().per_decision()
     out = energy_stage(small_plan, per_dec, ["loihi", "loihi2", "speck", "xylo", "truenorth", "spinnaker2"],
                        "cpu-45nm")
     assert list(out["targets"]) == ["loihi", "loihi2", "speck", "xylo", "truenorth", "spinnaker2"]
@@ -119,7 +119,7 @@ def test_conventional_profile_is_not_a_target(small_plan):
     from spikeloop.pipeline import energy_stage
 
     with pytest.raises(ConfigError, match="cpu-45nm is a conventional profile"):
-        energy_stage(small_plan, Emulator(small_plan).counts.per_decision(), ["cpu-45nm"], "cpu-45nm")
+        energy_stage(small_plan, Emulator(small_plan).counts().per_decision(), ["cpu-45nm"], "cpu-45nm")
 
 
 # ------------------------------------------------------------------ NeuroBench on the same model
@@ -188,8 +188,8 @@ def test_counts_agree_with_neurobench_metrics_on_the_same_model():
 
     em = Emulator(plan, "float")
     for x in decisions:
-        em.decide(x)
-    ours = neurobench_counts(em.counts.per_decision(), NetworkShape.of(plan))
+        em.decide_raw(x)
+    ours = neurobench_counts(em.counts().per_decision(), NetworkShape.of(plan))
 
     model = TorchModel(_LavaSchedule(plan))
     model.add_activation_module(_Spikes)
@@ -223,13 +223,14 @@ def priced_run(tmp_path_factory):
     from spikeloop.pipeline import EvalConfig, build_report
     from spikeloop.runtime.compiler import plan_from_nir
     from spikeloop.runtime.fixed_point import quantize_plan
+    from spikeloop.runtime.backends import make_backend
     from spikeloop.runtime.runner import run_closed_loop
 
     run = tmp_path_factory.mktemp("run")
     shutil.copy("tests/data/policy.nir", run / "policy.nir")
     plan = plan_from_nir(read_graph(run / "policy.nir"))
     fixed = quantize_plan(plan)
-    res = run_closed_loop(plan, "CartPole-v1", episodes=1, seed=1000, backend="emulator", fixed=fixed,
+    res = run_closed_loop(make_backend("emulator", plan, "fixed", fixed), "CartPole-v1", episodes=1, seed=1000,
                           progress=False, max_steps=20)
     cfg = EvalConfig(episodes=1)
     report = build_report(run, "CartPole-v1", {"plan": plan, "fixed": fixed, "results": {"lava_fixed": res}},

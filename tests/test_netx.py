@@ -33,8 +33,9 @@ from spikeloop.runtime.netx import (NEVER_FIRES_VTH, netx_metadata, netx_network
 from spikeloop.core.nir_io import read_graph
 from spikeloop.runtime import lava_compat
 from spikeloop.runtime.compiler import plan_from_nir
+from spikeloop.runtime.backends import make_backend
 from spikeloop.runtime.emulator import Emulator
-from spikeloop.runtime.lava_runtime import LavaNetwork, _shm_segments
+from spikeloop.runtime.lava_runtime import LavaPerNode, _shm_segments
 from spikeloop.runtime.plan import INPUT, Connection, NetworkPlan
 from spikeloop.runtime.runner import run_closed_loop
 
@@ -123,7 +124,7 @@ def test_netx_bit_exact_with_own_compile(which, cartpole_plan, rng, tmp_path, le
     seq = input_sequence(plan, obs)
     netx = run_netx(export.path, seq)
 
-    with LavaNetwork(plan, "fixed", "per-node", export.fixed, probe_steps=len(seq), sequence=seq) as net:
+    with LavaPerNode(plan, "fixed", export.fixed, probe_steps=len(seq), sequence=seq) as net:
         net.run(len(seq))
         ours = net.probes()
     em = Emulator(plan, "fixed", export.fixed)
@@ -164,7 +165,7 @@ def test_netx_registers_still_balance_cartpole(cartpole_plan):
     fixed, notes = netx_fixed_plan(plan)
     assert notes == ["fc0 -> lif0: netx has no weight exponent, so the weight grid is 4x coarser than "
                      "spikeloop's (max relative weight error 1.57%)"]
-    res = run_closed_loop(plan, "CartPole-v1", 2, 1000, backend="emulator", precision="fixed", fixed=fixed,
+    res = run_closed_loop(make_backend("emulator", plan, "fixed", fixed), "CartPole-v1", 2, 1000,
                           progress=False)
     assert res.returns == [500.0, 500.0]
 

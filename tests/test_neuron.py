@@ -90,7 +90,7 @@ def test_lava_delays_one_step_per_dense_hop():
     """Measured Lava fact: a spike injected at step 0 through Dense->LIF->Dense->LIF makes the
     first LIF spike at step 1 and the second at step 2; the emulator reproduces it."""
     from spikeloop.runtime.emulator import Emulator
-    from spikeloop.runtime.lava_runtime import LavaNetwork
+    from spikeloop.runtime.lava_runtime import LavaPerNode
     from spikeloop.runtime.plan import Connection, NetworkPlan, Population
 
     def pop(name, vth):
@@ -102,7 +102,7 @@ def test_lava_delays_one_step_per_dense_hop():
                         Connection("d3", "b", "c", np.array([[1.0]]))], "c", 1e-3, 1)
     seq = np.zeros((6, 1))
     seq[0] = 1
-    with LavaNetwork(plan, "float", "per-node", probe_steps=6, windowed=False, sequence=seq) as net:
+    with LavaPerNode(plan, "float", probe_steps=6, windowed=False, sequence=seq) as net:
         net.run(6)
         probes = net.probes()
     first, second = probes[("a", "s")][:, 0], probes[("b", "s")][:, 0]

@@ -11,11 +11,11 @@ import torch
 
 from conftest import random_plan
 from spikeloop.core.nir_io import read_graph
+from spikeloop.runtime.backends import LAVA_MAPPINGS, HostCodec, make_backend
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.emulator import Emulator
 from spikeloop.runtime.fixed_point import quantize_plan
-from spikeloop.runtime.lava_runtime import LavaNetwork
-from spikeloop.runtime.runner import HostCodec
+from spikeloop.runtime.lava_runtime import LavaFused, LavaPerNode
 from spikeloop.train.checkpoint import load_policy
 
 DECISIONS = 100  # x 11 steps per decision = 1,100 Lava timesteps
@@ -35,12 +35,13 @@ def assert_bit_exact(plan, seq, precision):
     """Run ``seq`` on Lava's stock per-node models with probes and on the emulator."""
     steps = len(seq)
     fixed = quantize_plan(plan) if precision == "fixed" else None
-    with LavaNetwork(plan, precision, "per-node", fixed, probe_steps=steps, sequence=seq) as net:
+    with LavaPerNode(plan, precision, fixed, probe_steps=steps, sequence=seq) as net:
         net.run(steps)
         probes = net.probes()
         lava_counts = net.counts()
     em = Emulator(plan, precision, fixed)
     recs = [em.step(row) for row in seq]
+    em_counts = em.counts()
     checked = 0
     for p in plan.populations:
         v_em = np.stack([r[p.name][1] for r in recs])
@@ -53,8 +54,8 @@ def assert_bit_exact(plan, seq, precision):
             np.testing.assert_array_equal(probes[(p.name, "s")].astype(np.int64), s_em,
                                           err_msg=f"spikes of {p.name}")
             assert s_em.sum() > 0, f"{p.name} never spiked: the comparison would be vacuous"
-    lava_counts.decisions = em.counts.decisions = 0
-    assert lava_counts.to_dict() == em.counts.to_dict()
+    lava_counts.decisions = em_counts.decisions = 0
+    assert lava_counts.to_dict() == em_counts.to_dict()
     return checked
 
 
@@ -90,8 +91,8 @@ def test_fused_mapping_matches_per_node(precision, rng):
     codec = HostCodec(plan, precision, fixed)
     outs = {}
     for mapping in ("per-node", "fused"):
-        with LavaNetwork(plan, precision, mapping, fixed) as net:
-            outs[mapping] = np.stack([net.decide(codec.encode(o)) for o in obs])
+        with make_backend(LAVA_MAPPINGS[mapping], plan, precision, fixed) as net:
+            outs[mapping] = np.stack([net.decide_raw(codec.encode(o)) for o in obs])
             outs[mapping + "_counts"] = net.counts().to_dict()
     np.testing.assert_array_equal(outs["fused"], outs["per-node"])
     assert outs["fused_counts"] == outs["per-node_counts"]
@@ -102,8 +103,8 @@ def test_lava_float_readout_matches_torch(rng):
     """Lava floating_pt reproduces the torch model's readout to 1e-5 (float64 torch)."""
     plan, model, enc = random_plan(sizes=(4, 32, 32, 2), seed=11, fake_quant=False)
     obs = rng.normal(size=(60, 4))
-    with LavaNetwork(plan, "float", "fused") as net:
-        q_lava = np.stack([net.decide(enc.encode(o)) for o in obs])
+    with LavaFused(plan, "float") as net:
+        q_lava = np.stack([net.decide(o) for o in obs])
     with torch.no_grad():
         q_torch = model(torch.as_tensor(enc.encode(obs))).numpy()
     np.testing.assert_allclose(q_lava, q_torch, rtol=0, atol=1e-5)
@@ -113,10 +114,10 @@ def test_lava_float_readout_matches_torch(rng):
 def test_lava_float_matches_trained_torch_policy(trained_run, rng):
     plan = plan_from_nir(read_graph(trained_run / "policy.nir"))
     model, _ = load_policy(trained_run / "policy.safetensors")
-    model = model.double()
+    model.network.double()  # the Policy record holds the torch network
     obs = np.asarray(plan.encoding.mean) + np.asarray(plan.encoding.std) * rng.normal(size=(50, 4))
-    with LavaNetwork(plan, "float", "per-node") as net:
-        q_lava = np.stack([net.decide(plan.encoding.encode(o)) for o in obs])
+    with LavaPerNode(plan, "float") as net:
+        q_lava = np.stack([net.decide(o) for o in obs])
     with torch.no_grad():
         q_torch = model(torch.as_tensor(plan.encoding.encode(obs))).numpy()
     # The NIR graph stores float32 weights (the trained dtype); torch here runs float64 on

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from multiprocessing import shared_memory
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,13 @@ import pytest
 
 from conftest import DATA, live_children
 from spikeloop.core.errors import LavaRuntimeError
-from spikeloop.runtime.lava_runtime import LavaNetwork, _shm_segments
-from spikeloop.runtime.runner import HostCodec
+from spikeloop.runtime.backends import LAVA_MAPPINGS, make_backend
+from spikeloop.runtime.lava_runtime import _shm_segments
 
+
+def lava_backend(plan, precision, mapping):
+    """The Lava backend of ``mapping`` ('fused' or 'per-node'), built, not started."""
+    return make_backend(LAVA_MAPPINGS[mapping], plan, precision)
 
 
 @pytest.fixture
@@ -31,17 +36,16 @@ def leak_check():
 @pytest.mark.parametrize("mapping", ["fused", "per-node"])
 def test_normal_run_leaves_nothing(small_plan, leak_check, mapping):
     before = live_children()
-    with LavaNetwork(small_plan, "fixed", mapping) as net:
+    with lava_backend(small_plan, "fixed", mapping) as net:
         assert live_children() - before, "Lava started no processes: the check would be vacuous"
         assert _shm_segments(), "Lava created no shared memory: the check would be vacuous"
-        codec = HostCodec(small_plan, "fixed", net.fixed)
         for _ in range(3):
-            net.decide(codec.encode(np.ones(small_plan.input_size)))
+            net.decide(np.ones(small_plan.input_size))
 
 
 def test_exception_in_the_loop_leaves_nothing(small_plan, leak_check):
     with pytest.raises(RuntimeError, match="user code failed"):
-        with LavaNetwork(small_plan, "float", "fused") as net:
+        with lava_backend(small_plan, "float", "fused") as net:
             net.decide(np.ones(small_plan.input_size))
             raise RuntimeError("user code failed")
 
@@ -49,12 +53,12 @@ def test_exception_in_the_loop_leaves_nothing(small_plan, leak_check):
 def test_failure_inside_lava_leaves_nothing(small_plan, leak_check):
     """A host input of the wrong shape fails inside Lava's channel; the runtime is still freed."""
     with pytest.raises(Exception):
-        with LavaNetwork(small_plan, "float", "per-node") as net:
-            net.decide(np.ones(small_plan.input_size + 3))
+        with lava_backend(small_plan, "float", "per-node") as net:
+            net.decide_raw(np.ones(small_plan.input_size + 3))
 
 
 def test_decide_outside_context_is_an_error(small_plan):
-    net = LavaNetwork(small_plan, "float", "fused")
+    net = lava_backend(small_plan, "float", "fused")
     with pytest.raises(LavaRuntimeError, match="not running"):
         net.decide(np.ones(small_plan.input_size))
 
@@ -89,3 +93,108 @@ def test_ctrl_c_leaves_nothing(tmp_path, mapping):
     assert not left, f"processes left after Ctrl-C: {left}"
     assert proc.returncode == 130, log.read_text()[-3000:]
     assert _shm_segments() - shm_before == set(), "shared memory left after Ctrl-C"
+
+
+# ------------------------------------------------------------------ ownership: only what the runtime created
+FOREIGN_SEGMENT = """\
+import sys
+from multiprocessing import shared_memory
+seg = shared_memory.SharedMemory(create=True, size=4096)
+print(seg.name, flush=True)
+sys.stdin.read()  # held until the test closes stdin: another run on the same machine
+seg.close()
+seg.unlink()
+"""
+
+
+def _lava_segments(net) -> set[str]:
+    """The segments Lava's own shared-memory manager created for this runtime (Lava's account)."""
+    smm = net._root.runtime._messaging_infrastructure.smm
+    return {h.name for h in smm._shared_memory_handles}
+
+
+def _lava_actors(net) -> set[int]:
+    """The OS processes Lava started for this runtime's process models (Lava's account)."""
+    return {a.pid for a in net._root.runtime._messaging_infrastructure.actors}
+
+
+@pytest.mark.parametrize("mapping", ["fused", "per-node"])
+def test_forced_cleanup_frees_only_what_the_runtime_created(small_plan, mapping):
+    """A failure inside the ``with`` forces the cleanup; segments and processes that other
+    code created meanwhile (another process's segment, this process's own, a child process
+    of this process) survive it, and everything of the runtime's own is still gone."""
+    foreign = mine = None
+    try:
+        with pytest.raises(RuntimeError, match="user code failed"):
+            with lava_backend(small_plan, "float", mapping) as net:
+                net.decide(np.ones(small_plan.input_size))
+                own, actors = _lava_segments(net), _lava_actors(net)
+                assert own and own <= _shm_segments(), "Lava created no segments: the check would be vacuous"
+                assert actors and actors <= live_children()
+                foreign = subprocess.Popen([sys.executable, "-c", FOREIGN_SEGMENT], stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, text=True)
+                foreign_name = foreign.stdout.readline().strip()
+                mine = shared_memory.SharedMemory(create=True, size=4096)
+                assert {foreign_name, mine.name} <= _shm_segments()
+                raise RuntimeError("user code failed")
+        left = _shm_segments()
+        assert foreign_name in left, "the cleanup destroyed another process's shared memory"
+        assert mine.name in left, "the cleanup destroyed shared memory this process created itself"
+        assert foreign.poll() is None, "the cleanup killed a child process the runtime did not start"
+        assert not own & left, f"the runtime's own segments outlived it: {sorted(own & left)}"
+        assert not actors & live_children(), "the runtime's own processes outlived it"
+    finally:
+        if foreign is not None:
+            foreign.stdin.close()
+            foreign.wait(timeout=30)
+        if mine is not None:
+            mine.close()
+            mine.unlink()
+
+
+def test_two_runtimes_on_one_machine_leave_each_other_alone(small_plan):
+    """Stopping one runtime by force (the Ctrl-C path: Lava's stop skipped) while a second,
+    started after it, runs: the second keeps its segments and processes and still decides."""
+    with lava_backend(small_plan, "fixed", "fused") as first:
+        first.decide(np.ones(small_plan.input_size))
+        with lava_backend(small_plan, "fixed", "per-node") as second:
+            q = second.decide(np.ones(small_plan.input_size))
+            own, actors = _lava_segments(second), _lava_actors(second)
+            first_own = _lava_segments(first)
+            first.stop(timeout=0.0)
+            assert not first_own & _shm_segments(), "the stopped runtime's segments outlived it"
+            assert own <= _shm_segments(), "stopping one runtime destroyed another's shared memory"
+            assert actors <= live_children(), "stopping one runtime killed another's processes"
+            np.testing.assert_array_equal(second.decide(np.ones(small_plan.input_size)), q)
+
+
+def _create_and_close_segment(conn):
+    seg = shared_memory.SharedMemory(create=True, size=4096)
+    conn.send(seg.name)
+    seg.close()  # closed, not unlinked: only the ledger still knows it is the runtime's
+
+
+def test_a_segment_a_runtime_child_created_and_closed_is_still_freed(small_plan):
+    """Ownership is recorded as segments are created, also inside the runtime's forked
+    processes, so a segment no process holds any more is still attributed and freed."""
+    import multiprocessing
+
+    from spikeloop.runtime.lava_runtime import _Ledger
+
+    net = lava_backend(small_plan, "float", "fused")
+    net._ledger = _Ledger()
+    mine = shared_memory.SharedMemory(create=True, size=4096)  # the host's, not the runtime's
+    try:
+        parent, child = multiprocessing.Pipe()
+        with net._ledger:  # as while the runtime builds: what is forked now is the runtime's
+            proc = multiprocessing.get_context("fork").Process(target=_create_and_close_segment, args=(child,))
+            proc.start()
+        name = parent.recv()
+        proc.join(30)
+        assert name in _shm_segments() and str(proc.pid) in net._ledger.entries("pid")
+        net._force_cleanup()
+        assert name not in _shm_segments(), "a segment the runtime's child created outlived the cleanup"
+        assert mine.name in _shm_segments()
+    finally:
+        mine.close()
+        mine.unlink()

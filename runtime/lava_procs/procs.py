@@ -1,7 +1,8 @@
 """Lava processes and process models written by spikeloop.
 
 - ``HostInput`` / ``HostOutput``: talk to the host once per decision through Lava's
-  external pipes (the observation in, the output voltages out).
+  external pipes (the observation in; the output over its window out: voltages, or
+  spikes for a spike-count decoding), on the plan's ``DecisionWindow``.
 - ``CubaNeuron``: the contract's neuron for what Lava's LIF cannot do (non-spiking
   readout, soft reset, dv = 1); sends spikes and its voltage every step.
 - ``CountingDense`` / ``CountingDelayDense`` / ``CountingLIFReset``: Lava's own models with
@@ -39,10 +40,10 @@ FLOAT_TAG, FIXED_TAG = "floating_pt", "fixed_pt"
 
 # --------------------------------------------------------------------------- host I/O
 class HostInput(AbstractProcess):
-    """Receives one input vector per decision from the host; emits it for ``hold`` steps."""
+    """Receives one input vector per decision from the host; emits it while ``window`` holds it."""
 
-    def __init__(self, *, shape, period, hold, **kwargs):
-        super().__init__(shape=shape, period=period, hold=hold, **kwargs)
+    def __init__(self, *, shape, window, **kwargs):
+        super().__init__(shape=shape, window=window, **kwargs)
         self.pipe_in = InPort(shape=shape)
         self.pipe_in.flag_external_pipe(buffer_size=4)
         self.s_out = OutPort(shape=shape)
@@ -53,14 +54,14 @@ class _HostInputModel(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        self.period, self.hold = proc_params["period"], proc_params["hold"]
+        self.window = proc_params["window"]
         self.x = np.zeros(proc_params["shape"], self.dtype)
 
     def run_spk(self):
-        k = (self.time_step - 1) % self.period
+        k = self.window.phase(self.time_step)
         if k == 0:
             self.x = np.asarray(self.pipe_in.recv(), dtype=self.dtype)
-        self.s_out.send(self.x if k < self.hold else np.zeros_like(self.x))
+        self.s_out.send(self.x if self.window.holds(k) else np.zeros_like(self.x))
 
 
 @implements(proc=HostInput, protocol=LoihiProtocol)
@@ -110,22 +111,32 @@ class PySequenceInputFixed(_SequenceInputModel):
 
 
 class HostOutput(AbstractProcess):
-    """Forwards its input to the host at the step where ``time_step % period == read``."""
+    """Collects its input over the output's steps of ``window``; sends the ``(T, n)`` window
+    (flattened) to the host at the decision's last step."""
 
-    def __init__(self, *, shape, period, read, **kwargs):
-        super().__init__(shape=shape, period=period, read=read, **kwargs)
+    def __init__(self, *, shape, window, **kwargs):
+        super().__init__(shape=shape, window=window, **kwargs)
         self.a_in = InPort(shape=shape)
-        self.pipe_out = OutPort(shape=shape)
+        self.pipe_out = OutPort(shape=(window.T * int(np.prod(shape)),))
         self.pipe_out.flag_external_pipe(buffer_size=4)
 
 
 class _HostOutputModel(PyLoihiProcessModel):
     pipe_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
 
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.window = proc_params["window"]
+        self.rows = np.zeros((self.window.T, int(np.prod(proc_params["shape"]))), np.float64)
+
     def run_spk(self):
         data = self.a_in.recv()
-        if self.time_step % self.proc_params["period"] == self.proc_params["read"]:
-            self.pipe_out.send(data)
+        k = self.window.phase(self.time_step)
+        row = self.window.output_row(k)
+        if row is not None:
+            self.rows[row] = data
+        if k == self.window.period - 1:
+            self.pipe_out.send(self.rows.reshape(-1))
 
 
 @implements(proc=HostOutput, protocol=LoihiProtocol)
@@ -145,7 +156,8 @@ class PyHostOutputFixed(_HostOutputModel):
 # --------------------------------------------------------------------------- spikeloop's neuron
 class CubaNeuron(AbstractProcess):
     """The contract's neuron where Lava's LIF falls short: non-spiking readouts, soft reset,
-    and decays Lava's 12-bit LIF registers cannot hold (dv = 1 for a Threshold node).
+    per-neuron decays, and decays Lava's 12-bit LIF registers cannot hold (dv = 1 for a
+    Threshold node).
 
     Sends spikes on ``s_out`` and its voltage on ``v_out`` every step. Parameters as Lava's
     LIF: floats in ``floating_pt``, register values in ``fixed_pt`` (``vth`` the 17-bit
@@ -162,8 +174,9 @@ class CubaNeuron(AbstractProcess):
         self.v_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
         self.v = Var(shape=shape, init=0)
-        self.du = Var(shape=(1,), init=du)
-        self.dv = Var(shape=(1,), init=dv)
+        # One decay per neuron: per-neuron time constants run exactly (Lava's LIF holds one).
+        self.du = Var(shape=shape, init=np.broadcast_to(du, shape).copy())
+        self.dv = Var(shape=shape, init=np.broadcast_to(dv, shape).copy())
         self.bias_mant = Var(shape=shape, init=bias_mant)
         self.bias_exp = Var(shape=shape, init=bias_exp)
         self.vth = Var(shape=(1,), init=0 if vth is None else vth)
@@ -216,10 +229,10 @@ class PyCubaNeuronFloat(_CubaNeuronModel):
     arith = FLOAT
 
     def du_value(self):
-        return float(self.du[0])
+        return self.du
 
     def dv_value(self):
-        return float(self.dv[0])
+        return self.dv
 
     def bias_value(self):
         return self.bias_mant  # Lava's float LIF ignores bias_exp too
@@ -238,17 +251,17 @@ class PyCubaNeuronFixed(_CubaNeuronModel):
     u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     du: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
-    dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)  # 13 bits: dv = 4096 (Threshold)
     bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=13)
     bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=3)
     vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
     arith = LOIHI
 
     def du_value(self):
-        return int(self.du[0])
+        return self.du.astype(np.int64)
 
     def dv_value(self):
-        return int(self.dv[0])
+        return self.dv.astype(np.int64)
 
     def bias_value(self):
         return effective_bias(self.bias_mant, self.bias_exp)
@@ -369,16 +382,19 @@ class FusedNetwork(AbstractProcess):
         out = plan.population(plan.output).size
         self.pipe_in = InPort(shape=(plan.input_size,))
         self.pipe_in.flag_external_pipe(buffer_size=4)
-        self.pipe_out = OutPort(shape=(out,))
+        self.pipe_out = OutPort(shape=(plan.window.T * out,))  # the output over its window
         self.pipe_out.flag_external_pipe(buffer_size=4)
         self.synops = Var(shape=(len(plan.connections),), init=0)
         self.update_count = Var(shape=(len(plan.populations),), init=0)
         self.active_count = Var(shape=(len(plan.populations),), init=0)
         self.spike_count = Var(shape=(len(plan.populations),), init=0)
+        self.epoch = Var(shape=(1,), init=0)
+        """the host increments it to have the network reset (state and counters) before its next step"""
 
 
 class _FusedModel(PyLoihiProcessModel):
     pipe_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    epoch: np.ndarray = LavaPyType(np.ndarray, np.int64)
     synops: np.ndarray = LavaPyType(np.ndarray, np.int64)
     update_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     active_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
@@ -390,17 +406,26 @@ class _FusedModel(PyLoihiProcessModel):
 
         plan = proc_params["plan"]
         self.em = Emulator(plan, proc_params["precision"], proc_params["fixed"], windowed=True)
-        self.T, self.period, self.out = plan.T, plan.period, plan.output
+        self.window = plan.window
+        self.rows = np.zeros((self.window.T, plan.population(plan.output).size), self.em.dtype)
         self.x = None
+        self._epoch = 0
 
     def run_spk(self):
-        k = (self.time_step - 1) % self.period
+        win = self.window
+        k = win.phase(self.time_step)
+        if self.epoch[0] != self._epoch:  # set between runs, so always at a decision boundary
+            self._epoch = int(self.epoch[0])
+            self.em.reset()
         if k == 0:
             self.x = np.asarray(self.pipe_in.recv(), dtype=self.em.dtype)
-        rec = self.em.step(self.x if k < self.T else np.zeros_like(self.x))
-        if self.time_step % self.period == 0:
-            self.pipe_out.send(rec[self.out][1])
-            c = self.em.counts
+        rec = self.em.step(self.x if win.holds(k) else np.zeros_like(self.x))
+        row = win.output_row(k)
+        if row is not None:
+            self.rows[row] = self.em.output_of(rec)
+        if k == win.period - 1:
+            self.pipe_out.send(self.rows.reshape(-1))
+            c = self.em.ops
             self.synops[:] = [c.synops[n.name] for n in self.em.conns]
             self.update_count[:] = [c.updates[p.name] for p in self.em.pops]
             self.active_count[:] = [c.active[p.name] for p in self.em.pops]

@@ -1,0 +1,256 @@
+"""The backends that run a compiled plan, their shared host codec, and the registry of names.
+
+Every executor of a :class:`~spikeloop.runtime.plan.NetworkPlan` (the emulator, the
+plan-level reference, Lava per-node, Lava fused) is a :class:`PlanBackend`: it
+implements :class:`spikeloop.core.backend.Backend`, runs the plan's one
+:class:`~spikeloop.runtime.plan.DecisionWindow`, and decodes the output over that window
+with the plan's own :class:`~spikeloop.core.coding.Decoding` through one
+:class:`HostCodec`. The CLI, the pipeline and ``simulate`` find them by name in
+:data:`BACKENDS`; nothing branches on a backend's name.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikeloop.core.coding import ATOMS
+from spikeloop.core.errors import ConfigError
+from spikeloop.runtime.counters import OpCounts
+from spikeloop.runtime.fixed_point import FixedPlan, quantize_plan
+from spikeloop.runtime.plan import DecisionWindow, NetworkPlan
+
+FLOAT_PRECISION, FIXED_PRECISION = "float", "fixed"
+PRECISIONS = (FLOAT_PRECISION, FIXED_PRECISION)
+
+BACKENDS: dict[str, str] = {
+    "emulator": "spikeloop.runtime.emulator:Emulator",
+    "reference": "spikeloop.runtime.reference:Reference",
+    "lava-fused": "spikeloop.runtime.lava_runtime:LavaFused",
+    "lava-per-node": "spikeloop.runtime.lava_runtime:LavaPerNode",
+}
+"""name -> ``module:class``; resolved on use, so that naming a backend does not import Lava"""
+
+ALIASES: dict[str, str] = {"lava": "lava-per-node", "torch": "reference"}
+"""the open-loop names of ``spikeloop simulate`` before the registry (``torch`` was the
+plan-level torch reference, ``lava`` the per-node mapping)"""
+
+LAVA_MAPPINGS: dict[str, str] = {"fused": "lava-fused", "per-node": "lava-per-node"}
+"""``--mapping`` of ``spikeloop run`` -> backend name"""
+
+
+def backend_names(aliases: bool = False) -> tuple[str, ...]:
+    """The registered backend names (and, with ``aliases``, the old open-loop names)."""
+    return tuple(BACKENDS) + (tuple(ALIASES) if aliases else ())
+
+
+def backend_class(name: str) -> type["PlanBackend"]:
+    """The class registered under ``name`` (or an alias); :class:`ConfigError` for an unknown one."""
+    key = ALIASES.get(name, name)
+    if key not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; the backends are {', '.join(BACKENDS)}"
+                          f" (aliases: {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})")
+    module, cls = BACKENDS[key].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_backend(name: str, plan: NetworkPlan, precision: str, fixed: FixedPlan | None = None,
+                 **options) -> "PlanBackend":
+    """Build (not start) the backend ``name`` for ``plan`` in ``precision`` ('float' or 'fixed').
+
+    ``fixed`` is the plan's fixed-point registers (quantized if omitted); ``options`` go to
+    the backend's constructor (``windowed=False`` for an open-loop run).
+    """
+    return backend_class(name)(plan, precision, fixed, **options)
+
+
+class HostCodec:
+    """What the host sends into a plan backend and how it reads the output back.
+
+    ``encode``: an observation -> the input the network takes (real values in float,
+    the integer graded payload in fixed point). ``decode``: the raw output over the
+    decision window (``(T, n)`` voltage registers or spikes) -> the per-action values,
+    in real units, by the plan's decoding.
+    """
+
+    def __init__(self, plan: NetworkPlan, precision: str, fixed: FixedPlan | None):
+        if plan.encoding is None:
+            raise ConfigError("the policy graph has no input encoding in its metadata; "
+                              "closed-loop runs need one (export it with spikeloop)")
+        dec, out = plan.decoding, plan.population(plan.output)
+        if dec.spiking_output != out.spiking:
+            raise ConfigError(
+                f"decoding {dec.kind!r} needs a {'spiking' if dec.spiking_output else 'non-spiking'} output "
+                f"population, but {out.name!r} is {'spiking' if out.spiking else 'a non-spiking readout'}")
+        if dec.kind == ATOMS and out.size % len(dec.atoms):
+            raise ConfigError(f"decoding 'atoms': the readout {out.name!r} has {out.size} neurons, not a "
+                              f"multiple of its {len(dec.atoms)} atoms")
+        self.plan, self.precision, self.fixed = plan, precision, fixed
+        # Voltages are held as x * scale in fixed point; spikes are spikes in every precision.
+        fixed_voltage = precision == FIXED_PRECISION and not dec.spiking_output
+        self.scale = fixed.populations[out.name].scale if fixed_voltage else 1.0
+        self.spiking_output = dec.spiking_output
+
+    def encode(self, obs: np.ndarray) -> np.ndarray:
+        """Observation -> what the host injects (the payload integers in fixed point)."""
+        enc = self.plan.encoding
+        return enc.to_payload(obs) if self.precision == FIXED_PRECISION else enc.encode(obs)
+
+    def real(self, raw: np.ndarray) -> np.ndarray:
+        """Output registers -> real units (float64)."""
+        return np.asarray(raw, np.float64) / self.scale
+
+    def decode(self, window: np.ndarray) -> np.ndarray:
+        """The raw output over a decision window ``(T, n)`` -> per-action values (real units)."""
+        return self.plan.decoding.reduce(self.real(window))
+
+
+@dataclass
+class Recording:
+    """Every population of an open-loop run, step by step, in the backend's own time."""
+
+    v: dict[str, np.ndarray] = field(default_factory=dict)
+    """per population: (steps, neurons) voltage after reset (registers in fixed point)"""
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)
+    """per spiking population: (steps, neurons)"""
+    latency: dict[str, int] = field(default_factory=dict)
+    """steps by which each population runs behind the input (0 in the graph's own time)"""
+
+
+class PlanBackend:
+    """What every plan backend shares: precision, registers, window, codec, lifecycle.
+
+    ``windowed`` (closed loop) resets each population at the start of its decision
+    window; without it the network streams (open-loop :meth:`record`), each population
+    reset once as the input first reaches it.
+
+    Lifecycle: :meth:`start` acquires what the backend runs on, :meth:`close` releases
+    it. A ``with`` block closes only what it started, so a backend that is already
+    started can be handed to code that uses ``with`` (the closed-loop runner) and stays
+    started for its owner.
+    """
+
+    name = "plan"
+    timed_like_lava = True
+    """whether the backend runs Lava's timing (one step per Dense hop) or the graph's own"""
+
+    def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
+                 windowed: bool = True):
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if windowed and plan.stateful_connections:
+            raise ConfigError(
+                f"connections {[c.name for c in plan.stateful_connections]} carry activity across "
+                "timesteps (recurrent or delayed); deploying them with a state reset per decision window "
+                "is not supported (Lava's Dense buffers are not reset). Run such graphs open loop "
+                "(windowed=False, `spikeloop simulate`)")
+        self.plan, self.precision, self.windowed = plan, precision, windowed
+        self.fixed = fixed if fixed is not None or precision == FLOAT_PRECISION else quantize_plan(plan)
+        # Closed loop needs the encoding and a decoding that fits the output; refuse before
+        # anything is started. Open-loop runs take inputs as given and decode nothing.
+        self.codec = HostCodec(plan, precision, self.fixed) if windowed else None
+        self.last_output: np.ndarray | None = None
+        """the raw output (registers over the window, ``(T, n)``) of the last decision"""
+        self._running = False
+        self._with_started: list[bool] = []
+
+    # ------------------------------------------------------------------ schedule
+    @property
+    def window(self) -> DecisionWindow:
+        """The decision window this backend runs (Lava timing unless overridden)."""
+        return self.plan.window
+
+    def output_of(self, rec: dict, name: str | None = None) -> np.ndarray:
+        """What the decoding reads from a step record ``{pop: (spikes, v)}``: spikes or voltage."""
+        s, v = rec[name or self.plan.output]
+        return s if self.plan.decoding.spiking_output else v
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def start(self) -> "PlanBackend":
+        """Acquire what the backend runs on; a no-op if it is running. Returns ``self``."""
+        if not self._running:
+            self._open()
+            self._running = True
+        return self
+
+    def close(self) -> None:
+        """Release everything :meth:`start` acquired; safe to call twice."""
+        if self._running:
+            self._running = False
+            self._shut(None)
+
+    def __enter__(self) -> "PlanBackend":
+        self._with_started.append(not self._running)
+        try:
+            return self.start()
+        except BaseException:
+            self._with_started.pop()  # no __exit__ follows a failed __enter__
+            raise
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._with_started.pop() and self._running:
+            self._running = False
+            self._shut(exc_type)
+
+    def _open(self) -> None:
+        """Acquire resources (processes, memory); nothing for an in-process backend."""
+
+    def _shut(self, exc_type) -> None:
+        """Release resources; ``exc_type`` is the exception leaving a ``with`` block, if any."""
+
+    # ------------------------------------------------------------------ decisions
+    def reset(self) -> None:
+        """Zero the network state and the counters."""
+
+    def decide(self, obs: np.ndarray) -> np.ndarray:
+        """One decision: observation in, the decoded per-action values out (real units)."""
+        codec = self._codec()
+        return codec.decode(self.decide_raw(codec.encode(obs)))
+
+    def decide_raw(self, x: np.ndarray) -> np.ndarray:
+        """One decision on host input ``x`` (payload in fixed point): the raw output window ``(T, n)``."""
+        self._codec()
+        self.last_output = np.asarray(self._run_window(x))
+        return self.last_output
+
+    def _codec(self) -> HostCodec:
+        if self.codec is None:
+            raise ConfigError(f"{self.name}: built for an open-loop run (windowed=False); "
+                              "decisions need a windowed backend")
+        return self.codec
+
+    def _run_window(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def counts(self) -> OpCounts | None:
+        """Operations performed since :meth:`reset`, or ``None`` where not counted."""
+        return None
+
+    # ------------------------------------------------------------------ open loop
+    def record(self, inputs: np.ndarray) -> Recording:
+        """Run ``inputs`` (one row per step; payloads in fixed point) open loop from zero state.
+
+        The run streams (the backend must be built with ``windowed=False``) and continues
+        past the last row, with silent input, until every population has answered it.
+        """
+        raise ConfigError(f"backend {self.name!r} does not record open-loop runs")
+
+    def _check_stream(self, inputs) -> np.ndarray:
+        if self.windowed:
+            raise ConfigError(f"{self.name}: an open-loop recording needs a streaming backend "
+                              "(windowed=False)")
+        return np.asarray(inputs)
+
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """``x`` followed by silent steps until the deepest population has seen its last row."""
+        depth = max(d for k, d in self.plan.depths().items()) if self.timed_like_lava else 0
+        return np.concatenate([x, np.zeros((depth, x.shape[1]), x.dtype)])
+
+    def _latency(self) -> dict[str, int]:
+        depths = self.plan.depths()
+        return {p.name: depths[p.name] if self.timed_like_lava else 0 for p in self.plan.populations}
