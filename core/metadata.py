@@ -21,7 +21,8 @@ FORMAT = 1
 class GraphMeta:
     """What a NIR graph needs besides its nodes to run as a policy."""
 
-    dt: float
+    dt_s: float
+    """seconds per timestep"""
     reset: str = "hard"
     T: int | None = None
     """decision window (timesteps); None for a streaming graph"""
@@ -30,10 +31,10 @@ class GraphMeta:
     extra: dict = field(default_factory=dict)
 
     def to_nir_metadata(self) -> dict:
-        body = {"format": FORMAT, "dt": self.dt, "reset": self.reset, "T": self.T,
+        body = {"format": FORMAT, "dt": self.dt_s, "reset": self.reset, "T": self.T,
                 "encoding": None if self.encoding is None else self.encoding.to_dict(),
                 "decoding": self.decoding.to_dict(), **self.extra}
-        return {KEY: json.dumps(body, sort_keys=True), "dt": float(self.dt)}
+        return {KEY: json.dumps(body, sort_keys=True), "dt": float(self.dt_s)}
 
     @classmethod
     def from_nir_metadata(cls, metadata: dict | None, source: str = "graph") -> "GraphMeta | None":
@@ -48,7 +49,7 @@ class GraphMeta:
                 raise ValueError(f"format {body.get('format')!r}, expected {FORMAT}")
             enc = body.pop("encoding", None)
             known = {"dt", "reset", "T", "decoding"}
-            return cls(dt=float(body["dt"]), reset=body.get("reset", "hard"), T=body.get("T"),
+            return cls(dt_s=float(body["dt"]), reset=body.get("reset", "hard"), T=body.get("T"),
                        encoding=None if enc is None else InputEncoding.from_dict(enc),
                        decoding=Decoding.from_dict(body.get("decoding")),
                        extra={k: v for k, v in body.items() if k not in known | {"format"}})

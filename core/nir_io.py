@@ -78,20 +78,20 @@ def node_params(node: nir.NIRNode) -> dict[str, np.ndarray]:
     return out
 
 
-def graph_meta(graph: nir.NIRGraph, dt: float | None, source: str) -> GraphMeta:
-    """spikeloop metadata of ``graph``, with ``dt`` taken from the argument, metadata, or an error."""
+def graph_meta(graph: nir.NIRGraph, dt_s: float | None, source: str) -> GraphMeta:
+    """spikeloop metadata of ``graph``, with ``dt_s`` taken from the argument, metadata, or an error."""
     meta = GraphMeta.from_nir_metadata(graph.metadata, source)
     if meta is None:
         plain = (graph.metadata or {}).get("dt")
-        if dt is None and plain is None:
+        if dt_s is None and plain is None:
             raise NIRValidationError(
                 f"{source}: the graph carries no time step ('dt' metadata); pass it explicitly "
                 "(--dt SECONDS). snnTorch writes none and assumes 1e-4 s")
-        meta = GraphMeta(dt=float(dt if dt is not None else np.asarray(plain)))
-    elif dt is not None:
-        meta.dt = float(dt)
-    if not np.isfinite(meta.dt) or meta.dt <= 0:
-        raise NIRValidationError(f"{source}: dt must be a positive number of seconds, got {meta.dt}")
+        meta = GraphMeta(dt_s=float(dt_s if dt_s is not None else np.asarray(plain)))
+    elif dt_s is not None:
+        meta.dt_s = float(dt_s)
+    if not np.isfinite(meta.dt_s) or meta.dt_s <= 0:
+        raise NIRValidationError(f"{source}: dt must be a positive number of seconds, got {meta.dt_s}")
     return meta
 
 

@@ -237,10 +237,10 @@ def export_graph(model: SpikingGraph, dt_s: float, meta: GraphMeta | dict | None
     resets = _resets(model)
     reset = resets.pop() if len(resets) == 1 else ("hard" if not resets else "mixed")
     if meta is None or isinstance(meta, dict):
-        meta = GraphMeta(dt=float(dt_s), reset=reset, extra=dict(meta or {}))
+        meta = GraphMeta(dt_s=float(dt_s), reset=reset, extra=dict(meta or {}))
     else:
-        if meta.dt != dt_s:
-            raise ExportError(f"GraphMeta.dt={meta.dt} disagrees with dt_s={dt_s}")
+        if meta.dt_s != dt_s:
+            raise ExportError(f"GraphMeta.dt_s={meta.dt_s} disagrees with dt_s={dt_s}")
         meta = dataclasses.replace(meta, reset=reset)
     nodes, edges = _graph_nodes(model, float(dt_s))
     try:
@@ -260,5 +260,5 @@ def export_policy(policy: Policy, dt_s: float, extra_metadata: dict | None = Non
         extra.setdefault("seed", policy.provenance.seed)
     if not (np.isfinite(dt_s) and dt_s > 0):
         raise ExportError(f"dt must be positive seconds, got {dt_s}")
-    meta = GraphMeta(dt=float(dt_s), T=policy.T, encoding=policy.encoding, decoding=policy.decoding, extra=extra)
+    meta = GraphMeta(dt_s=float(dt_s), T=policy.T, encoding=policy.encoding, decoding=policy.decoding, extra=extra)
     return export_graph(policy.network, float(dt_s), meta)

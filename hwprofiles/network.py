@@ -127,16 +127,16 @@ def has_conv(graph, source: str = "graph") -> bool:
     return any(isinstance(n, nir.Conv2d) for n in nodes.values())
 
 
-def layers_from_nir(graph, dt: float | None = None, source: str = "graph", plan=None) -> Network:
+def layers_from_nir(graph, dt_s: float | None = None, source: str = "graph", plan=None) -> Network:
     """Mapping view of a NIR graph.
 
-    A graph with a Conv2d node is read here, straight from NIR (``dt`` names the
+    A graph with a Conv2d node is read here, straight from NIR (``dt_s`` names the
     dynamics of CubaLIF/CubaLI nodes). Any other graph is read from ``plan``, the graph
     already compiled by the caller (see :func:`layers_from_plan`); without it a
     :class:`~spikeloop.core.errors.ConfigError` naming ``source`` is raised.
     """
     if has_conv(graph, source):
-        return _conv_network(graph, dt, source)
+        return _conv_network(graph, dt_s, source)
     if plan is None:
         raise ConfigError(f"{source}: a graph without Conv2d nodes is mapped from its compiled plan; "
                           "compile it (plan_from_nir) and pass plan=")

@@ -203,14 +203,14 @@ def _op(name: str, node, in_shape: tuple, dt: float, source: str, shape_only: bo
 
 # ------------------------------------------------------------------------- compile
 
-def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = None,
+def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None = None,
                   source: str = "graph", reset: str | None = None) -> NetworkPlan:
     """Compile a NIR graph into the discrete network every backend runs.
 
-    ``reset`` overrides the reset mode of every spiking population ('hard' or 'soft');
+    ``dt_s`` (seconds per step) overrides the graph's own. ``reset`` overrides the reset mode of every spiking population ('hard' or 'soft');
     otherwise a node's ``metadata['reset']``, then the graph's spikeloop metadata, decide.
     """
-    meta = graph_meta(graph, dt, source)
+    meta = graph_meta(graph, dt_s, source)
     check_finite(graph, source)
     nodes, edges = flatten_graph(graph, source)
     for name, node in nodes.items():
@@ -231,15 +231,15 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
     except ValueError as e:
         raise NIRValidationError(f"{source}: {e}") from e
     position = {n: i for i, n in enumerate(order)}
-    neurons = {k: NEURONS[type(v)](k, v, meta.dt) for k, v in nodes.items() if type(v) in NEURONS}
+    neurons = {k: NEURONS[type(v)](k, v, meta.dt_s) for k, v in nodes.items() if type(v) in NEURONS}
     for k, nrn in neurons.items():
         kind = type(nodes[k]).__name__
         fault = None if kind == "Threshold" else neuron_fault(kind, nrn.du, nrn.dv, nrn.vth, overshoot=True)
         if fault:
             raise NIRValidationError(f"{source}: node {k!r}: {fault} (du = dt/tau_syn, dv = dt/tau_mem at "
-                                     f"dt = {meta.dt:g} s)")
+                                     f"dt = {meta.dt_s:g} s)")
     in_shape = _shape(nodes[inp].input_type["input"])
-    shapes = _infer_shapes(nodes, pred, order, position, inp, in_shape, neurons, meta.dt, source)
+    shapes = _infer_shapes(nodes, pred, order, position, inp, in_shape, neurons, meta.dt_s, source)
 
     # Linear nodes are instantaneous: compose them, in the order of their own graph, into
     # maps[node][(source, delay)] = matrix (node size, source size), plus a constant.
@@ -269,7 +269,7 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
 
     for node in _op_order(ops, pred, source):
         acc, const, shape_in, names = gather(node)
-        m, bias, out_shape, delay = _op(node, nodes[node], shape_in, meta.dt, source)
+        m, bias, out_shape, delay = _op(node, nodes[node], shape_in, meta.dt_s, source)
         out, out_via = {}, {}
         for (src, d), mm in acc.items():
             if delay is None:
@@ -353,7 +353,7 @@ def plan_from_nir(graph: nir.NIRGraph, dt: float | None = None, T: int | None = 
     window = T if T is not None else meta.T
     try:
         return NetworkPlan(int(np.prod(in_shape)), [populations[k] for k in order if k in populations],
-                           connections, out_src[0], meta.dt, int(window) if window else 1, meta.encoding,
+                           connections, out_src[0], meta.dt_s, int(window) if window else 1, meta.encoding,
                            meta.decoding, input_shape=in_shape)
     except NIRValidationError as e:
         raise NIRValidationError(f"{source}: {e}") from None

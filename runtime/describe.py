@@ -71,7 +71,7 @@ def describe(graph: nir.NIRGraph, plan: NetworkPlan | None, source: str) -> str:
     out = [f"{source}: NIR graph, {len(graph.nodes)} nodes, {len(graph.edges)} edges"]
     out += describe_graph(graph, "  ")
     if meta is not None:
-        out.append(f"  metadata: dt={meta.dt:g} s, reset={meta.reset}, T={meta.T}, "
+        out.append(f"  metadata: dt={meta.dt_s:g} s, reset={meta.reset}, T={meta.T}, "
                    f"encoding={'graded %d-bit' % meta.encoding.bits if meta.encoding else None}, "
                    f"decoding={meta.decoding}")
     else:

@@ -187,7 +187,7 @@ def write_netx(path: str | Path, plan: NetworkPlan, fixed: FixedPlan | None = No
     nfixed, notes = netx_fixed_plan(plan, fixed)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         sim = f.create_group("simulation")  # lava-dl's own convention: step and sample length
-        sim.create_dataset("Ts", data=float(plan.dt))
+        sim.create_dataset("Ts", data=float(plan.dt_s))
         sim.create_dataset("tSample", data=int(plan.T))
         layers = f.create_group("layer")
         for i, p in enumerate(plan.populations):
@@ -217,7 +217,7 @@ def write_netx(path: str | Path, plan: NetworkPlan, fixed: FixedPlan | None = No
             "T": plan.T,
             "period": plan.period,
             "read_offset": plan.read_offset(),
-            "dt": plan.dt,
+            "dt": plan.dt_s,
             "output": plan.output,
             "output_scale": nfixed.populations[plan.output].scale,
             "encoding": json.dumps(plan.encoding.to_dict() if plan.encoding else None),

@@ -79,7 +79,7 @@ class PeerImport:
     plan: NetworkPlan
     peer: str
     """'snntorch', 'norse', 'spikeloop' (own metadata) or 'unknown'"""
-    dt: float
+    dt_s: float
     graph: nir.NIRGraph
     """the corrected graph that was compiled"""
     warnings: list[PeerWarning] = field(default_factory=list)
@@ -314,7 +314,7 @@ def _recurrent(graph: nir.NIRGraph) -> set[str]:
 
 # ---------------------------------------------------------------- import
 
-def import_peer(graph: nir.NIRGraph, dt: float | None = None, peer: str = "auto",
+def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "auto",
                 reset: str | None = None, T: int | None = None, source: str = "graph",
                 warnings: list[PeerWarning] | None = None) -> PeerImport:
     """Compile a peer's NIR graph, mapping its conventions; see the module docstring.
@@ -323,6 +323,7 @@ def import_peer(graph: nir.NIRGraph, dt: float | None = None, peer: str = "auto"
     reset mechanism of the original model, which no peer exporter writes ('zero' or
     'subtract'; None: what the file says, reset to zero).
     """
+    dt = dt_s
     if peer not in PEER_CHOICES:
         raise ConfigError(f"peer must be one of {PEER_CHOICES}, got {peer!r}")
     if reset not in (None, *RESETS):
@@ -335,9 +336,9 @@ def import_peer(graph: nir.NIRGraph, dt: float | None = None, peer: str = "auto"
             "peer-mismatch", f"{source}: --peer {peer} given, but the graph looks written by "
             f"{detected} ({evidence}).", "check --peer, or use --peer auto", exact=False))
     if name not in PEERS:  # spikeloop's own graph or plain NIR: the compiler as it is
-        plan = plan_from_nir(graph, dt=dt, T=T, source=source, reset=SOFT if reset == "subtract" else None)
-        _check_plausible(graph, plan.dt, warnings)
-        return PeerImport(plan, detected if peer == "auto" else name, plan.dt, graph, warnings)
+        plan = plan_from_nir(graph, dt_s=dt, T=T, source=source, reset=SOFT if reset == "subtract" else None)
+        _check_plausible(graph, plan.dt_s, warnings)
+        return PeerImport(plan, detected if peer == "auto" else name, plan.dt_s, graph, warnings)
     meta_dt = (graph.metadata or {}).get("dt")
     if dt is None and meta_dt is None:
         dt = SNNTORCH_DT if name == "snntorch" else NORSE_DT
@@ -405,12 +406,12 @@ def import_peer(graph: nir.NIRGraph, dt: float | None = None, peer: str = "auto"
                                   f"{cuba}) always resets to v_reset; only LIFBoxCell has reset_subtract")
 
     graph = _soft_reset(exact_graph, soft)  # the compiler reads each node's reset from its metadata
-    plan = plan_from_nir(graph, dt=dt, T=T, source=source)
-    return PeerImport(plan, detected if peer == "auto" else name, plan.dt, graph, warnings)
+    plan = plan_from_nir(graph, dt_s=dt, T=T, source=source)
+    return PeerImport(plan, detected if peer == "auto" else name, plan.dt_s, graph, warnings)
 
 
-def import_peer_file(path: str | Path, dt: float | None = None, peer: str = "auto",
+def import_peer_file(path: str | Path, dt_s: float | None = None, peer: str = "auto",
                      reset: str | None = None, T: int | None = None) -> PeerImport:
     """Read and import a peer NIR file (see :func:`import_peer`)."""
     graph, warnings = read_peer_graph(path)
-    return import_peer(graph, dt, peer, reset, T, str(path), warnings)
+    return import_peer(graph, dt_s, peer, reset, T, str(path), warnings)

@@ -142,7 +142,7 @@ class NetworkPlan:
     populations: list[Population]
     connections: list[Connection]
     output: str
-    dt: float
+    dt_s: float
     T: int
     encoding: InputEncoding | None = None
     decoding: Decoding = field(default_factory=Decoding)

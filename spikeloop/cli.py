@@ -137,8 +137,8 @@ def cmd_fit(args) -> int:
 
     nir_path = O.in_run_folder(args.policy, POLICY_NIR)
     graph = read_graph(nir_path)  # a dense graph is mapped from its compiled plan, a convolutional one from NIR
-    plan = None if has_conv(graph, str(nir_path)) else plan_from_nir(graph, dt=args.dt_s, source=str(nir_path))
-    net = layers_from_nir(graph, dt=args.dt_s, source=str(nir_path), plan=plan)
+    plan = None if has_conv(graph, str(nir_path)) else plan_from_nir(graph, dt_s=args.dt_s, source=str(nir_path))
+    net = layers_from_nir(graph, dt_s=args.dt_s, source=str(nir_path), plan=plan)
     failed = []
     for name in args.profiles:
         rep = check_fit(net, load_profile(name))
@@ -160,8 +160,8 @@ def _import_graph(args):
         if args.peer_reset:
             raise ConfigError("--peer-reset needs --peer auto, snntorch or norse")
         graph = read_graph(args.graph)
-        return graph, plan_from_nir(graph, dt=args.dt_s, source=args.graph), None
-    imp = import_peer_file(args.graph, dt=args.dt_s, peer=args.peer, reset=args.peer_reset)
+        return graph, plan_from_nir(graph, dt_s=args.dt_s, source=args.graph), None
+    imp = import_peer_file(args.graph, dt_s=args.dt_s, peer=args.peer, reset=args.peer_reset)
     for w in imp.warnings:
         print(f"spikeloop {args.command}: warning: {w}", file=sys.stderr)
     if imp.peer in ("snntorch", "norse") and not imp.exact:
@@ -185,7 +185,7 @@ def cmd_inspect(args) -> int:
     graph, plan, imp = _import_graph(args)
     print(describe(graph, plan, args.graph))
     if imp is not None and imp.peer in ("snntorch", "norse"):
-        print(f"  peer: {imp.peer}, dt={imp.dt:g} s, {'exact' if imp.exact else 'NOT exact'} with "
+        print(f"  peer: {imp.peer}, dt={imp.dt_s:g} s, {'exact' if imp.exact else 'NOT exact'} with "
               f"respect to the peer's own simulation ({len(imp.warnings)} warnings on stderr)")
     return 0
 

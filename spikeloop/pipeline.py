@@ -184,7 +184,7 @@ def build_report(run_dir: Path, env_id: str, evaluation: dict, energy: dict, tra
                    "layers": [plan.input_size] + [p.size for p in plan.populations],
                    "populations": {p.name: {"kind": p.kind, "size": p.size, "spiking": p.spiking}
                                    for p in plan.populations},
-                   "dt_s": plan.dt, "T": plan.T, "latency_steps": plan.latency,
+                   "dt_s": plan.dt_s, "T": plan.T, "latency_steps": plan.latency,
                    "steps_per_decision": plan.period, "encoding": plan.encoding.to_dict()},
         "training": training,
         "quantization": fixed.errors,

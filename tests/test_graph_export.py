@@ -239,7 +239,7 @@ def test_export_write_read_is_exact(tmp_path, case):
     back = read_graph(write_graph(tmp_path / "g.nir", graph))
     assert_graphs_identical(graph, back)
     meta = GraphMeta.from_nir_metadata(back.metadata)
-    assert meta.dt == DT_S and meta.extra == {"case": case}
+    assert meta.dt_s == DT_S and meta.extra == {"case": case}
     assert meta.reset == ("soft" if case == "soft_lif" else "hard")
     for name, node in back.nodes.items():  # the reset travels per node
         if isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF)):
@@ -311,12 +311,12 @@ def test_node_conventions():
 
 def test_mixed_resets_and_graph_meta():
     g = chain(("a", Neuron(2, "LIF", dv=0.5, reset="soft")), ("b", Neuron(2, "LIF", dv=0.5)), input_shape=2)
-    graph = export_graph(g, 1e-3, GraphMeta(dt=1e-3, T=8))
+    graph = export_graph(g, 1e-3, GraphMeta(dt_s=1e-3, T=8))
     body = json.loads(graph.metadata["spikeloop"])
     assert body["reset"] == "mixed" and body["T"] == 8 and graph.metadata["dt"] == 1e-3
     assert graph.nodes["a"].metadata == {"reset": "soft"} and graph.nodes["b"].metadata == {"reset": "hard"}
     with pytest.raises(ExportError, match="disagrees"):
-        export_graph(g, 2e-3, GraphMeta(dt=1e-3))
+        export_graph(g, 2e-3, GraphMeta(dt_s=1e-3))
 
 
 @pytest.mark.parametrize("build, message", [

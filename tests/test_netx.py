@@ -197,7 +197,7 @@ def test_netx_file_layout(cartpole_plan, tmp_path):
 def _skip_plan(plan):
     lif1 = plan.population("lif1")
     skip = Connection("skip", INPUT, "lif1", np.ones((lif1.size, plan.input_size)))
-    return NetworkPlan(plan.input_size, plan.populations, plan.connections + [skip], plan.output, plan.dt,
+    return NetworkPlan(plan.input_size, plan.populations, plan.connections + [skip], plan.output, plan.dt_s,
                        plan.T, plan.encoding, plan.decoding)
 
 
@@ -215,7 +215,7 @@ def _hidden_readout(plan):
 def _delayed(plan):
     conns = [Connection(c.name, c.src, c.dst, c.weight, graph_delay=int(c.name == "fc1"))
              for c in plan.connections]
-    return NetworkPlan(plan.input_size, plan.populations, conns, plan.output, plan.dt, plan.T, plan.encoding,
+    return NetworkPlan(plan.input_size, plan.populations, conns, plan.output, plan.dt_s, plan.T, plan.encoding,
                        plan.decoding)
 
 

@@ -42,7 +42,7 @@ def test_write_read_round_trip_is_exact(tmp_path, du):
     back = read_graph(path)
     graphs_equal(graph, back)
     meta = GraphMeta.from_nir_metadata(back.metadata)
-    assert meta.dt == 1e-3 and meta.T == model.T and meta.reset == "hard"
+    assert meta.dt_s == 1e-3 and meta.T == model.T and meta.reset == "hard"
     assert meta.encoding == enc and meta.extra["env_id"] == "CartPole-v1"
     assert meta.decoding.to_dict() == {"kind": "readout_voltage", "step": "last", "action": "argmax"}
     assert json.loads(back.metadata["spikeloop"])["format"] == 1
@@ -88,4 +88,4 @@ def test_missing_dt_is_one_clear_error(tmp_path):
     graph.metadata = {}
     with pytest.raises(NIRValidationError, match=r"carries no time step \('dt' metadata\); pass it explicitly"):
         plan_from_nir(graph, source="g.nir")
-    assert plan_from_nir(graph, dt=1e-3).dt == 1e-3
+    assert plan_from_nir(graph, dt_s=1e-3).dt_s == 1e-3

@@ -50,7 +50,7 @@ def test_snntorch_detected_with_its_hardcoded_dt(snn_leaky_zero):
     graph, _ = read_peer_graph(snn_leaky_zero.path)
     assert detect_peer(graph)[0] == "snntorch"
     imp = import_peer_file(snn_leaky_zero.path, reset="zero")
-    assert imp.peer == "snntorch" and imp.dt == 1e-4
+    assert imp.peer == "snntorch" and imp.dt_s == 1e-4
     assert _codes(imp) == {"dt-assumed"} and imp.exact
     assert "hard-coded dt = 0.0001 s" in str(imp.warnings[0])
 
@@ -126,7 +126,7 @@ def test_snntorch_conv_zero_exact(tmp_path):
 
 
 def test_snntorch_wrong_dt_warns(snn_leaky_zero):
-    imp = import_peer_file(snn_leaky_zero.path, dt=1e-2, reset="zero")
+    imp = import_peer_file(snn_leaky_zero.path, dt_s=1e-2, reset="zero")
     assert {"snntorch-dt", "tau-below-dt"} <= _codes(imp) and not imp.exact
     msg = next(str(w) for w in imp.warnings if w.code == "tau-below-dt")
     assert "time constants shorter than dt=0.01 s" in msg and "Fix: pass the dt" in msg
@@ -149,7 +149,7 @@ def test_norse_detected_and_tau_corrected(norse_box):
     assert detect_peer(graph)[0] == "norse"
     assert warnings[0].code == "type-check"  # Norse keeps the batch dimension in Input/Output
     imp = import_peer(graph, warnings=warnings)
-    assert imp.peer == "norse" and imp.dt == 1e-3 and imp.exact
+    assert imp.peer == "norse" and imp.dt_s == 1e-3 and imp.exact
     assert {"norse-tau-dt", "dt-assumed", "norse-reset-dropped"} <= _codes(imp)
     # LIFBoxCell(tau_mem_inv=1/5e-3) at dt 1e-3 decays by dt/tau = 0.2 per step
     assert np.allclose(imp.plan.population("1").dv, 0.2)
@@ -163,7 +163,7 @@ def test_plain_graph_with_implausible_tau_warns():
     g = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Linear(np.ones((2, 3))),
                                nir.LIF(tau=np.full(2, 1e-5), r=np.ones(2), v_leak=np.zeros(2),
                                        v_threshold=np.ones(2)), nir.Output(np.array([2])))
-    imp = import_peer(g, dt=1e-3, peer="none")
+    imp = import_peer(g, dt_s=1e-3, peer="none")
     assert imp.peer == "unknown" and _codes(imp) == {"tau-below-dt"} and not imp.exact
     assert "decay factors dt/tau exceed 1" in str(imp.warnings[0])
 

@@ -97,7 +97,7 @@ def contract_loop(graph: nir.NIRGraph, x: np.ndarray, tau_of=lambda tau: tau) ->
 def case():
     graph = per_neuron_graph()
     x = (np.random.default_rng(1).random((STEPS, N_IN)) < 0.5).astype(np.float64)  # binary input spikes
-    return graph, plan_from_nir(graph, dt=DT, T=8), x
+    return graph, plan_from_nir(graph, dt_s=DT, T=8), x
 
 
 def test_per_neuron_decays_are_kept(case):
