@@ -71,6 +71,10 @@ def place_on_cores(net: Network, profile: Profile) -> tuple[list[dict] | None, s
         k = k0
         if single_ok:  # a placement exists (one neuron per core at worst): find the fewest cores
             while not ok(lay, _chunks(lay.neurons, k)):
+                if k >= lay.neurons:  # one neuron per core is the finest split: never search past it
+                    return None, (f"layer {lay.name!r}: no split over cores meets the per-core limits, "
+                                  "not even one neuron per core (the single-neuron check and the core "
+                                  "check disagree)")
                 k += 1
         split[lay.name] = _chunks(lay.neurons, k)
         for lo, hi in split[lay.name]:
