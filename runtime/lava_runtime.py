@@ -10,10 +10,17 @@ Two mappings, two backends, bit-exact with each other (tests hold them so):
   step instead of many.
 
 Both share :class:`LavaBackend`, the lifecycle: build, start, stop on every path (normal
-end, exception, Ctrl-C). Lava starts OS processes and shared-memory segments; if its own
-``stop`` fails or hangs, the backend terminates the processes and unlinks the segments
-*this runtime created*, recorded as they are created (:class:`_Ledger`), never
-"whatever appeared since it started": other runs on the same machine keep theirs.
+end, exception, Ctrl-C, SIGTERM, SIGHUP). Lava starts OS processes and shared-memory
+segments; if its own ``stop`` fails or hangs, the backend terminates the processes and
+unlinks the segments *this runtime created*, recorded as they are created
+(:class:`_Ledger`), never "whatever appeared since it started": other runs on the same
+machine keep theirs.
+
+Signals (:mod:`spikeloop.core.signals`): while a runtime is started, SIGTERM and SIGHUP raise
+in the main process as Ctrl-C does, so the same ``with`` exit stops it; a second signal
+cannot cut its cleanup short. Lava's worker processes leave Ctrl-C and hangup to the
+parent (a terminal sends them to the whole process group) and end silently on the
+SIGTERM with which the parent stops them.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from spikeloop.core import signals
 from spikeloop.core.errors import ConfigError, LavaRuntimeError
 from spikeloop.runtime import lava_compat
 from spikeloop.runtime.backends import FIXED_PRECISION, PlanBackend, Recording
@@ -124,6 +132,7 @@ def _record_fork() -> None:
     ledger = _Ledger.active()
     if ledger is not None:  # a process forked by a runtime's build (or by one of its processes)
         ledger.add("pid", os.getpid())
+        signals.quiet_worker()  # the parent answers signals and stops its workers
 
 
 _create_segment = shared_memory.SharedMemory.__init__
@@ -141,6 +150,7 @@ def _install_hooks() -> None:
 
     Lava creates every segment through ``multiprocessing.shared_memory.SharedMemory``
     (its channels' buffers, via a ``SharedMemoryManager``) and every process by forking.
+    A forked process of the runtime is also made a quiet worker (:func:`signals.quiet_worker`).
     """
     if getattr(shared_memory.SharedMemory.__init__, "_spikeloop_ledger", False):
         return
@@ -158,7 +168,8 @@ class LavaBackend(PlanBackend):
 
     Use as a context manager (or :meth:`start`/:meth:`close`); :meth:`decide` runs one
     decision window. On every path out the runtime is stopped, and what it created is
-    freed.
+    freed. From start to stop, SIGTERM and SIGHUP raise :class:`spikeloop.core.signals.Interrupted`
+    (a ``KeyboardInterrupt``) in the main thread, and the stop itself is shielded from signals.
     """
 
     mapping = ""
@@ -170,6 +181,7 @@ class LavaBackend(PlanBackend):
         self._root = None
         self._ran = False
         self._ledger: _Ledger | None = None
+        self._signals = False  # the token of signals.enter() while started
         self.stop_error: BaseException | None = None
 
     # ------------------------------------------------------------------ to implement
@@ -184,6 +196,7 @@ class LavaBackend(PlanBackend):
     # ------------------------------------------------------------------ lifecycle
     def _open(self) -> None:
         self._ledger = _Ledger()
+        self._signals = signals.enter()  # released by _stop, on every path
         self._send_port = self._recv_port = None
         self.time_step, self._ran = 0, False
         try:
@@ -202,7 +215,7 @@ class LavaBackend(PlanBackend):
 
     def _shut(self, exc_type) -> None:
         # After a failure the runtime may be mid-step: give Lava's own stop only a moment; after
-        # Ctrl-C (which a terminal also sends to Lava's processes) none at all.
+        # a signal (the main thread was interrupted anywhere, mid-step too) none at all.
         if exc_type is None:
             self._stop(STOP_TIMEOUT_S)
         else:
@@ -218,8 +231,19 @@ class LavaBackend(PlanBackend):
         """Lava's own stop (in a thread, bounded by ``timeout``), then :meth:`_force_cleanup`.
 
         A runtime that never ran a step is not stopped through Lava: its process models
-        wait for a first command that never comes, and Lava's ``stop`` would hang.
+        wait for a first command that never comes, and Lava's ``stop`` would hang. A signal
+        that arrives meanwhile is raised once everything is freed (a second Ctrl-C during
+        the cleanup after the first is dropped); then the signal handling started by
+        :meth:`_open` ends.
         """
+        try:
+            with signals.shielded():
+                self._stop_runtime(timeout)
+        finally:
+            token, self._signals = self._signals, False
+            signals.leave(token)
+
+    def _stop_runtime(self, timeout: float) -> None:
         self.stop_error = None
         runtime = getattr(self._root, "runtime", None) if self._root is not None else None
         if runtime is not None and self._ran and timeout > 0:

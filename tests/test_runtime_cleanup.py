@@ -198,3 +198,52 @@ def test_a_segment_a_runtime_child_created_and_closed_is_still_freed(small_plan)
     finally:
         mine.close()
         mine.unlink()
+
+
+# ------------------------------------------------------------------ signals in-process
+def _handlers():
+    return {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_take_the_ctrl_c_path_while_a_runtime_runs(small_plan, leak_check, sig):
+    """While a Lava runtime is started, SIGTERM/SIGHUP raise Interrupted (a KeyboardInterrupt)
+    in the main thread, the runtime is freed by the same exit, and the handlers from before
+    are back afterwards; its workers do not run the parent's handler (they leave it alone)."""
+    from spikeloop.core.signals import Interrupted
+
+    before = _handlers()
+    with pytest.raises(KeyboardInterrupt) as info:
+        with lava_backend(small_plan, "fixed", "fused") as net:
+            net.decide(np.ones(small_plan.input_size))
+            workers = [psutil.Process(p) for p in _lava_actors(net)]
+            assert signal.getsignal(sig) is not before[sig], "no handler while the runtime runs"
+            os.kill(os.getpid(), sig)
+            for _ in range(1000):  # the handler runs between bytecodes: within a few of them
+                time.sleep(0.001)
+    assert isinstance(info.value, Interrupted) and info.value.signum == sig
+    assert _handlers() == before, "the signal handlers from before were not restored"
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_a_signal_during_the_stop_is_raised_after_it(small_plan, leak_check):
+    """A SIGTERM that arrives while the runtime is being stopped does not cut the cleanup
+    short: it is raised once everything is freed."""
+    from spikeloop.core.signals import Interrupted
+
+    before = _handlers()
+    net = lava_backend(small_plan, "float", "fused").start()
+    net.decide(np.ones(small_plan.input_size))
+    assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM], "no handler while the runtime runs"
+    cleanup = net._force_cleanup
+
+    def interrupted_cleanup():
+        os.kill(os.getpid(), signal.SIGTERM)
+        # Python runs the handler at the next bytecode: it has held the signal before the cleanup starts
+        cleanup()
+
+    net._force_cleanup = interrupted_cleanup
+    with pytest.raises(Interrupted):
+        net.close()
+    assert net._ledger is None, "the cleanup did not finish"
+    assert _handlers() == before
