@@ -12,19 +12,71 @@ emulator, Lava float and fixed) sees the same quantized values.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 
+PAYLOAD_BITS = (2, 32)
+"""the graded payload widths an encoding may use (the payload is an int32)"""
+
+
+def _real(x) -> bool:
+    """A real number (Python or numpy), not a bool and not a string."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _numbers(what: str, values) -> tuple[float, ...]:
+    from spikeloop.core.errors import ConfigError
+
+    if isinstance(values, np.ndarray):
+        values = values.reshape(-1).tolist() if values.ndim <= 1 else None
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ConfigError(f"input encoding: {what} must be a non-empty list of numbers, got {values!r}")
+    for i, v in enumerate(values):
+        if not _real(v):
+            raise ConfigError(f"input encoding: {what}[{i}] must be a number, got {v!r}")
+    return tuple(float(v) for v in values)
+
+
 @dataclass(frozen=True)
 class InputEncoding:
-    """Frozen observation normalization and the graded payload grid."""
+    """Frozen observation normalization and the graded payload grid.
+
+    Validated at construction: ``mean`` and ``std`` are lists of the same, non-zero length
+    with finite values and ``std > 0``; ``clip`` is finite and positive; ``bits`` is an
+    integer in :data:`PAYLOAD_BITS`. An invalid encoding cannot exist.
+    """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     clip: float = 4.0
     bits: int = 8
+
+    def __post_init__(self):
+        from spikeloop.core.errors import ConfigError
+
+        mean, std = _numbers("mean", self.mean), _numbers("std", self.std)
+        if len(mean) != len(std):
+            raise ConfigError(f"input encoding: mean has {len(mean)} values, std {len(std)}; one of each "
+                              "per observation element")
+        for i, m in enumerate(mean):
+            if not math.isfinite(m):
+                raise ConfigError(f"input encoding: mean[{i}] must be finite, got {m}")
+        for i, s in enumerate(std):
+            if not (math.isfinite(s) and s > 0):
+                raise ConfigError(f"input encoding: std[{i}] must be a finite positive number, got {s:g}")
+        if not _real(self.clip) or not (math.isfinite(self.clip) and self.clip > 0):
+            raise ConfigError(f"input encoding: clip must be a finite positive number, got {self.clip!r}")
+        lo, hi = PAYLOAD_BITS
+        if not isinstance(self.bits, (int, np.integer)) or isinstance(self.bits, (bool, np.bool_)) \
+                or not lo <= self.bits <= hi:
+            raise ConfigError(f"input encoding: bits must be an integer in [{lo}, {hi}], got {self.bits!r}")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "clip", float(self.clip))
+        object.__setattr__(self, "bits", int(self.bits))
 
     @property
     def levels(self) -> int:
@@ -50,13 +102,31 @@ class InputEncoding:
 
     @classmethod
     def from_dict(cls, d: dict) -> "InputEncoding":
-        return cls(mean=tuple(float(m) for m in d["mean"]), std=tuple(float(s) for s in d["std"]),
-                   clip=float(d["clip"]), bits=int(d["bits"]))
+        from spikeloop.core.errors import ConfigError
+
+        if not isinstance(d, dict):
+            raise ConfigError(f"input encoding: expected a table of mean, std, clip and bits, got {d!r}")
+        if d.get("kind", "graded") != "graded":
+            raise ConfigError(f"input encoding: kind must be 'graded', got {d.get('kind')!r}")
+        unknown = sorted(set(d) - {"kind", "mean", "std", "clip", "bits"})
+        if unknown:
+            raise ConfigError(f"input encoding: unknown keys {unknown}")
+        for key in ("mean", "std", "clip", "bits"):
+            if key not in d:
+                raise ConfigError(f"input encoding: missing {key!r}")
+        return cls(mean=d["mean"], std=d["std"], clip=d["clip"], bits=d["bits"])
 
     @classmethod
     def fit(cls, observations: np.ndarray, clip: float = 4.0, bits: int = 8) -> "InputEncoding":
         """Freeze a normalization from sample observations (std floored at 1e-3)."""
+        from spikeloop.core.errors import ConfigError
+
         obs = np.asarray(observations, dtype=np.float64)
+        if obs.ndim != 2 or obs.shape[0] == 0 or obs.shape[1] == 0:
+            raise ConfigError(f"input encoding: fitting needs at least one observation of at least one "
+                              f"value, got observations of shape {obs.shape}")
+        if not np.all(np.isfinite(obs)):
+            raise ConfigError("input encoding: the observations to fit hold NaN or inf")
         std = np.maximum(obs.std(axis=0), 1e-3)
         return cls(mean=tuple(obs.mean(axis=0).tolist()), std=tuple(std.tolist()), clip=clip, bits=bits)
 
@@ -100,6 +170,8 @@ class Decoding:
             raise ConfigError("decoding: atoms are given exactly when kind is 'atoms'")
         if self.atoms is not None and len(self.atoms) < 2:
             raise ConfigError(f"decoding: an atoms readout needs at least 2 atoms, got {len(self.atoms)}")
+        if self.atoms is not None and not all(_real(a) and math.isfinite(a) for a in self.atoms):
+            raise ConfigError(f"decoding: atoms must be finite numbers, got {list(self.atoms)}")
 
     @property
     def spiking_output(self) -> bool:
@@ -135,6 +207,8 @@ class Decoding:
     def from_dict(cls, d: dict | None) -> "Decoding":
         from spikeloop.core.errors import ConfigError
 
+        if d is not None and not isinstance(d, dict):
+            raise ConfigError(f"decoding: expected a table of kind, step, action (and atoms), got {d!r}")
         d = dict(d or {})
         unknown = sorted(set(d) - {"kind", "step", "action", "atoms"})
         if unknown:
@@ -143,7 +217,7 @@ class Decoding:
         try:
             return cls(kind=str(d.get("kind", READOUT_VOLTAGE)), step=str(d.get("step", "last")),
                        action=str(d.get("action", "argmax")),
-                       atoms=None if atoms is None else tuple(float(a) for a in atoms))
+                       atoms=None if atoms is None else tuple(float(a) if _real(a) else a for a in atoms))
         except (TypeError, ValueError) as e:
             raise ConfigError(f"decoding: malformed record {d}: {e}") from e
 

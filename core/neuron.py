@@ -100,6 +100,19 @@ def cuba_step(
 
 # ----------------------------------------------------------------------------- kinds
 
+
+def first_offender(values, ok=None) -> str:
+    """The first value where ``ok`` is false, with its neuron index when the values differ
+    (an error names one value, not a 1,000-element array)."""
+    import numpy as np
+
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    if a.size == 0:
+        return "[]"
+    bad = np.ones(a.size, bool) if ok is None else ~np.asarray(ok).reshape(-1)
+    i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+    return f"{a[i]:g}" if a.size == 1 or np.all(a == a[i]) else f"{a[i]:g} (neuron {i} of {a.size})"
+
 NEURON_KINDS = ("LIF", "CubaLIF", "IF", "LI", "CubaLI")
 SPIKING_KINDS = ("LIF", "CubaLIF", "IF")
 
@@ -139,22 +152,33 @@ def neuron_fault(kind: str, du, dv, vth, overshoot: bool = False) -> str | None:
 
     if kind not in NEURON_KINDS:
         return f"unknown neuron kind {kind!r}; expected one of {NEURON_KINDS}"
-    du_a, dv_a = np.asarray(du, dtype=np.float64), np.asarray(dv, dtype=np.float64)
+    try:
+        du_a, dv_a = np.asarray(du, dtype=np.float64), np.asarray(dv, dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"a {kind} population needs numeric decays, got du={du!r}, dv={dv!r}"
     if not (np.all(np.isfinite(du_a)) and np.all(np.isfinite(dv_a))):
-        return f"a {kind} population needs finite decays, got du={du}, dv={dv}"
+        return (f"a {kind} population needs finite decays, got du={first_offender(du_a, np.isfinite(du_a))}, "
+                f"dv={first_offender(dv_a, np.isfinite(dv_a))}")
     cuba = kind.startswith("Cuba")
     if not cuba and np.any(du_a != 1.0):
-        return (f"a {kind} population has no current decay: du must be 1, got {du}; "
+        return (f"a {kind} population has no current decay: du must be 1, got {first_offender(du_a, du_a == 1.0)}; "
                 f"use Cuba{kind if kind != 'IF' else 'LIF'} for du < 1")
     top = np.inf if overshoot else 1.0
-    if cuba and not np.all((du_a > 0) & (du_a <= top)):
-        return f"{kind}: du must lie in (0, 1] (tau_syn >= dt > 0), got {du}"
+    ok = (du_a > 0) & (du_a <= top)
+    if cuba and not np.all(ok):
+        return f"{kind}: du must lie in (0, 1] (tau_syn >= dt > 0), got {first_offender(du_a, ok)}"
     if kind == "IF" and np.any(dv_a != 0):
-        return f"an IF population does not leak: dv must be 0, got {dv}; use LIF"
-    if kind != "IF" and not np.all((dv_a > 0) & (dv_a <= top)):
-        return f"{kind}: dv must lie in (0, 1] (tau_mem >= dt > 0), got {dv}; use IF for dv = 0"
-    if kind in SPIKING_KINDS and (vth is None or not np.all(np.asarray(vth, dtype=np.float64) > 0)):
-        return f"a {kind} population needs a positive threshold vth, got {vth!r}"
+        return f"an IF population does not leak: dv must be 0, got {first_offender(dv_a, dv_a == 0)}; use LIF"
+    ok = (dv_a > 0) & (dv_a <= top)
+    if kind != "IF" and not np.all(ok):
+        return f"{kind}: dv must lie in (0, 1] (tau_mem >= dt > 0), got {first_offender(dv_a, ok)}; use IF for dv = 0"
+    if kind in SPIKING_KINDS:
+        try:
+            vth_ok = vth is not None and bool(np.all(np.asarray(vth, dtype=np.float64) > 0))
+        except (TypeError, ValueError):
+            vth_ok = False
+        if not vth_ok:
+            return f"a {kind} population needs a positive threshold vth, got {vth!r}"
     if kind not in SPIKING_KINDS and vth is not None:
         return f"a {kind} population does not spike: vth must be None, got {vth!r}"
     return None

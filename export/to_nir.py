@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikeloop.core.errors import ExportError
-from spikeloop.core.metadata import GraphMeta
+from spikeloop.core.errors import ExportError, NIRValidationError
+from spikeloop.core.metadata import GraphMeta, check_dt
 from spikeloop.train.graph import Delay, Neuron, QuantLinear, Scale, SpikingGraph, SumPool2d, Threshold
 from spikeloop.train.policy import Policy
 
@@ -220,6 +220,24 @@ def _resets(model: SpikingGraph) -> set[str]:
     return out
 
 
+def _check_finite_parameters(model: nn.Module) -> None:
+    """Every trained parameter and buffer is finite: a NaN or inf never reaches a NIR file."""
+    for key, t in list(model.named_parameters()) + list(model.named_buffers()):
+        flat = t.detach().reshape(-1)
+        if t.is_floating_point() and not bool(torch.isfinite(flat).all()):
+            bad = flat[~torch.isfinite(flat)][0].item()
+            node, _, field = key.removeprefix("nodes.").rpartition(".")
+            raise ExportError(f"node {node.replace('.nodes.', '.')!r}: parameter {field!r} holds {bad} "
+                              "(NaN or inf); the network cannot be exported")
+
+
+def _dt(dt_s) -> float:
+    try:
+        return check_dt(dt_s)
+    except NIRValidationError as e:
+        raise ExportError(str(e)) from None
+
+
 def export_graph(model: SpikingGraph, dt_s: float, meta: GraphMeta | dict | None = None) -> nir.NIRGraph:
     """Export ``model`` to a type-checked NIR graph.
 
@@ -232,12 +250,15 @@ def export_graph(model: SpikingGraph, dt_s: float, meta: GraphMeta | dict | None
     """
     if not isinstance(model, SpikingGraph):
         raise ExportError(f"export_graph takes a SpikingGraph, got {type(model).__name__}")
-    if not (np.isfinite(dt_s) and dt_s > 0):
-        raise ExportError(f"dt must be positive seconds, got {dt_s}")
+    dt_s = _dt(dt_s)
+    _check_finite_parameters(model)
     resets = _resets(model)
     reset = resets.pop() if len(resets) == 1 else ("hard" if not resets else "mixed")
     if meta is None or isinstance(meta, dict):
-        meta = GraphMeta(dt_s=float(dt_s), reset=reset, extra=dict(meta or {}))
+        try:
+            meta = GraphMeta(dt_s=float(dt_s), reset=reset, extra=dict(meta or {}))
+        except NIRValidationError as e:
+            raise ExportError(f"the graph cannot be written with this metadata: {e}") from None
     else:
         if meta.dt_s != dt_s:
             raise ExportError(f"GraphMeta.dt_s={meta.dt_s} disagrees with dt_s={dt_s}")
@@ -258,7 +279,10 @@ def export_policy(policy: Policy, dt_s: float, extra_metadata: dict | None = Non
         extra.setdefault("env_id", policy.provenance.env_id)
         extra.setdefault("agent", policy.provenance.agent)
         extra.setdefault("seed", policy.provenance.seed)
-    if not (np.isfinite(dt_s) and dt_s > 0):
-        raise ExportError(f"dt must be positive seconds, got {dt_s}")
-    meta = GraphMeta(dt_s=float(dt_s), T=policy.T, encoding=policy.encoding, decoding=policy.decoding, extra=extra)
+    dt_s = _dt(dt_s)
+    try:
+        meta = GraphMeta(dt_s=float(dt_s), T=policy.T, encoding=policy.encoding, decoding=policy.decoding,
+                         extra=extra)
+    except NIRValidationError as e:
+        raise ExportError(f"the policy cannot be written as NIR metadata: {e}") from None
     return export_graph(policy.network, float(dt_s), meta)

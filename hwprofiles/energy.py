@@ -12,6 +12,7 @@ routing and static energy: those terms are listed as "included", never added aga
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from spikeloop.hwprofiles.profile import ALL_IN, Profile
@@ -115,6 +116,63 @@ def _term(profile: Profile, name: str, constant: str, count: float, unit: str, n
         return Term(name, count, unit, constant, None, f"{profile.name} lists no '{constant}'", "unknown",
                     note)
     return Term(name, count, unit, constant, c.value, c.source, c.confidence, note)
+
+
+COUNT_TABLES = ("synops", "updates", "active", "spikes")
+"""per-decision counts keyed by layer: synaptic ops per connection, updates/active/spikes per population"""
+
+
+def check_counts(per_decision, source: str = "counts", populations=None, connections=None) -> dict:
+    """Validate per-decision counts (``OpCounts.per_decision()``, or a report's copy of them).
+
+    Every table of :data:`COUNT_TABLES` maps layer names to finite non-negative numbers,
+    ``graded`` maps connections to true/false, ``steps`` is a positive number. With
+    ``populations``/``connections`` (the names of the compiled graph), the counts must be
+    those of that graph. Returns ``per_decision``; raises ``ConfigError`` naming ``source``,
+    the table, the layer and the value.
+    """
+    from spikeloop.core.errors import ConfigError
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+    if not isinstance(per_decision, dict):
+        raise ConfigError(f"{source}: counts per decision must be a table, got {type(per_decision).__name__}")
+    for key in (*COUNT_TABLES, "graded", "steps"):
+        if key not in per_decision:
+            raise ConfigError(f"{source}: counts per decision lack {key!r}")
+    for key in COUNT_TABLES:
+        table = per_decision[key]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: counts {key!r} must be a table of layer -> count, got {table!r}")
+        for layer, v in table.items():
+            if not number(v):
+                raise ConfigError(f"{source}: counts {key!r} of {layer!r} must be a finite non-negative "
+                                  f"number, got {v!r}")
+    graded = per_decision["graded"]
+    if not isinstance(graded, dict) or not all(isinstance(v, bool) for v in graded.values()):
+        raise ConfigError(f"{source}: counts 'graded' must be a table of connection -> true/false, got {graded!r}")
+    steps = per_decision["steps"]
+    if not number(steps) or steps == 0:
+        raise ConfigError(f"{source}: counts 'steps' must be a positive number, got {steps!r}")
+    if populations is not None:
+        pops = set(populations)
+        for key in ("updates", "active", "spikes"):
+            extra = sorted(set(per_decision[key]) - pops)
+            missing = sorted(pops - set(per_decision[key])) if key != "spikes" else []
+            if extra or missing:
+                raise ConfigError(f"{source}: counts {key!r} name populations "
+                                  f"{sorted(per_decision[key])}, the graph has {sorted(pops)}"
+                                  + (f" (unknown: {', '.join(map(repr, extra))})" if extra else ""))
+    if connections is not None:
+        conns = set(connections)
+        for key in ("synops", "graded"):
+            extra = sorted(set(per_decision[key]) - conns)
+            if extra:
+                raise ConfigError(f"{source}: counts {key!r} name connections {sorted(per_decision[key])}, "
+                                  f"the graph has {sorted(conns)}"
+                                  + (f" (unknown: {', '.join(map(repr, extra))})" if extra else ""))
+    return per_decision
 
 
 def price_neuromorphic(per_decision: dict, shape: NetworkShape, profile: Profile,

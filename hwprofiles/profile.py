@@ -149,22 +149,47 @@ def builtin_profiles(kind: str | None = None) -> list[str]:
     return names if kind is None else [n for n in names if load_profile(n).kind == kind]
 
 
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
 def load_profile(name_or_path: str | Path) -> Profile:
     """Load a built-in profile by name, or a user's TOML file by path."""
+    if isinstance(name_or_path, bytes):
+        name_or_path = name_or_path.decode(errors="replace")
+    if not isinstance(name_or_path, (str, Path)):
+        raise ProfileError(f"a profile is a built-in name or a path to a .toml file, got {name_or_path!r}")
     text_path = Path(name_or_path)
     if text_path.suffix == ".toml" or text_path.exists():
+        if text_path.is_dir():
+            raise ProfileError(f"{text_path}: is a directory, not a profile file")
         if not text_path.is_file():
             raise ProfileError(f"{text_path}: profile file not found")
-        return parse_profile(text_path.read_text(), str(text_path))
-    res = resources.files("spikeloop.hwprofiles") / f"{name_or_path}.toml"
-    if not res.is_file():
-        raise ProfileError(f"unknown profile {str(name_or_path)!r}; built-in profiles: "
-                           f"{', '.join(builtin_profiles())}, or pass a path to a .toml file")
-    return parse_profile(res.read_text(), str(res))
+        return parse_profile(_read(text_path), str(text_path))
+    name = str(name_or_path)
+    builtin = builtin_profiles()
+    if not name or not set(name) <= NAME_CHARS or name.startswith(".") or name not in builtin:
+        raise ProfileError(f"unknown profile {name!r}; built-in profiles: "
+                           f"{', '.join(builtin)}, or pass a path to a .toml file")
+    res = resources.files("spikeloop.hwprofiles") / f"{name}.toml"
+    return parse_profile(res.read_text(encoding="utf-8"), str(res))
+
+
+def _read(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ProfileError(f"{path}: cannot read the profile ({e.strerror or e})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProfileError(f"{path}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); TOML "
+                           "files are UTF-8") from None
 
 
 def parse_profile(text: str, origin: str = "<profile>") -> Profile:
     """Parse and validate profile TOML ``text``; errors name ``origin`` and the field."""
+    if not isinstance(text, str):
+        raise ProfileError(f"{origin}: profile text must be a string, got {type(text).__name__}")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -201,9 +226,14 @@ def parse_profile(text: str, origin: str = "<profile>") -> Profile:
             unit, vtype = allowed[name]
             constants[name] = _constant(where, name, entry, unit, vtype)
     reference = {}
-    for name, entry in data.get(REFERENCE, {}).items():
+    ref_table = data.get(REFERENCE, {})
+    if not isinstance(ref_table, dict):
+        raise ProfileError(f"{origin}: [{REFERENCE}] must be a table of figures, got {ref_table!r}")
+    for name, entry in ref_table.items():
         where = f"{origin}: [{REFERENCE}.{name}]"
-        unit = entry.get("unit") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict):
+            raise ProfileError(f"{where}: must be a table with value, unit, source, confidence, got {entry!r}")
+        unit = entry.get("unit")
         if not isinstance(unit, str) or not unit:
             raise ProfileError(f"{where}: a reference figure needs a non-empty string 'unit'")
         reference[name] = _constant(where, name, entry, unit, NUMBER)

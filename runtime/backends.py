@@ -47,12 +47,32 @@ def backend_names(aliases: bool = False) -> tuple[str, ...]:
 
 def backend_class(name: str) -> type["PlanBackend"]:
     """The class registered under ``name`` (or an alias); :class:`ConfigError` for an unknown one."""
-    key = ALIASES.get(name, name)
-    if key not in BACKENDS:
+    key = ALIASES.get(name, name) if isinstance(name, str) else name
+    if not isinstance(key, str) or key not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}; the backends are {', '.join(BACKENDS)}"
                           f" (aliases: {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})")
     module, cls = BACKENDS[key].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def open_loop_names() -> tuple[str, ...]:
+    """The registered backends that record open-loop runs (``simulate``), by their declaration."""
+    return tuple(n for n in BACKENDS if n not in CLOSED_LOOP_ONLY)
+
+
+CLOSED_LOOP_ONLY = ("lava-fused",)
+"""backends that run decisions only (no open-loop recording)"""
+
+
+def check_open_loop_backend(name: str) -> str:
+    """``name`` if it is a backend (or alias) that records open-loop runs; one error otherwise."""
+    if not isinstance(name, str) or ALIASES.get(name, name) not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; the backends are {', '.join(BACKENDS)}"
+                          f" (aliases: {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})")
+    if ALIASES.get(name, name) in CLOSED_LOOP_ONLY:
+        raise ConfigError(f"backend {name!r} runs closed loop only (decisions, `spikeloop run`); open-loop "
+                          f"simulation takes one of {', '.join(open_loop_names())}")
+    return name
 
 
 def make_backend(name: str, plan: NetworkPlan, precision: str, fixed: FixedPlan | None = None,
@@ -118,6 +138,29 @@ class Recording:
     """steps by which each population runs behind the input (0 in the graph's own time)"""
 
 
+MAX_DECAY = 2.0
+"""the largest per-step decay ``dt/tau`` whose forward-Euler update does not diverge: ``|1 - d| <= 1``"""
+
+
+def check_stable(plan: NetworkPlan) -> None:
+    """Refuse a plan whose state would grow without bound (a time constant below ``dt/2``).
+
+    The compiler accepts such a graph (the peer importer warns that ``dt`` may be wrong, and
+    ``inspect`` shows it); running it would only produce infinities, on every backend.
+    """
+    from spikeloop.core.neuron import first_offender
+
+    for p in plan.populations:
+        for what, d in (("du", p.du), ("dv", p.dv)):
+            d = np.asarray(d, dtype=np.float64)
+            if np.any(d > MAX_DECAY):
+                raise ConfigError(
+                    f"population {p.name!r}: decay {what} = dt/tau = {first_offender(d, d <= MAX_DECAY)} at "
+                    f"dt = {plan.dt_s:g} s makes forward Euler diverge (|1 - {what}| > 1: the state grows "
+                    "without bound). Pass the dt the model was trained with (--dt) or check the exporter's "
+                    "time units")
+
+
 class PlanBackend:
     """What every plan backend shares: precision, registers, window, codec, lifecycle.
 
@@ -145,6 +188,7 @@ class PlanBackend:
                 "timesteps (recurrent or delayed); deploying them with a state reset per decision window "
                 "is not supported (Lava's Dense buffers are not reset). Run such graphs open loop "
                 "(windowed=False, `spikeloop simulate`)")
+        check_stable(plan)
         self.plan, self.precision, self.windowed = plan, precision, windowed
         self.fixed = fixed if fixed is not None or precision == FLOAT_PRECISION else quantize_plan(plan)
         # Closed loop needs the encoding and a decoding that fits the output; refuse before

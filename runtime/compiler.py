@@ -33,10 +33,11 @@ import numpy as np
 import torch
 
 from spikeloop.core.errors import NIRValidationError
-from spikeloop.core.nir_io import check_finite, flatten_graph, graph_meta, node_params
+from spikeloop.core.metadata import check_T
+from spikeloop.core.nir_io import check_finite, check_graph, flatten_graph, graph_meta
 from spikeloop.runtime.plan import INPUT, Connection, NetworkPlan, Population
 from spikeloop.core.graphs import graph_order
-from spikeloop.core.neuron import HARD, RESET_MODES, neuron_fault
+from spikeloop.core.neuron import HARD, RESET_MODES, first_offender, neuron_fault
 
 NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.Threshold)
 OP_TYPES = (nir.Linear, nir.Affine, nir.Scale, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Flatten,
@@ -71,6 +72,37 @@ def _scalar_vth(name, v_threshold):
     if vth[0] <= 0:
         raise NIRValidationError(f"node {name!r}: v_threshold must be positive, got {vth[0]:g}")
     return float(vth[0])
+
+
+TIME_CONSTANTS = ("tau", "tau_syn", "tau_mem")
+MAX_UNROLLED = 50_000_000
+"""the most entries of the dense matrix a convolution or pooling node is unrolled into"""
+
+
+def _dense(m, size: int, node: str = "", source: str = "graph") -> np.ndarray:
+    """A composed map as a matrix: ``None`` (the identity, kept lazy) becomes ``eye(size)``,
+    refused past :data:`MAX_UNROLLED` entries so that a huge input never allocates one."""
+    if m is not None:
+        return m
+    if size * size > MAX_UNROLLED:
+        raise NIRValidationError(f"{source}: node {node!r} takes {size:,} inputs one to one; as a dense "
+                                 f"connection that is {size * size:,} entries, more than the limit "
+                                 f"{MAX_UNROLLED:,}")
+    return np.eye(size)
+
+
+def _check_neuron(name: str, node) -> None:
+    """Time constants of a neuron node are positive seconds (a short one compiles: the peer
+    importer warns about it, and every backend refuses a decay that diverges)."""
+    for field in TIME_CONSTANTS:
+        if not hasattr(node, field):
+            continue
+        tau = _arr(getattr(node, field))
+        if tau.size == 0:
+            raise NIRValidationError(f"node {name!r}: {field!r} holds no values")
+        if np.any(tau <= 0):
+            raise NIRValidationError(f"node {name!r}: {field!r} must be a positive time constant in seconds, "
+                                     f"got {first_offender(tau, tau > 0)}")
 
 
 def _lif(name, n: nir.LIF, dt):
@@ -210,7 +242,12 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
     ``dt_s`` (seconds per step) overrides the graph's own. ``reset`` overrides the reset mode of every spiking population ('hard' or 'soft');
     otherwise a node's ``metadata['reset']``, then the graph's spikeloop metadata, decide.
     """
+    check_graph(graph, source)
     meta = graph_meta(graph, dt_s, source)
+    try:
+        T = check_T(T, "T")
+    except NIRValidationError as e:
+        raise NIRValidationError(f"{source}: {e}") from None
     check_finite(graph, source)
     nodes, edges = flatten_graph(graph, source)
     for name, node in nodes.items():
@@ -231,7 +268,18 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
     except ValueError as e:
         raise NIRValidationError(f"{source}: {e}") from e
     position = {n: i for i, n in enumerate(order)}
-    neurons = {k: NEURONS[type(v)](k, v, meta.dt_s) for k, v in nodes.items() if type(v) in NEURONS}
+    neurons = {}
+    for k, v in nodes.items():
+        if type(v) in NEURONS:
+            try:
+                _check_neuron(k, v)
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    neurons[k] = NEURONS[type(v)](k, v, meta.dt_s)
+            except NIRValidationError as e:
+                raise NIRValidationError(f"{source}: {e}") from None
+            except (ValueError, TypeError) as e:  # parameters that do not broadcast against each other
+                raise NIRValidationError(f"{source}: node {k!r} ({type(v).__name__}): malformed parameters "
+                                         f"({e})") from None
     for k, nrn in neurons.items():
         kind = type(nodes[k]).__name__
         fault = None if kind == "Threshold" else neuron_fault(kind, nrn.du, nrn.dv, nrn.vth, overshoot=True)
@@ -239,6 +287,11 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
             raise NIRValidationError(f"{source}: node {k!r}: {fault} (du = dt/tau_syn, dv = dt/tau_mem at "
                                      f"dt = {meta.dt_s:g} s)")
     in_shape = _shape(nodes[inp].input_type["input"])
+    if not in_shape or any(n < 1 for n in in_shape):
+        raise NIRValidationError(f"{source}: the Input node {inp!r} has shape {in_shape}; it needs positive sizes")
+    if meta.encoding is not None and len(meta.encoding.mean) != int(np.prod(in_shape)):
+        raise NIRValidationError(f"{source}: the input encoding normalizes {len(meta.encoding.mean)} values, "
+                                 f"but the graph's input takes {int(np.prod(in_shape))}")
     shapes = _infer_shapes(nodes, pred, order, position, inp, in_shape, neurons, meta.dt_s, source)
 
     # Linear nodes are instantaneous: compose them, in the order of their own graph, into
@@ -259,9 +312,8 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
         size = sizes.pop()
         acc, const, names = {}, None, {}
         for p in srcs:
-            for key, m in maps[p].items():
-                m = np.eye(size) if m is None else m
-                acc[key] = acc[key] + m if key in acc else m
+            for key, m in maps[p].items():  # None is the identity, kept lazy until a sum needs it
+                acc[key] = _dense(acc[key], size) + _dense(m, size) if key in acc else m
                 names[key] = tuple(dict.fromkeys(names.get(key, ()) + via[p][key]))
             if consts[p] is not None:
                 const = consts[p] if const is None else const + consts[p]
@@ -269,16 +321,16 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
 
     for node in _op_order(ops, pred, source):
         acc, const, shape_in, names = gather(node)
-        m, bias, out_shape, delay = _op(node, nodes[node], shape_in, meta.dt_s, source)
+        m, bias, out_shape, delay = _safe_op(node, nodes[node], shape_in, meta.dt_s, source)
         out, out_via = {}, {}
         for (src, d), mm in acc.items():
             if delay is None:
-                out[(src, d)] = mm if m is None else m @ mm
+                out[(src, d)] = mm if m is None else (m if mm is None else m @ mm)
                 out_via[(src, d)] = names[(src, d)] + (node,)
             else:  # per-element delays split the map by delay value
                 for steps in np.unique(delay):
                     key = (src, d + int(steps))
-                    part = (delay == steps).astype(np.float64)[:, None] * mm
+                    part = (delay == steps).astype(np.float64)[:, None] * _dense(mm, len(delay))
                     out[key] = out[key] + part if key in out else part
                     out_via[key] = tuple(dict.fromkeys(out_via.get(key, ()) + names[(src, d)] + (node,)))
         if delay is not None and const is not None and np.any(const) and np.any(delay):
@@ -303,7 +355,8 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
                                      f"{name!r} has {int(np.prod(nrn.shape))} neurons, {pred[name][0]!r} "
                                      f"gives shape {shape_in}")
         incoming[name] = {
-            (src, d + (d == 0 and src != INPUT and position[src] >= position[name])): (m, names[(src, d)])
+            (src, d + (d == 0 and src != INPUT and position[src] >= position[name])):
+                (_dense(m, int(np.prod(shape_in)), name, source), names[(src, d)])
             for (src, d), m in acc.items()}
         if const is not None:
             incoming_bias[name] = const
@@ -353,10 +406,45 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
     window = T if T is not None else meta.T
     try:
         return NetworkPlan(int(np.prod(in_shape)), [populations[k] for k in order if k in populations],
-                           connections, out_src[0], meta.dt_s, int(window) if window else 1, meta.encoding,
+                           connections, out_src[0], meta.dt_s, 1 if window is None else window, meta.encoding,
                            meta.decoding, input_shape=in_shape)
     except NIRValidationError as e:
         raise NIRValidationError(f"{source}: {e}") from None
+
+
+def _safe_op(name: str, node, in_shape: tuple, dt: float, source: str, shape_only: bool = False):
+    """:func:`_op` with its parameters checked: a malformed node is one error naming it."""
+    kind = type(node).__name__
+    if isinstance(node, (nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)):
+        ints = ("stride", "dilation", "groups") if isinstance(node, nir.Conv2d) else ("kernel_size", "stride")
+        for f in ints:
+            a = np.asarray(getattr(node, f))
+            if a.dtype.kind not in "iuf" or a.size == 0 or np.any(a < 1) or np.any(a != np.rint(a)):
+                raise NIRValidationError(f"{source}: node {name!r} ({kind}) field {f!r} must hold positive "
+                                         f"integers, got {a.tolist()}")
+        pad = getattr(node, "padding")
+        if not isinstance(pad, str):
+            a = np.asarray(pad)
+            if a.dtype.kind not in "iuf" or a.size == 0 or np.any(a < 0) or np.any(a != np.rint(a)):
+                raise NIRValidationError(f"{source}: node {name!r} ({kind}) field 'padding' must hold "
+                                         f"non-negative integers, got {a.tolist()}")
+    if isinstance(node, OP_TYPES) and not isinstance(node, (nir.Linear, nir.Affine, nir.Scale, nir.Flatten,
+                                                             nir.Delay)) and not shape_only:
+        n_in = int(np.prod(in_shape))
+        out_shape = _safe_op(name, node, in_shape, dt, source, shape_only=True)[2]
+        entries = max(n_in * n_in, n_in * int(np.prod(out_shape)))
+        if entries > MAX_UNROLLED:
+            raise NIRValidationError(
+                f"{source}: node {name!r} ({kind}) on an input of {n_in:,} values would unroll into a dense "
+                f"matrix of {entries:,} entries, more than the limit {MAX_UNROLLED:,} (spikeloop's compiler "
+                "unrolls convolutions and pooling into Dense connections)")
+    try:
+        return _op(name, node, in_shape, dt, source, shape_only)
+    except NIRValidationError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, ZeroDivisionError) as e:
+        raise NIRValidationError(f"{source}: node {name!r} ({kind}) on an input of shape {in_shape}: "
+                                 f"{type(e).__name__}: {e}") from None
 
 
 def _infer_shapes(nodes, pred, order, position, inp, in_shape, neurons, dt, source) -> dict:
@@ -384,7 +472,7 @@ def _infer_shapes(nodes, pred, order, position, inp, in_shape, neurons, dt, sour
         elif src_shape is None:
             raise NIRValidationError(f"{source}: node {n!r} is not reachable from the input")
         else:
-            shapes[n] = _op(n, nodes[n], src_shape, dt, source, shape_only=True)[2]
+            shapes[n] = _safe_op(n, nodes[n], src_shape, dt, source, shape_only=True)[2]
     return shapes
 
 

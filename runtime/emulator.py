@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikeloop.runtime.backends import (FIXED_PRECISION, FLOAT_PRECISION, PRECISIONS, PlanBackend,  # noqa: F401
-                                        Recording)
+from spikeloop.runtime.backends import FIXED_PRECISION, FLOAT_PRECISION, PlanBackend, Recording
 from spikeloop.runtime.counters import OpCounts, fanout, neuron_activity, synops
 from spikeloop.runtime.fixed_point import LOIHI, FixedPlan, dense_accumulate
 from spikeloop.runtime.plan import INPUT, STREAM_INTERVAL, NetworkPlan

@@ -178,8 +178,10 @@ def _decay_register(name: str, what: str, d: np.ndarray, offset: int,
     population); they are kept per neuron, never replaced by one of them.
     """
     d = np.asarray(d, dtype=np.float64).reshape(-1)
-    reg = np.rint(d * DECAY_UNITY).astype(np.int64) - offset
-    bad = (reg < 0) | (reg > top)
+    with np.errstate(over="ignore", invalid="ignore"):
+        regf = np.rint(d * DECAY_UNITY) - offset
+    bad = ~np.isfinite(regf) | (regf < 0) | (regf > top)
+    reg = np.where(bad, 0, regf).astype(np.int64)
     if np.any(bad):
         i = int(np.flatnonzero(bad)[0])
         lo, hi = offset / DECAY_UNITY, (top + offset) / DECAY_UNITY
@@ -211,7 +213,10 @@ def _state_bound(plan: NetworkPlan, name: str, src_max: dict[str, float]) -> tup
 
 def threshold_register(name: str, vth: float, scale: float) -> int:
     """The 17-bit threshold mantissa of ``vth`` on ``scale`` (``vth_17bit << 6 == scale * vth``)."""
-    reg = int(round(scale * vth / (1 << VTH_SHIFT)))
+    value = scale * vth / (1 << VTH_SHIFT)
+    if not np.isfinite(value):
+        raise QuantizationError(f"population {name!r}: threshold {vth:g} on scale {scale:g} is not finite")
+    reg = int(round(value))
     if not 1 <= reg <= VTH_MANT_MAX:
         raise QuantizationError(f"population {name!r}: threshold {vth:g} maps to {reg}, outside the "
                                 f"17-bit register [1, {VTH_MANT_MAX}]")
@@ -246,13 +251,22 @@ def quantize_plan(plan: NetworkPlan) -> FixedPlan:
         if bmax > 0:
             limits.append((BIAS_MANT_MAX << BIAS_EXP_MAX) / bmax)
         sigma_max = min(limits)
+        if not incoming or all(not np.any(c.weight) for c in incoming):
+            raise QuantizationError(
+                f"population {p.name!r}: every incoming weight is 0 (no non-zero connection reaches it); "
+                "fixed point chooses the population's scale from its incoming weights, so it cannot be "
+                "quantized. Remove the population or train its weights")
         primary = max(incoming, key=lambda c: np.abs(c.weight).max() / src_scale[c.src])
         wmax = float(np.abs(primary.weight).max())
-        if wmax == 0:
-            raise QuantizationError(f"population {p.name!r}: all incoming weights of {primary.name!r} are 0")
         # scale(exp) = src * 127 * 2^(exp+7) / wmax; take the largest exponent that fits.
-        base = src_scale[primary.src] * WEIGHT_LEVELS * 2.0 ** 7 / wmax
-        exp = int(np.floor(np.log2(sigma_max / base)))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            base = src_scale[primary.src] * WEIGHT_LEVELS * 2.0 ** 7 / wmax
+            ratio = np.log2(sigma_max / base) if base > 0 else np.nan
+        if not (np.isfinite(ratio) and np.isfinite(sigma_max) and sigma_max > 0):
+            raise QuantizationError(
+                f"population {p.name!r}: no register scale fits (max |w| = {wmax:g}, threshold "
+                f"{p.vth!r}, max |bias| = {bmax:g}): the values span more than Loihi's registers represent")
+        exp = int(np.floor(ratio))
         exp = min(exp, WEIGHT_EXP_RANGE[1])
         if exp < WEIGHT_EXP_RANGE[0]:
             raise QuantizationError(

@@ -43,7 +43,7 @@ import numpy as np
 
 from spikeloop.core.errors import ConfigError, NIRValidationError
 from spikeloop.core.metadata import GraphMeta
-from spikeloop.core.nir_io import read_graph
+from spikeloop.core.nir_io import check_nir_file, read_graph, read_metadata
 from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.plan import NetworkPlan
 from spikeloop.core.neuron import SOFT
@@ -94,7 +94,13 @@ class PeerImport:
 
 def read_peer_graph(path: str | Path) -> tuple[nir.NIRGraph, list[PeerWarning]]:
     """Read a NIR file; a graph failing only NIR's type check (Norse keeps the batch
-    dimension in Input/Output shapes) is read without it, with a warning."""
+    dimension in Input/Output shapes) is read without it, with a warning.
+
+    The file is checked as HDF5 and its spikeloop metadata parsed first, so that the
+    lenient reading never sees a malformed file.
+    """
+    check_nir_file(path)
+    read_metadata(path)
     try:
         return read_graph(path), []
     except NIRValidationError as e:

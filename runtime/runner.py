@@ -17,7 +17,6 @@ from spikeloop.core.backend import Backend
 from spikeloop.core.coding import greedy_action
 from spikeloop.core.envs import make_env
 from spikeloop.core.errors import ConfigError, RuntimeMismatchError
-from spikeloop.runtime.backends import HostCodec  # noqa: F401  (the host codec's old home)
 from spikeloop.runtime.counters import OpCounts
 
 

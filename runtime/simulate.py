@@ -10,12 +10,13 @@ the record.
 """
 from __future__ import annotations
 
+import tokenize
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from spikeloop.core.errors import ConfigError
-from spikeloop.runtime.backends import PRECISIONS, make_backend
+from spikeloop.runtime.backends import PRECISIONS, check_open_loop_backend, make_backend
 from spikeloop.runtime.fixed_point import FixedPlan
 from spikeloop.runtime.plan import NetworkPlan
 
@@ -43,26 +44,99 @@ class SimulationResult:
         return out
 
 
-def input_payload(plan: NetworkPlan, inputs: np.ndarray, precision: str) -> np.ndarray:
-    """What the host injects per step: the inputs, or their integer payloads in fixed point."""
-    x = np.asarray(inputs, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] != plan.input_size:
-        raise ConfigError(f"input must be (timesteps, {plan.input_size}), got shape {x.shape}")
+MAX_STEPS = 1_000_000
+"""the most timesteps one open-loop simulation runs (every neuron is recorded at every step)"""
+
+
+def _describe(a) -> str:
+    kind = getattr(getattr(a, "dtype", None), "kind", None)
+    return {"U": "strings", "S": "strings", "O": "Python objects", "c": "complex numbers",
+            "V": "records", "M": "dates", "m": "time spans"}.get(kind, f"values of type {type(a).__name__}")
+
+
+def check_inputs(plan: NetworkPlan, inputs, source: str = "input") -> np.ndarray:
+    """``inputs`` as a ``(timesteps, plan.input_size)`` float array, or one error naming ``source``.
+
+    Refused: no array, a 0-d array, no timesteps, more than :data:`MAX_STEPS`, values that
+    are not real numbers (strings, objects, complex), a row width other than the graph's
+    input, NaN or inf.
+    """
+    a = inputs if isinstance(inputs, np.ndarray) else None
+    if a is None:
+        try:
+            a = np.asarray(inputs)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{source}: not an array of numbers ({e})") from None
+    if a.dtype.kind not in "biuf":
+        raise ConfigError(f"{source}: holds {_describe(a)}, not numbers (dtype {a.dtype})")
+    if a.ndim == 0:
+        raise ConfigError(f"{source}: a 0-d array (shape ()), not one row per timestep; the input must be "
+                          f"(timesteps, {plan.input_size})")
+    if a.shape[0] == 0:
+        raise ConfigError(f"{source}: holds no timesteps (shape {a.shape}); the input must be "
+                          f"(timesteps, {plan.input_size})")
+    if a.shape[0] > MAX_STEPS:
+        raise ConfigError(f"{source}: {a.shape[0]} timesteps, more than the limit {MAX_STEPS} of one "
+                          "open-loop simulation (spikeloop.runtime.simulate.MAX_STEPS); split the input")
+    width = int(np.prod(a.shape[1:])) if a.ndim > 1 else 1
+    if width != plan.input_size:
+        raise ConfigError(f"{source}: shape {a.shape} gives {width} value(s) per timestep; the graph's input "
+                          f"takes {plan.input_size} (shape (timesteps, {plan.input_size}))")
+    x = a.reshape(a.shape[0], width).astype(np.float64)
     if not np.all(np.isfinite(x)):
-        raise ConfigError("input contains NaN or inf")
+        t, j = (int(i[0]) for i in np.nonzero(~np.isfinite(x)))
+        raise ConfigError(f"{source}: contains NaN or inf (timestep {t}, value {j}: {x[t, j]})")
+    return x
+
+
+def read_inputs(path, plan: NetworkPlan) -> np.ndarray:
+    """The ``.npy`` file at ``path`` as simulation inputs (see :func:`check_inputs`); errors name the file."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a .npy file")
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such .npy file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+            f.seek(0)
+            if magic[:2] == b"PK":
+                raise ConfigError(f"{path}: is a .npz archive (zip), not a .npy array; save one array with "
+                                  "numpy.save")
+            if magic != b"\x93NUMPY":
+                raise ConfigError(f"{path}: not a .npy file (no NumPy header); save the array with numpy.save")
+            a = np.load(f, allow_pickle=False, mmap_mode=None)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise ConfigError(f"{path}: holds Python objects, which would need pickle (never loaded); save "
+                              "an array of numbers") from None
+        raise ConfigError(f"{path}: cannot read a .npy array ({e})") from None
+    except (OSError, EOFError, MemoryError, SyntaxError, tokenize.TokenError) as e:
+        # numpy parses a damaged header with the tokenizer and literal_eval: their errors are the file's
+        raise ConfigError(f"{path}: cannot read a .npy array (damaged header: {e})") from None
+    return check_inputs(plan, a, str(path))
+
+
+def input_payload(plan: NetworkPlan, inputs: np.ndarray, precision: str, source: str = "input") -> np.ndarray:
+    """What the host injects per step: the inputs, or their integer payloads in fixed point."""
+    x = check_inputs(plan, inputs, source)
     if precision != "fixed":
         return x
     scale = plan.encoding.scale if plan.input_graded else 1.0
     payload = x * scale
     if not np.allclose(payload, np.rint(payload), atol=1e-9):
-        raise ConfigError("fixed-point simulation needs inputs on the payload grid: binary spikes "
+        raise ConfigError(f"{source}: fixed-point simulation needs inputs on the payload grid: binary spikes "
                           "(0/1) for a graph without a spikeloop input encoding, or multiples of "
                           f"1/{scale:g} for one with it")
     return np.rint(payload).astype(np.int64)
 
 
 def simulate(plan: NetworkPlan, inputs: np.ndarray, backend: str = "emulator", precision: str = "float",
-             fixed: FixedPlan | None = None) -> SimulationResult:
+             fixed: FixedPlan | None = None, source: str = "input") -> SimulationResult:
     """Run ``plan`` open loop on ``inputs`` (timesteps, input_size); see the module docstring.
 
     ``backend`` is a registered name (or an old alias); ``fixed`` the fixed-point
@@ -70,7 +144,8 @@ def simulate(plan: NetworkPlan, inputs: np.ndarray, backend: str = "emulator", p
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be 'float' or 'fixed', got {precision!r}")
-    x = input_payload(plan, inputs, precision)
+    check_open_loop_backend(backend)
+    x = input_payload(plan, inputs, precision, source)
     runner = make_backend(backend, plan, precision, fixed, windowed=False)
     rec = runner.record(x)
     n = len(x)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -39,11 +38,11 @@ def _print_summary(run_dir: Path, report: dict) -> None:
 
 
 def cmd_train(args) -> int:
+    from spikeloop.core.artifacts import check_output_dir
     from spikeloop.pipeline import train_stage
 
+    run_dir = check_output_dir(args.out)
     agent, cfg = O.agent_config(args)
-    run_dir = Path(args.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
     res = train_stage(run_dir, agent, cfg, progress=not args.quiet)
     print(f"best greedy eval return {res.best_eval:.1f} after {res.steps} steps; "
           f"wrote {run_dir / 'policy.safetensors'}")
@@ -51,16 +50,21 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from spikeloop.core.artifacts import check_output_file
     from spikeloop.pipeline import POLICY_CKPT, export_stage
 
     src = O.in_run_folder(args.checkpoint, POLICY_CKPT)
     if args.format == "netx":
+        out = Path(args.out) if args.out else src.parent / "policy.net"
+        check_output_file(out)
         if src.suffix == ".nir":
+            from spikeloop.core.nir_io import check_nir_file
             from spikeloop.runtime.netx import export_netx
 
-            res = export_netx(src, args.out)
+            check_nir_file(src)
+            res = export_netx(src, out)
         else:
-            res = export_stage(src.parent, args.dt_s, checkpoint=src, out=args.out and Path(args.out), fmt="netx")
+            res = export_stage(src.parent, args.dt_s, checkpoint=src, out=out, fmt="netx")
         for note in res.notes:
             print(f"spikeloop export: warning: {note}", file=sys.stderr)
         print(f"wrote {res.path}")
@@ -72,55 +76,107 @@ def cmd_export(args) -> int:
 
 
 def cmd_run(args) -> int:
+    """Check every input (graph, checkpoint, environment, profiles, run folder), then evaluate,
+    then write the run folder's files at once."""
     import shutil
 
-    from spikeloop.core.errors import ConfigError
-    from spikeloop.core.metadata import GraphMeta
-    from spikeloop.pipeline import POLICY_NIR, build_report, energy_stage, evaluate_stage, write_report
-    from spikeloop.core.nir_io import read_graph
+    from spikeloop.core.artifacts import check_output_dir, write_files
+    from spikeloop.pipeline import (POLICY_CKPT, POLICY_NIR, build_report, check_pricing, energy_stage,
+                                    evaluate_stage, prepare_policy, report_files)
 
     nir_path = O.in_run_folder(args.policy, POLICY_NIR)
-    run_dir = Path(args.out) if args.out else nir_path.parent
-    run_dir.mkdir(parents=True, exist_ok=True)
-    meta = GraphMeta.from_nir_metadata(read_graph(nir_path).metadata, str(nir_path))
-    env_id = args.env or (meta.extra.get("env_id") if meta else None)
-    if not env_id:
-        raise ConfigError(f"{nir_path}: the graph names no environment; pass --env ENV_ID")
-    if (run_dir / POLICY_NIR).resolve() != nir_path.resolve():
-        shutil.copyfile(nir_path, run_dir / POLICY_NIR)  # the run folder holds what it reports on
+    run_dir = check_output_dir(Path(args.out) if args.out else nir_path.parent)
     cfg = O.eval_config(args)
-    evaluation = evaluate_stage(nir_path.parent, env_id, cfg, nir_path=nir_path, progress=not args.quiet)
+    check_pricing(cfg.profiles, cfg.baseline)
+    prepared = prepare_policy(nir_path, args.env, checkpoint=nir_path.parent / POLICY_CKPT)
+    env_id = prepared.env_id
+    evaluation = evaluate_stage(nir_path.parent, env_id, cfg, nir_path=nir_path, progress=not args.quiet,
+                                prepared=prepared)
     per_dec = evaluation["results"]["lava_fixed"].counts.per_decision()
     energy = energy_stage(evaluation["plan"], per_dec, cfg.profiles, cfg.baseline)
-    report = build_report(run_dir, env_id, evaluation, energy, None, cfg, _command_line())
-    write_report(run_dir, report)
+    same = (run_dir / POLICY_NIR).exists() and (run_dir / POLICY_NIR).resolve() == nir_path.resolve()
+    report = build_report(run_dir, env_id, evaluation, energy, None, cfg, _command_line(),
+                          checkpoint=(run_dir / POLICY_CKPT).exists())
+    files = report_files(report)
+    if not same:  # the run folder holds what it reports on
+        files = {POLICY_NIR: lambda p: shutil.copyfile(nir_path, p)} | files
+    write_files(run_dir, files)
     _print_summary(run_dir, report)
     return 0
 
 
-def cmd_energy(args) -> int:
+def read_run_report(run_dir: Path) -> tuple[Path, dict]:
+    """A run folder's ``report.json`` as a dict, or one error naming the file and the fault."""
     import json
 
     from spikeloop.core.errors import ConfigError
+    from spikeloop.pipeline import REPORT_JSON
+
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: not a run folder (no such directory)" if not run_dir.exists() else
+                          f"{run_dir}: not a run folder (it is a file); give the folder of a run")
+    rpath = run_dir / REPORT_JSON
+    if not rpath.is_file():
+        raise ConfigError(f"{rpath} not found; run `spikeloop run` or `spikeloop demo` first")
+    try:
+        text = rpath.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"{rpath}: cannot read the report ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{rpath}: not UTF-8 text (offset {e.start}); report.json is written by "
+                          "`spikeloop run`") from None
+    try:
+        report = json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{rpath}: not valid JSON (nested too deeply)") from None
+    except ValueError as e:
+        raise ConfigError(f"{rpath}: not valid JSON ({e})") from None
+    if not isinstance(report, dict):
+        raise ConfigError(f"{rpath}: a report is a JSON object, got a {type(report).__name__}")
+    return rpath, report
+
+
+def cmd_energy(args) -> int:
+    import tempfile
+
+    from spikeloop.core.artifacts import check_output_dir, write_files
+    from spikeloop.core.errors import ConfigError
     from spikeloop.core.nir_io import read_graph
     from spikeloop.hwprofiles import builtin_profiles
-    from spikeloop.pipeline import POLICY_NIR, REPORT_JSON, REPORT_MD, energy_stage, write_report
+    from spikeloop.hwprofiles.energy import check_counts
+    from spikeloop.pipeline import POLICY_NIR, REPORT_MD, check_pricing, energy_stage, report_files
     from spikeloop.plots import write_energy_figures
     from spikeloop.report import targets_text
     from spikeloop.runtime.compiler import plan_from_nir
 
     run_dir = Path(args.run)
-    rpath = run_dir / REPORT_JSON
-    if not rpath.is_file():
-        raise ConfigError(f"{rpath} not found; run `spikeloop run` or `spikeloop demo` first")
-    report = json.loads(rpath.read_text())
-    plan = plan_from_nir(read_graph(run_dir / POLICY_NIR), source=str(run_dir / POLICY_NIR))
+    rpath, report = read_run_report(run_dir)
+    if "counts_per_decision" not in report:
+        raise ConfigError(f"{rpath}: holds no 'counts_per_decision' (the measured counts to price); "
+                          "it was not written by `spikeloop run`")
+    nir_path = run_dir / POLICY_NIR
+    plan = plan_from_nir(read_graph(nir_path), source=str(nir_path))
+    check_counts(report["counts_per_decision"], str(rpath), [p.name for p in plan.populations],
+                 [c.name for c in plan.connections])
     profiles = args.profiles or builtin_profiles("neuromorphic")
+    check_pricing(profiles, args.baseline)
+    check_output_dir(run_dir)
     report["energy"] = energy_stage(plan, report["counts_per_decision"], profiles, args.baseline)
-    if args.plots:
-        report["energy"]["figures"] = write_energy_figures(run_dir, plan, report["energy"], report.get("env_id"),
-                                                           args.raster_seed)
-    write_report(run_dir, report)
+    with tempfile.TemporaryDirectory(prefix=".figures.", dir=run_dir) as stage:
+        files = {}
+        if args.plots:
+            report["energy"]["figures"] = figures = write_energy_figures(
+                Path(stage), plan, report["energy"], report.get("env_id"), args.raster_seed)
+            for key in ("breakdown", "raster"):
+                if key in figures:
+                    files[figures[key]] = (lambda src: lambda p: Path(p).write_bytes(src.read_bytes()))(
+                        Path(stage) / figures[key])
+        try:  # the rest of the report comes from the file: it must render before anything is written
+            rendered = report_files(report)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            field = f"field {e}" if isinstance(e, KeyError) else f"a malformed field ({type(e).__name__}: {e})"
+            raise ConfigError(f"{rpath}: cannot be rendered: missing or malformed {field}") from None
+        write_files(run_dir, files | rendered)
     print(f"energy per decision from {report.get('counts_source', 'the measured counts')}:\n")
     print(targets_text(report["energy"]))
     print(f"\nbreakdown, sources and mapping details: {run_dir / REPORT_MD}")
@@ -135,13 +191,14 @@ def cmd_fit(args) -> int:
     from spikeloop.pipeline import POLICY_NIR
     from spikeloop.runtime.compiler import plan_from_nir
 
+    profiles = [load_profile(name) for name in args.profiles]  # every input before any work
     nir_path = O.in_run_folder(args.policy, POLICY_NIR)
     graph = read_graph(nir_path)  # a dense graph is mapped from its compiled plan, a convolutional one from NIR
     plan = None if has_conv(graph, str(nir_path)) else plan_from_nir(graph, dt_s=args.dt_s, source=str(nir_path))
     net = layers_from_nir(graph, dt_s=args.dt_s, source=str(nir_path), plan=plan)
     failed = []
-    for name in args.profiles:
-        rep = check_fit(net, load_profile(name))
+    for prof in profiles:
+        rep = check_fit(net, prof)
         print(format_fit(rep) + "\n")
         failed += [rep] if rep.violations else []
     if failed:  # every violation of every profile, in one error
@@ -191,23 +248,35 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    """Check the output path, the graph, the backend and the input; simulate; write the .npz."""
     import numpy as np
 
-    from spikeloop.core.artifacts import atomic_path
-    from spikeloop.core.errors import ConfigError
-    from spikeloop.runtime.simulate import simulate
+    from spikeloop.core.artifacts import atomic_path, check_output_file
+    from spikeloop.core.errors import ConfigError, QuantizationError
+    from spikeloop.runtime.backends import check_open_loop_backend, check_stable
+    from spikeloop.runtime.fixed_point import quantize_plan
+    from spikeloop.runtime.simulate import read_inputs, simulate
 
+    out = check_output_file(args.out)
+    check_open_loop_backend(args.backend)
     _, plan, _ = _import_graph(args)
     try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{args.input}: cannot read a .npy array ({e})") from e
-    res = simulate(plan, x.reshape(len(x), -1), args.backend, args.precision)
-    with atomic_path(args.out) as tmp:
+        check_stable(plan)
+    except ConfigError as e:
+        raise ConfigError(f"{args.graph}: {e}") from None
+    fixed = None
+    if args.precision == "fixed":
+        try:
+            fixed = quantize_plan(plan)
+        except QuantizationError as e:
+            raise QuantizationError(f"{args.graph}: {e}") from None
+    x = read_inputs(args.input, plan)
+    res = simulate(plan, x, args.backend, args.precision, fixed=fixed, source=str(args.input))
+    with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **res.arrays())
     lat = ", ".join(f"{k} {v}" for k, v in res.latency.items())
-    print(f"wrote {args.out}: {len(x)} timesteps, {args.backend} {args.precision}; "
+    print(f"wrote {out}: {len(x)} timesteps, {args.backend} {args.precision}; "
           f"Lava pipeline latency removed per node (steps): {lat}")
     return 0
 
@@ -297,7 +366,8 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
     O.add_baseline(p)
     p.add_argument("--plots", default=True, action=argparse.BooleanOptionalAction,
                    help="write energy_breakdown.png and raster.png (one episode) into the run folder")
-    p.add_argument("--raster-seed", type=int, default=1000, help="reset seed of the raster's episode")
+    p.add_argument("--raster-seed", type=O.seed_int, default=1000,
+                   help="reset seed of the raster's episode (a non-negative integer)")
     p.set_defaults(func=cmd_energy)
 
     p = sub.add_parser("fit", help="check that a NIR policy fits a chip's limits and show its placement",
@@ -312,21 +382,36 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status.
+
+    SIGINT, SIGTERM and SIGHUP stop any command the same way (``spikeloop.core.signals``): every
+    runtime is stopped, one line is printed, and the status is 128 + the signal (130, 143,
+    129); a second signal meanwhile changes nothing. Called as the program (no ``argv``),
+    a process stopped by a signal ignores further ones until it has exited.
+    """
+    from spikeloop.core import signals
+
+    program = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        parser = build_parser(O.preparse_agent(argv))
-    except SpikeloopError as e:
-        print(f"spikeloop: error: {e}", file=sys.stderr)
-        return 2
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except SpikeloopError as e:
-        print(f"spikeloop {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"spikeloop {args.command}: interrupted", file=sys.stderr)
-        return 130
+    name = "spikeloop"
+    with signals.handled():
+        try:
+            try:
+                parser = build_parser(O.preparse_agent(argv))
+            except SpikeloopError as e:
+                print(f"spikeloop: error: {e}", file=sys.stderr)
+                return 2
+            args = parser.parse_args(argv)
+            name = f"spikeloop {args.command}"
+            return args.func(args)
+        except SpikeloopError as e:
+            print(f"{name}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as e:
+            if program:
+                signals.ignore_until_exit()
+            signals.say(f"{name}: {signals.describe(e)}")
+            return signals.exit_status(e)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,28 @@ def positive_seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, got {text}")
     return value
+
+
+def _whole(text: str, lo: int, rule: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < lo:
+        raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count: a whole number >= 1."""
+    return _whole(text, 1, "must be a positive integer")
+
+
+def seed_int(text: str) -> int:
+    """argparse type of a reset seed: a whole number >= 0 (gymnasium refuses negative seeds)."""
+    return _whole(text, 0, "a seed must be a non-negative integer")
 
 
 def profile_list(text: str) -> list[str]:
@@ -68,8 +88,10 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
 
 def add_eval(p: argparse.ArgumentParser) -> None:
     """How a compiled policy is evaluated closed loop and priced (``run`` and ``demo``)."""
-    p.add_argument("--episodes", type=int, default=20, help="closed-loop episodes per backend (default: 20)")
-    p.add_argument("--eval-seed", type=int, default=1000, help="episode i starts from reset(seed + i)")
+    p.add_argument("--episodes", type=positive_int, default=20,
+                   help="closed-loop episodes per backend (default: 20)")
+    p.add_argument("--eval-seed", type=seed_int, default=1000,
+                   help="episode i starts from reset(seed + i) (a non-negative integer)")
     from spikeloop.runtime.backends import LAVA_MAPPINGS
 
     p.add_argument("--mapping", choices=tuple(LAVA_MAPPINGS), default="fused",

@@ -12,9 +12,10 @@ from pathlib import Path
 
 
 from spikeloop import __version__
-from spikeloop.core.artifacts import write_json, write_text
+from spikeloop.core.artifacts import (check_output_dir, check_output_file, json_text, write_files, write_json,
+                                      write_text)
 from spikeloop.core.config_io import write_toml
-from spikeloop.core.errors import ConfigError
+from spikeloop.core.errors import ConfigError, ExportError, SpikeloopError
 
 POLICY_CKPT, POLICY_NIR, REPORT_JSON, REPORT_MD, CONFIG = (
     "policy.safetensors", "policy.nir", "report.json", "report.md", "config.toml")
@@ -33,6 +34,27 @@ class EvalConfig:
     check_emulator: bool = True
     """step the bit-exact emulator beside Lava fixed point and stop on any difference"""
 
+    def __post_init__(self):
+        from spikeloop.runtime.backends import LAVA_MAPPINGS
+
+        def integer(name: str, lo: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
+
+        integer("episodes", 1)
+        integer("seed", 0)
+        if not isinstance(self.mapping, str) or self.mapping not in LAVA_MAPPINGS:
+            raise ConfigError(f"mapping must be one of {tuple(LAVA_MAPPINGS)}, got {self.mapping!r}")
+        if not isinstance(self.profiles, (list, tuple)) or not self.profiles or not all(
+                isinstance(p, (str, Path)) and str(p) for p in self.profiles):
+            raise ConfigError(f"profiles must name at least one profile, got {self.profiles!r}")
+        self.profiles = list(self.profiles)
+        if not isinstance(self.baseline, (str, Path)) or not str(self.baseline):
+            raise ConfigError(f"baseline must name a conventional profile, got {self.baseline!r}")
+        if not isinstance(self.check_emulator, bool):
+            raise ConfigError(f"check_emulator must be true or false, got {self.check_emulator!r}")
+
 
 def _neuromorphic_profiles() -> list[str]:
     from spikeloop.hwprofiles import builtin_profiles
@@ -44,17 +66,26 @@ def train_stage(run_dir: Path, agent: str, cfg, progress: bool = True):
     """Train agent ``agent`` with ``cfg``; write its checkpoint, ``config.toml`` and ``training.json``.
 
     ``config.toml`` reads back: ``spikeloop train --config RUN/config.toml`` reproduces the run.
+    Nothing is written before training succeeded; then the three files at once
+    (:func:`~spikeloop.core.artifacts.write_files`).
     """
     from spikeloop.train.agents import get_agent
-    from spikeloop.train.checkpoint import save_policy
 
+    check_output_dir(run_dir)
     spec = get_agent(agent)
     result = spec.train(cfg, progress=progress)
-    training = {"best_eval": result.best_eval, "steps": result.steps, "seconds": result.seconds}
-    save_policy(run_dir / POLICY_CKPT, result.policy, {"training": training})
-    write_toml(run_dir / CONFIG, {"agent": {"name": agent}, agent: asdict(cfg)})
-    write_json(run_dir / "training.json", {**training, "history": result.history})
+    write_files(run_dir, training_files(agent, cfg, result))
     return result
+
+
+def training_files(agent: str, cfg, result) -> dict:
+    """The writers of a training run's files: checkpoint, config and training record."""
+    from spikeloop.train.checkpoint import save_policy
+
+    training = {"best_eval": result.best_eval, "steps": result.steps, "seconds": result.seconds}
+    return {POLICY_CKPT: lambda p: save_policy(p, result.policy, {"training": training}),
+            CONFIG: lambda p: write_toml(p, {"agent": {"name": agent}, agent: asdict(cfg)}),
+            "training.json": lambda p: write_json(p, {**training, "history": result.history})}
 
 
 def read_config(path: Path) -> tuple[str, dict]:
@@ -65,7 +96,7 @@ def read_config(path: Path) -> tuple[str, dict]:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the config ({e.strerror or e})") from e
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ConfigError(f"{path}: not a valid TOML file ({e})") from e
     agent = data.get("agent", {}).get("name") if isinstance(data.get("agent"), dict) else None
     if agent is None and list(data) == ["dqn"]:  # run folders written before agents were registered
@@ -85,38 +116,41 @@ def export_stage(run_dir: Path, dt_s: float = 1e-3, checkpoint: Path | None = No
     from spikeloop.train.checkpoint import load_policy
 
     ckpt = checkpoint or run_dir / POLICY_CKPT
+    target = out or (ckpt.parent / "policy.net" if fmt == "netx" else run_dir / POLICY_NIR)
+    check_output_file(target)
     policy, _ = load_policy(ckpt)
-    graph = export_policy(policy, dt_s)
+    try:
+        graph = export_policy(policy, dt_s)
+    except ExportError as e:
+        raise ExportError(f"{ckpt}: {e}") from None
     if fmt == "netx":
         from spikeloop.runtime.netx import export_netx
 
-        return export_netx(ckpt, out or ckpt.parent / "policy.net", graph=graph)
-    return write_graph(out or run_dir / POLICY_NIR, graph)
+        return export_netx(ckpt, target, graph=graph)
+    return write_graph(target, graph)
 
 
 def evaluate_stage(run_dir: Path, env_id: str, cfg: EvalConfig, nir_path: Path | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, prepared: "PreparedPolicy | None" = None) -> dict:
     """Closed-loop returns in torch float, Lava float and Lava fixed; counts; energy.
 
     The Lava backend is the registered one of ``cfg.mapping``; Lava fixed point runs beside
-    the bit-exact emulator as its twin when ``cfg.check_emulator``.
+    the bit-exact emulator as its twin when ``cfg.check_emulator``. ``prepared`` is the
+    policy already read and checked (:func:`prepare_policy`); without it the graph is read
+    from ``nir_path`` (default ``run_dir/policy.nir``) and checked here.
     """
-    from spikeloop.core.nir_io import read_graph
     from spikeloop.runtime.backends import LAVA_MAPPINGS, make_backend
-    from spikeloop.runtime.compiler import plan_from_nir
-    from spikeloop.runtime.fixed_point import quantize_plan
     from spikeloop.runtime.runner import run_closed_loop
-    from spikeloop.train.checkpoint import load_policy
     from spikeloop.train.policy import TorchPolicy
 
     if cfg.mapping not in LAVA_MAPPINGS:
         raise ConfigError(f"mapping must be one of {tuple(LAVA_MAPPINGS)}, got {cfg.mapping!r}")
     lava = LAVA_MAPPINGS[cfg.mapping]
-    nir_path = nir_path or run_dir / POLICY_NIR
-    plan = plan_from_nir(read_graph(nir_path), source=str(nir_path))
-    fixed = quantize_plan(plan)
-    ckpt = run_dir / POLICY_CKPT
-    torch_model = TorchPolicy(load_policy(ckpt)[0]) if ckpt.exists() else None
+    if prepared is None:
+        nir_path = nir_path or run_dir / POLICY_NIR
+        prepared = prepare_policy(nir_path, env_id, checkpoint=run_dir / POLICY_CKPT)
+    plan, fixed = prepared.plan, prepared.fixed
+    torch_model = None if prepared.policy is None else TorchPolicy(prepared.policy)
     common = dict(env_id=env_id, episodes=cfg.episodes, seed=cfg.seed, progress=progress)
     results = {}
     if torch_model is not None:
@@ -134,21 +168,17 @@ def energy_stage(plan, counts_per_decision: dict, profiles: list[str], baseline:
     Each target also carries its mapping check (does it fit, cores, utilisation) and the
     profile's reference figures; ``neurobench`` holds the NeuroBench-convention counts.
     """
-    from spikeloop.hwprofiles import (NetworkShape, load_profile, price_dense_baseline,
-                                      price_neuromorphic)
+    from spikeloop.hwprofiles import NetworkShape, price_dense_baseline, price_neuromorphic
     from spikeloop.hwprofiles.energy import neurobench_counts
     from spikeloop.hwprofiles.fit import check_fit, layers_from_plan
 
     shape = NetworkShape.of(plan)
-    host = load_profile(baseline)
+    host = load_baseline(baseline)
     net = layers_from_plan(plan, "policy.nir")
     out = {"baselines": {p: price_dense_baseline(shape, host, p).to_dict() for p in ("fp32", "int8")},
            "targets": {}, "baseline_profile": host.name}
     for name in profiles:
-        prof = load_profile(name)
-        if prof.kind != "neuromorphic":
-            raise ConfigError(f"{name} is a conventional profile: it prices the dense-ANN baseline "
-                              f"(--baseline {name}), not a neuromorphic target")
+        prof = load_target(name)
         rep = price_neuromorphic(counts_per_decision, shape, prof, host).to_dict()
         rep["ratio_vs_dense_fp32"] = _ratio(rep["total_J"], out["baselines"]["fp32"]["total_J"])
         rep["ratio_vs_dense_int8"] = _ratio(rep["total_J"], out["baselines"]["int8"]["total_J"])
@@ -169,8 +199,12 @@ def _ratio(a, b):
 
 
 def build_report(run_dir: Path, env_id: str, evaluation: dict, energy: dict, training: dict | None,
-                 cfg: EvalConfig, command: str) -> dict:
+                 cfg: EvalConfig, command: str, checkpoint: bool | None = None) -> dict:
+    """The report of a run; ``checkpoint`` says whether the run folder holds the checkpoint
+    (default: whether it does now)."""
     plan, fixed, results = evaluation["plan"], evaluation["fixed"], evaluation["results"]
+    if checkpoint is None:
+        checkpoint = (Path(run_dir) / POLICY_CKPT).exists()
     fixed_res = results["lava_fixed"]
     per_dec = fixed_res.counts.per_decision()
     return {
@@ -180,7 +214,7 @@ def build_report(run_dir: Path, env_id: str, evaluation: dict, energy: dict, tra
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine()},
         "env_id": env_id,
-        "policy": {"nir": POLICY_NIR, "checkpoint": POLICY_CKPT if (run_dir / POLICY_CKPT).exists() else None,
+        "policy": {"nir": POLICY_NIR, "checkpoint": POLICY_CKPT if checkpoint else None,
                    "layers": [plan.input_size] + [p.size for p in plan.populations],
                    "populations": {p.name: {"kind": p.kind, "size": p.size, "spiking": p.spiking}
                                    for p in plan.populations},
@@ -207,24 +241,168 @@ def _acceptance(env_id: str, fixed_res) -> dict:
             "met": None if target is None else bool(fixed_res.mean_return >= target)}
 
 
-def write_report(run_dir: Path, report: dict) -> None:
+def report_files(report: dict) -> dict:
+    """The writers of a report's two files (the Markdown is rendered first: a fault writes nothing)."""
     from spikeloop.report import render_markdown
 
-    write_json(run_dir / REPORT_JSON, report)
-    write_text(run_dir / REPORT_MD, render_markdown(report))
+    md = render_markdown(report)
+    text = json_text(report)
+    return {REPORT_JSON: lambda p: write_text(p, text), REPORT_MD: lambda p: write_text(p, md)}
+
+
+def write_report(run_dir: Path, report: dict) -> None:
+    write_files(run_dir, report_files(report))
+
+
+# ----------------------------------------------------------------------------- validation
+
+def load_target(name):
+    """A neuromorphic profile to price on; a conventional one is refused, naming it."""
+    from spikeloop.hwprofiles import load_profile
+
+    prof = load_profile(name)
+    if prof.kind != "neuromorphic":
+        raise ConfigError(f"{name} is a conventional profile: it prices the dense-ANN baseline "
+                          f"(--baseline {name}), not a neuromorphic target")
+    return prof
+
+
+def load_baseline(name):
+    """The conventional profile that prices the dense-ANN baseline; a neuromorphic one is refused."""
+    from spikeloop.hwprofiles import load_profile
+
+    prof = load_profile(name)
+    if prof.kind != "conventional":
+        raise ConfigError(f"--baseline {name}: {prof.name} is a neuromorphic profile; the baseline is a "
+                          "conventional profile that prices the dense ANN (for example cpu-45nm). Price "
+                          f"{prof.name} as a target with --profile {name}")
+    return prof
+
+
+def check_pricing(profiles, baseline) -> None:
+    """Every profile and the baseline load and are of the right kind (before any work)."""
+    for name in profiles:
+        load_target(name)
+    load_baseline(baseline)
+
+
+@dataclass
+class PreparedPolicy:
+    """A policy graph read, compiled, quantized and checked for closed-loop runs on an environment."""
+
+    path: Path
+    graph: object
+    plan: object
+    fixed: object
+    env_id: str
+    policy: object | None = None
+    """the torch policy of the checkpoint beside the graph (the reference), if there is one"""
+    checkpoint: Path | None = None
+
+
+def compile_graph(graph, source: str, dt_s: float | None = None):
+    """``(plan, fixed)`` of a graph; quantization errors name ``source``."""
+    from spikeloop.core.errors import QuantizationError
+    from spikeloop.runtime.compiler import plan_from_nir
+    from spikeloop.runtime.fixed_point import quantize_plan
+
+    plan = plan_from_nir(graph, dt_s=dt_s, source=source)
+    try:
+        fixed = quantize_plan(plan)
+    except QuantizationError as e:
+        raise QuantizationError(f"{source}: {e}") from None
+    return plan, fixed
+
+
+def prepare_policy(nir_path: Path, env_id: str | None = None, checkpoint: Path | None = None,
+                   graph=None, policy=None) -> PreparedPolicy:
+    """Read and check everything a closed-loop evaluation needs, before anything runs.
+
+    The graph (read from ``nir_path`` unless given) compiles and quantizes; it carries an
+    input encoding and a decoding that fits its output; the environment (``env_id``, else
+    the graph's own) exists and matches its input size and action count; the checkpoint
+    (``checkpoint`` if it exists, or ``policy``) is the network of the graph.
+    """
+    from spikeloop.core.envs import check_env_fits
+    from spikeloop.core.metadata import GraphMeta
+    from spikeloop.core.nir_io import read_graph
+    from spikeloop.runtime.backends import make_backend
+
+    nir_path = Path(nir_path)
+    source = str(nir_path)
+    graph = read_graph(nir_path) if graph is None else graph
+    meta = GraphMeta.from_nir_metadata(graph.metadata, source)
+    if env_id is None:
+        env_id = meta.extra.get("env_id") if meta else None
+        if not env_id:
+            raise ConfigError(f"{source}: the graph names no environment (env_id); pass --env ENV_ID")
+    plan, fixed = compile_graph(graph, source)
+    try:  # the host codec and the windowed schedule: encoding, decoding, no state across decisions
+        make_backend("emulator", plan, "fixed", fixed)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    out = plan.population(plan.output)
+    n_values = out.size // len(plan.decoding.atoms) if plan.decoding.atoms else out.size
+    check_env_fits(env_id, plan.input_size, n_values, source)
+    if policy is None and checkpoint is not None and Path(checkpoint).exists():
+        from spikeloop.train.checkpoint import load_policy
+
+        policy = load_policy(checkpoint)[0]
+        _check_same_network(policy, plan, Path(checkpoint), source)
+    return PreparedPolicy(nir_path, graph, plan, fixed, env_id, policy,
+                          Path(checkpoint) if policy is not None and checkpoint is not None else None)
+
+
+def _check_same_network(policy, plan, ckpt: Path, source: str) -> None:
+    """The checkpoint beside a graph must be its network (it is the evaluation's torch reference)."""
+    from spikeloop.export.to_nir import export_policy
+    from spikeloop.runtime.compiler import plan_from_nir
+
+    try:
+        mine = plan_from_nir(export_policy(policy, plan.dt_s), source=str(ckpt))
+    except SpikeloopError as e:
+        raise ConfigError(f"{ckpt}: the checkpoint beside {source} cannot be compiled: {e}") from None
+
+    def shape(p):
+        return ([(q.name, q.size) for q in p.populations], sorted((c.name, c.weight.shape) for c in p.connections),
+                p.input_size, p.T)
+
+    if shape(mine) != shape(plan):
+        a, b = shape(mine), shape(plan)
+        raise ConfigError(f"{ckpt}: is not the network of {source} (checkpoint populations {a[0]}, T {a[3]}; "
+                          f"graph populations {b[0]}, T {b[3]}); the checkpoint beside a graph is its torch "
+                          "reference. Remove it or export the graph from it")
 
 
 def demo(run_dir: Path, agent: str, cfg, eval_cfg: EvalConfig, dt_s: float = 1e-3, progress: bool = True,
          command: str = "spikeloop demo") -> dict:
-    """The whole pipeline (train, export, evaluate, price, report); returns the report dict."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    result = train_stage(run_dir, agent, cfg, progress)
-    export_stage(run_dir, dt_s)
-    evaluation = evaluate_stage(run_dir, cfg.env_id, eval_cfg, progress=progress)
+    """The whole pipeline (train, export, evaluate, price, report); returns the report dict.
+
+    Every input is checked first (run folder, profiles, baseline, environment); the
+    artifacts (checkpoint, config, training record, graph, report) are written at the
+    end, at once: a failure anywhere leaves the run folder as it was.
+    """
+    from spikeloop.core.envs import env_spaces
+    from spikeloop.core.metadata import check_dt
+    from spikeloop.core.nir_io import write_graph
+    from spikeloop.export.to_nir import export_policy
+    from spikeloop.train.agents import get_agent
+
+    run_dir = check_output_dir(run_dir)
+    check_pricing(eval_cfg.profiles, eval_cfg.baseline)
+    check_dt(dt_s)
+    env_spaces(cfg.env_id)
+    spec = get_agent(agent)
+    result = spec.train(cfg, progress=progress)
+    graph = export_policy(result.policy, dt_s)
+    prepared = prepare_policy(run_dir / POLICY_NIR, cfg.env_id, graph=graph, policy=result.policy)
+    evaluation = evaluate_stage(run_dir, cfg.env_id, eval_cfg, progress=progress, prepared=prepared)
     per_dec = evaluation["results"]["lava_fixed"].counts.per_decision()
     energy = energy_stage(evaluation["plan"], per_dec, eval_cfg.profiles, eval_cfg.baseline)
     training = {"agent": agent, "best_eval_return_torch": result.best_eval, "env_steps": result.steps,
                 "seconds": round(result.seconds, 1), "seed": cfg.seed}
-    report = build_report(run_dir, cfg.env_id, evaluation, energy, training, eval_cfg, command)
-    write_report(run_dir, report)
+    report = build_report(run_dir, cfg.env_id, evaluation, energy, training, eval_cfg, command,
+                          checkpoint=True)
+    files = training_files(agent, cfg, result) | {POLICY_NIR: lambda p: write_graph(p, graph)}
+    write_files(run_dir, files | report_files(report))
     return report

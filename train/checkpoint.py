@@ -15,7 +15,8 @@ from safetensors.torch import load_file, save_file
 
 from spikeloop.core.artifacts import atomic_path
 from spikeloop.core.coding import Decoding, InputEncoding
-from spikeloop.core.errors import CheckpointError, ConfigError
+from spikeloop.core.errors import CheckpointError, ConfigError, NIRValidationError
+from spikeloop.core.metadata import check_T
 from spikeloop.train.networks import build
 from spikeloop.train.policy import Policy, Provenance
 
@@ -70,14 +71,19 @@ def _legacy_tensors(tensors: dict) -> dict:
 
 def load_policy(path: str | Path) -> tuple[Policy, dict]:
     """Read a checkpoint written by :func:`save_policy`; return ``(policy, extra)``."""
+    if isinstance(path, bytes):
+        path = path.decode(errors="replace")
+    if not isinstance(path, (str, Path)):
+        raise CheckpointError(f"{path!r} is not a path to a checkpoint")
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from e
     if _KEY not in header:
         raise CheckpointError(f"{path}: safetensors file has no '{_KEY}' metadata; "
@@ -86,18 +92,44 @@ def load_policy(path: str | Path) -> tuple[Policy, dict]:
         info = json.loads(header[_KEY])
         if not isinstance(info, dict):
             raise ValueError(f"the record is a {type(info).__name__}, not an object")
-        if "model" in info and "format" not in info:
+        legacy = "model" in info and "format" not in info
+        if legacy:
             info = _legacy(info)
-            tensors = _legacy_tensors(tensors)
         if info.get("format") != FORMAT:
             raise ValueError(f"format {info.get('format')!r}, expected {FORMAT}")
+        if not isinstance(info.get("network"), dict):
+            raise ValueError(f"'network' must be an object naming the builder, got {info.get('network')!r}")
+        T = check_T(info.get("T"))
+        if T is None:
+            raise ValueError("missing 'T' (the decision window)")
         spec = {k: v for k, v in info["network"].items() if k != "legacy_keys"}
-        network = build(spec)
-        policy = Policy(network, info["T"], InputEncoding.from_dict(info["encoding"]),
-                        Decoding.from_dict(info.get("decoding")),
-                        None if info.get("provenance") is None else Provenance.from_dict(info["provenance"]))
-    except (ValueError, KeyError, TypeError, ConfigError) as e:
+        encoding = InputEncoding.from_dict(info.get("encoding"))
+        decoding = Decoding.from_dict(info.get("decoding"))
+        provenance = info.get("provenance")
+        if provenance is not None and not isinstance(provenance, dict):
+            raise ValueError(f"'provenance' must be an object, got {provenance!r}")
+        provenance = None if provenance is None else Provenance.from_dict(provenance)
+        if provenance is not None and not isinstance(provenance.config, dict):
+            raise ValueError("provenance 'config' must be an object")
+        if info.get("extra") is not None and not isinstance(info["extra"], dict):
+            raise ValueError(f"'extra' must be an object, got {info['extra']!r}")
+        network = build(spec)  # validates every argument before a tensor is allocated
+        policy = Policy(network, T, encoding, decoding, provenance)
+    except RecursionError:
+        raise CheckpointError(f"{path}: corrupt '{_KEY}' metadata (JSON nested too deeply)") from None
+    except (ValueError, KeyError, TypeError, AttributeError, ConfigError, NIRValidationError) as e:
         raise CheckpointError(f"{path}: corrupt '{_KEY}' metadata ({e})") from e
+    try:
+        tensors = load_file(str(path))
+        if legacy:
+            tensors = _legacy_tensors(tensors)
+    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError, IndexError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from e
+    expected = network.state_dict()
+    for k, t in tensors.items():
+        if k in expected and tuple(t.shape) != tuple(expected[k].shape):
+            raise CheckpointError(f"{path}: tensor {k!r} has shape {tuple(t.shape)}, the stored network "
+                                  f"config needs {tuple(expected[k].shape)}")
     try:
         network.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

@@ -7,12 +7,13 @@ tensor is allocated (a corrupt header cannot make torch allocate 160 GB).
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 
 from spikeloop.core.errors import ConfigError
-from spikeloop.core.neuron import HARD
+from spikeloop.core.neuron import HARD, RESET_MODES
 from spikeloop.train.graph import Neuron, QuantLinear, SpikingGraph
 
 MAX_PARAMETERS = 50_000_000
@@ -40,8 +41,21 @@ def build(spec: dict) -> SpikingGraph:
         raise ConfigError(f"unknown network builder {spec['builder']!r}; known: {sorted(BUILDERS)}")
     try:
         return fn(**spec.get("args", {}))
-    except TypeError as e:
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"network builder {spec['builder']!r}: bad arguments ({e})") from e
+
+
+def _number(name: str, value, lo: float | None = None, hi: float | None = None, low_open: bool = True) -> float:
+    """A finite real argument within ``(lo, hi]`` (``[lo, hi]`` unless ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"network argument {name} must be a finite number, got {value!r}")
+    if lo is not None and (value < lo or (low_open and value == lo)):
+        raise ConfigError(f"network argument {name} must be {'>' if low_open else '>='} {lo:g}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"network argument {name} must be <= {hi:g}, got {value!r}")
+    return float(value)
 
 
 def _sizes(sizes) -> list[int]:
@@ -68,6 +82,15 @@ def spiking_mlp(sizes, du: float = 1.0, dv: float = 0.125, vth: float = 1.0, rea
     those of the readout (default: the same), ``vth`` the hidden threshold.
     """
     sizes = _sizes(sizes)
+    for name, value in (("du", du), ("dv", dv), ("readout_du", readout_du), ("readout_dv", readout_dv)):
+        if value is not None:
+            _number(name, value, 0.0, 1.0)
+    _number("vth", vth, 0.0)
+    _number("surrogate_alpha", surrogate_alpha, 0.0)
+    if not isinstance(fake_quant, bool):
+        raise ConfigError(f"network argument fake_quant must be true or false, got {fake_quant!r}")
+    if not isinstance(reset, str) or reset not in RESET_MODES:
+        raise ConfigError(f"network argument reset must be one of {RESET_MODES}, got {reset!r}")
     if dtype not in ("float32", "float64"):
         raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     tdtype = getattr(torch, dtype)

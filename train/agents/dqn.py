@@ -10,6 +10,7 @@ give the same weights.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -89,14 +90,69 @@ class DQNConfig:
     """torch CPU threads"""
 
     def validate(self) -> "DQNConfig":
-        if self.T < 1 or self.total_steps < 1 or self.batch_size < 1:
-            raise ConfigError(f"T, total_steps and batch_size must be positive: {self}")
-        if not self.hidden or min(self.hidden) < 1:
-            raise ConfigError(f"hidden must list positive layer sizes, got {self.hidden}")
-        if not 0 < self.gamma <= 1:
-            raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
-        return self
+        """Refuse every value training cannot run with (one error naming the field and the value)."""
+        from spikeloop.core.coding import PAYLOAD_BITS
+        from spikeloop.core.envs import registered_id
+        from spikeloop.core.metadata import MAX_T
+        from spikeloop.train.networks import MAX_PARAMETERS
 
+        def bad(name: str, rule: str):
+            raise ConfigError(f"config field {name!r} {rule}, got {getattr(self, name)!r}")
+
+        def finite(name: str) -> float:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                bad(name, "must be a finite number")
+            return v
+
+        def integer(name: str, lo: int, hi: int | None = None) -> int:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+                bad(name, f"must be an integer {'>= ' + str(lo) if hi is None else f'in [{lo}, {hi}]'}")
+            return v
+
+        if not isinstance(self.env_id, str):
+            bad("env_id", "must be a gymnasium environment id")
+        registered_id(self.env_id)
+        integer("seed", 0)
+        integer("total_steps", 1)
+        integer("T", 1, MAX_T)
+        if not isinstance(self.hidden, list) or not self.hidden or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.hidden):
+            raise ConfigError(f"config field 'hidden' must list positive layer sizes, got {self.hidden!r}")
+        inner = sum(a * b + b for a, b in zip(self.hidden[:-1], self.hidden[1:]))
+        if inner > MAX_PARAMETERS:
+            raise ConfigError(f"config field 'hidden' {self.hidden} declares {inner:,} parameters between the "
+                              f"hidden layers alone, more than the limit {MAX_PARAMETERS:,}")
+        for name in ("dv_hidden", "dv_readout"):
+            if not 0 < finite(name) <= 1:
+                bad(name, "must lie in (0, 1] (a voltage decay per step)")
+        if finite("vth") <= 0:
+            bad("vth", "must be positive")
+        if finite("lr") <= 0:
+            bad("lr", "must be a positive learning rate")
+        if not 0 < finite("gamma") <= 1:
+            bad("gamma", "must be in (0, 1]")
+        integer("batch_size", 1)
+        integer("buffer_size", 1)
+        if self.buffer_size < self.batch_size:
+            raise ConfigError(f"config field 'buffer_size' ({self.buffer_size}) must hold at least one batch "
+                              f"(batch_size {self.batch_size})")
+        integer("learning_starts", 0)
+        for name in ("train_freq", "target_update", "eval_every", "eval_episodes", "norm_steps", "threads"):
+            integer(name, 1)
+        for name in ("eps_start", "eps_end", "eps_fraction"):
+            if not 0 <= finite(name) <= 1:
+                bad(name, "must be in [0, 1]")
+        if finite("grad_clip") <= 0:
+            bad("grad_clip", "must be positive")
+        finite("target_return")
+        if finite("input_clip") <= 0:
+            bad("input_clip", "must be positive")
+        integer("input_bits", *PAYLOAD_BITS)
+        if not isinstance(self.fake_quant, bool):
+            bad("fake_quant", "must be true or false")
+        return self
 
 
 def build_qnet(cfg: DQNConfig, obs_dim: int, n_actions: int):
