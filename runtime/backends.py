@@ -96,13 +96,14 @@ class HostCodec:
 
     def __init__(self, plan: NetworkPlan, precision: str, fixed: FixedPlan | None):
         if plan.encoding is None:
-            raise ConfigError("the policy graph has no input encoding in its metadata; "
-                              "closed-loop runs need one (export it with spikeloop)")
+            raise ConfigError("the policy graph has no input encoding in its metadata; closed-loop runs "
+                              "need one (--encoding fit or --obs-mean/--obs-std, or `spikeloop annotate`)")
         dec, out = plan.decoding, plan.population(plan.output)
         if dec.spiking_output != out.spiking:
             raise ConfigError(
                 f"decoding {dec.kind!r} needs a {'spiking' if dec.spiking_output else 'non-spiking'} output "
-                f"population, but {out.name!r} is {'spiking' if out.spiking else 'a non-spiking readout'}")
+                f"population, but {out.name!r} is {'spiking' if out.spiking else 'a non-spiking readout'}; "
+                "state the decoding with --decoding")
         if dec.kind == ATOMS and out.size % len(dec.atoms):
             raise ConfigError(f"decoding 'atoms': the readout {out.name!r} has {out.size} neurons, not a "
                               f"multiple of its {len(dec.atoms)} atoms")

@@ -12,7 +12,10 @@ subgraphs are inlined. With forward Euler at ``dt`` (DESIGN.md)::
     LI / CubaLI: as LIF / CubaLIF without threshold;  Threshold: du = dv = 1, gain 1
 
 The gain multiplies the rows of the incoming weights. An Affine/Conv bias is a
-constant input; it equals a voltage bias ``gain * b`` only where ``du = 1``.
+constant input current; it equals a voltage bias ``gain * b`` only where ``du = 1``.
+Where ``u`` decays (a CubaLIF: snnTorch ``Synaptic``, Norse ``LIFCell``), it becomes
+synapses of weight ``gain * b`` from a *bias source* (:func:`bias_source`), one neuron
+that fires at every step: exact, and what the chip would run.
 
 Time follows :class:`spikeloop.train.graph.SpikingGraph`: neurons hold the state and run
 in :func:`~spikeloop.train.graph.graph_order`; a neuron's output reaches itself or a
@@ -370,7 +373,7 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
             raise NIRValidationError(f"{source}: non-spiking node(s) {graded} feed neuron node {name!r}; "
                                      "a leaky integrator's voltage is supported only as the graph's output")
     graph_reset = meta.reset
-    populations, connections = {}, []
+    populations, connections, current_bias = {}, [], {}
     for name, nrn in neurons.items():
         if nrn.v_reset is not None and np.any(nrn.v_reset != 0):
             raise NIRValidationError(f"{source}: node {name!r} resets to v_reset="
@@ -383,13 +386,11 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
             raise NIRValidationError(f"{source}: node {name!r} has reset mode {mode!r}; expected one of "
                                      f"{RESET_MODES}")
         bias = nrn.bias.copy()
-        if name in incoming_bias:
-            if np.any(nrn.du != 1) and np.any(incoming_bias[name] != 0):
-                raise NIRValidationError(
-                    f"{source}: a bias flows into {name!r} whose synaptic current decays (du < 1); a "
-                    "constant input current is not a voltage bias there. Export the bias as the "
-                    "neuron's v_leak instead")
-            bias = bias + nrn.gain * incoming_bias[name]
+        if name in incoming_bias and np.any(incoming_bias[name] != 0):
+            if np.any(nrn.du != 1):  # a constant input current, which decays in u: a bias source
+                current_bias[name] = nrn.gain * np.broadcast_to(incoming_bias[name], nrn.gain.shape)
+            else:  # without memory in u, a constant current is exactly a voltage bias
+                bias = bias + nrn.gain * incoming_bias[name]
         populations[name] = Population(name, int(np.prod(nrn.shape)), nrn.du, nrn.dv, bias, nrn.vth,
                                        mode if nrn.vth is not None else HARD, type(nodes[name]).__name__,
                                        shape=tuple(nrn.shape))
@@ -403,6 +404,15 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
                     k[0] != src and incoming[dst][k][1] == ops_on_path for k in incoming[dst]):
                 label += f"[{src}" + (f"@{g}]" if g else "]")
             connections.append(Connection(label, src, dst, m * neurons[dst].gain[:, None], graph_delay=g))
+    order = list(order)
+    for name, current in current_bias.items():
+        src = bias_source_name(name)
+        if src in populations or src in nodes:
+            raise NIRValidationError(f"{source}: node name {src!r} is taken; spikeloop names the bias source "
+                                     f"of {name!r} so")
+        populations[src] = bias_source(src)
+        connections.append(Connection(src, src, name, np.asarray(current, np.float64).reshape(-1, 1)))
+        order.insert(order.index(name), src)
     window = T if T is not None else meta.T
     try:
         return NetworkPlan(int(np.prod(in_shape)), [populations[k] for k in order if k in populations],
@@ -410,6 +420,26 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
                            meta.decoding, input_shape=in_shape)
     except NIRValidationError as e:
         raise NIRValidationError(f"{source}: {e}") from None
+
+
+BIAS_SOURCE_SUFFIX = ".bias"
+
+
+def bias_source_name(population: str) -> str:
+    """The name of the neuron that carries ``population``'s constant input current."""
+    return population + BIAS_SOURCE_SUFFIX
+
+
+def bias_source(name: str) -> Population:
+    """One neuron that spikes at every step of its window (no input, no memory: ``v = 1 > 0.5``).
+
+    A constant current ``c`` into a CUBA neuron with a decaying ``u`` (an Affine bias into a
+    CubaLIF: snnTorch ``Synaptic``, Norse ``LIFCell``) is not a voltage bias, and Loihi's
+    neuron has a voltage bias only. It is exact as synapses of weight ``c`` from a neuron
+    that fires every step, which is also how it runs on the chip (and what it costs there:
+    one spike and ``n`` synaptic operations per step).
+    """
+    return Population(name, 1, 1.0, 1.0, np.ones(1), 0.5, HARD, "LIF", bias_source=True)
 
 
 def _safe_op(name: str, node, in_shape: tuple, dt: float, source: str, shape_only: bool = False):

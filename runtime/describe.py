@@ -76,6 +76,9 @@ def describe(graph: nir.NIRGraph, plan: NetworkPlan | None, source: str) -> str:
                    f"decoding={meta.decoding}")
     else:
         out.append(f"  metadata: {dict(graph.metadata or {})} (no spikeloop metadata)")
+    if meta is None or meta.T is None:
+        out.append("  window: T not set (a streaming graph); closed-loop runs need --T, the Lava timing "
+                   "below is shown for T = 1")
     if plan is not None:
         out += describe_lava(plan)
     return "\n".join(out)

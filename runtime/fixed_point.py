@@ -251,6 +251,10 @@ def quantize_plan(plan: NetworkPlan) -> FixedPlan:
         if bmax > 0:
             limits.append((BIAS_MANT_MAX << BIAS_EXP_MAX) / bmax)
         sigma_max = min(limits)
+        if p.bias_source:  # no inputs: its scale is set by its bias and threshold alone
+            sigma = 2.0 ** np.floor(np.log2(sigma_max))
+            pops[p.name], errors[p.name] = _bias_only(p, sigma, du12, dv12)
+            continue
         if not incoming or all(not np.any(c.weight) for c in incoming):
             raise QuantizationError(
                 f"population {p.name!r}: every incoming weight is 0 (no non-zero connection reaches it); "
@@ -287,21 +291,28 @@ def quantize_plan(plan: NetworkPlan) -> FixedPlan:
             w_back = 2 * m * 2.0 ** (cexp + 6) * src_scale[c.src] / sigma
             errors.setdefault(p.name, {})[f"weight_rel_err[{c.name}]"] = float(
                 np.abs(w_back - c.weight).max() / max(np.abs(c.weight).max(), 1e-30))
-        vth17 = None
-        if p.spiking:
-            vth17 = threshold_register(p.name, p.vth, sigma)
-            errors[p.name]["vth_rel_err"] = abs(vth17 * 64 / sigma - p.vth) / abs(p.vth)
-        b = sigma * np.asarray(p.bias, dtype=np.float64)
-        bexp = np.zeros(p.size, np.int64)
-        while np.any(np.abs(np.rint(b / 2.0 ** bexp)) > BIAS_MANT_MAX) and bexp.max() <= BIAS_EXP_MAX:
-            bexp = np.where(np.abs(np.rint(b / 2.0 ** bexp)) > BIAS_MANT_MAX, bexp + 1, bexp)
-        if bexp.max() > BIAS_EXP_MAX:
-            raise QuantizationError(f"population {p.name!r}: bias {bmax:g} does not fit 13-bit mantissa "
-                                    f"with exponent <= {BIAS_EXP_MAX}")
-        bmant = np.rint(b / 2.0 ** bexp).astype(np.int64)
-        errors[p.name]["bias_abs_err"] = float(np.abs(effective_bias(bmant, bexp) / sigma - p.bias).max(initial=0.0))
-        errors[p.name]["du_abs_err"] = float(np.abs((du12 + DS_OFFSET) / DECAY_UNITY - p.du).max())
-        errors[p.name]["dv_abs_err"] = float(np.abs((dv12 + DM_OFFSET) / DECAY_UNITY - p.dv).max())
-        errors[p.name]["scale"] = sigma
-        pops[p.name] = FixedPopulation(p.name, sigma, du12, dv12, bmant, bexp, vth17)
+        pops[p.name], own = _bias_only(p, sigma, du12, dv12)
+        errors.setdefault(p.name, {}).update(own)
     return FixedPlan(pops, conns, sigma_in, errors)
+
+
+def _bias_only(p, sigma: float, du12, dv12) -> tuple["FixedPopulation", dict]:
+    """A population's registers besides its weights (threshold, bias, decays) on ``sigma``, and their errors."""
+    errors = {}
+    vth17 = None
+    if p.spiking:
+        vth17 = threshold_register(p.name, p.vth, sigma)
+        errors["vth_rel_err"] = abs(vth17 * 64 / sigma - p.vth) / abs(p.vth)
+    b = sigma * np.asarray(p.bias, dtype=np.float64)
+    bexp = np.zeros(p.size, np.int64)
+    while np.any(np.abs(np.rint(b / 2.0 ** bexp)) > BIAS_MANT_MAX) and bexp.max() <= BIAS_EXP_MAX:
+        bexp = np.where(np.abs(np.rint(b / 2.0 ** bexp)) > BIAS_MANT_MAX, bexp + 1, bexp)
+    if bexp.max() > BIAS_EXP_MAX:
+        raise QuantizationError(f"population {p.name!r}: bias {float(np.abs(p.bias).max()):g} does not fit "
+                                f"13-bit mantissa with exponent <= {BIAS_EXP_MAX}")
+    bmant = np.rint(b / 2.0 ** bexp).astype(np.int64)
+    errors["bias_abs_err"] = float(np.abs(effective_bias(bmant, bexp) / sigma - p.bias).max(initial=0.0))
+    errors["du_abs_err"] = float(np.abs((du12 + DS_OFFSET) / DECAY_UNITY - p.du).max())
+    errors["dv_abs_err"] = float(np.abs((dv12 + DM_OFFSET) / DECAY_UNITY - p.dv).max())
+    errors["scale"] = sigma
+    return FixedPopulation(p.name, sigma, du12, dv12, bmant, bexp, vth17), errors

@@ -86,6 +86,11 @@ def _chain(plan: NetworkPlan) -> None:
     """Raise unless ``plan`` is the layer chain that netx's Network describes."""
     prev = INPUT
     for i, p in enumerate(plan.populations):
+        if p.bias_source:
+            target = ", ".join(c.dst for c in plan.outgoing(p.name))
+            raise ExportError(f"node {target!r}: a bias into its decaying synaptic current (CubaLIF) runs as a "
+                              f"bias source {p.name!r}, a neuron outside the chain of layers that netx "
+                              "describes; netx's CUBA layers have a voltage bias only")
         if p.reset != HARD:
             raise ExportError(f"node {p.name!r}: {p.reset} reset is not expressible in netx, whose CUBA "
                               "neuron (Lava's LIF) resets the voltage to 0")

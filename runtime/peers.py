@@ -274,19 +274,6 @@ def _check_plausible(graph: nir.NIRGraph, dt: float, warnings: list) -> None:
             "check the exporter's time units", exact=False))
 
 
-def _check_current_bias(graph: nir.NIRGraph, peer: str, source: str) -> None:
-    """A Linear bias into a CubaLIF is a decaying input current in both peers; say so early."""
-    for a, b in graph.edges:
-        src, dst = graph.nodes.get(a), graph.nodes.get(b)
-        if isinstance(src, nir.Affine) and isinstance(dst, (nir.CubaLIF, nir.CubaLI)) \
-                and np.any(_a(src.bias) != 0):
-            cell = "Synaptic" if peer == "snntorch" else "LIFCell"
-            raise NIRValidationError(
-                f"{source}: Affine {a!r} has a bias into CubaLIF {b!r}: {peer}'s {cell} adds it to the "
-                "synaptic current, which decays, and spikeloop's neuron has a voltage bias only. "
-                f"Fix: train the layers before {cell} with bias=False")
-
-
 def _self_inhibition(graph: nir.NIRGraph, names: list[str]) -> nir.NIRGraph:
     """snnTorch's subtract for LIF: a self-edge of -vth/r (gain dv*r -> -dv*vth in u).
 
@@ -366,7 +353,6 @@ def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "aut
         graph = _broadcast_params(graph)
     _check_plausible(graph, dt, warnings)
 
-    _check_current_bias(graph, name, source)
     soft, exact_graph = [], graph
     neurons = {k: n for k, n in graph.nodes.items() if isinstance(n, (nir.LIF, nir.CubaLIF, nir.IF))}
     rec = _recurrent(graph)

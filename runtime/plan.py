@@ -43,6 +43,9 @@ class Population:
     """the NIR node type it came from"""
     shape: tuple = ()
     """the node's own shape (e.g. (C, H, W) after a convolution); () means (size,)"""
+    bias_source: bool = False
+    """a neuron without inputs that fires every step, carrying a constant input current
+    (``spikeloop.runtime.compiler.bias_source``); not a node of the graph"""
 
     def __post_init__(self):
         self.shape = tuple(self.shape) or (self.size,)
@@ -184,12 +187,14 @@ class NetworkPlan:
         return dict(self._depth)
 
     def _solve_depths(self) -> dict[str, int]:
-        """Smallest depths with ``depth[dst] >= depth[src] + 1 - graph_delay``, all >= 1.
+        """Smallest depths with ``depth[dst] >= depth[src] + 1 - graph_delay``, all >= 1 but a
+        bias source (>= 0).
 
         A connection then needs ``graph_delay + depth[dst] - depth[src] - 1 >= 0`` extra
         steps. No solution means a recurrent loop that Lava's per-hop delay makes too slow.
         """
-        depth = {INPUT: 0} | {p.name: 1 for p in self.populations}
+        sources = [p.name for p in self.populations if p.bias_source]
+        depth = {INPUT: 0} | {p.name: 1 for p in self.populations} | {k: 0 for k in sources}
         for _ in range(len(self.populations) + 1):
             changed = False
             for c in self.connections:
@@ -197,6 +202,11 @@ class NetworkPlan:
                 if depth[c.dst] < need:
                     depth[c.dst], changed = need, True
             if not changed:
+                # a bias source (fed by nothing) runs one hop ahead of its first target, so
+                # that its spikes need no delay there
+                for k in sources:
+                    depth[k] = max(0, min((depth[c.dst] - 1 + c.graph_delay for c in self.outgoing(k)),
+                                          default=0))
                 return depth
         loop = [c.name for c in self.connections if depth[c.dst] < depth[c.src] + 1 - c.graph_delay]
         raise NIRValidationError(

@@ -32,6 +32,8 @@ class ClosedLoopResult:
     q_max_abs_diff: float | None = None
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    trace: dict | None = None
+    """with ``record``: per decision, ``observations``, ``values``, ``actions`` and ``episode``"""
 
     @property
     def mean_return(self) -> float:
@@ -47,7 +49,7 @@ class ClosedLoopResult:
 
 def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, reference: Backend | None = None,
                     twin: Backend | None = None, progress: bool = True,
-                    max_steps: int | None = None) -> ClosedLoopResult:
+                    max_steps: int | None = None, record: bool = False) -> ClosedLoopResult:
     """Run ``episodes`` greedy episodes of ``backend`` (episode ``i`` reset with ``seed + i``).
 
     ``backend``, ``reference`` and ``twin`` may be started already (they stay started) or
@@ -55,7 +57,9 @@ def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, ref
     every observation the backend saw, for the action agreement and the largest value
     difference. ``twin`` decides on the same observations and must produce exactly the
     same raw output at every decision (:class:`RuntimeMismatchError` otherwise): the
-    bit-exact emulator beside Lava fixed point.
+    bit-exact emulator beside Lava fixed point. ``record`` keeps every observation, the
+    values and the action decided on it (:attr:`ClosedLoopResult.trace`), so that another
+    framework's model can be checked on exactly what the backend saw.
     """
     if twin is not None:  # refuse before anything is started
         for b, role in ((backend, "checked"), (twin, "twin")):
@@ -69,6 +73,7 @@ def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, ref
                 stack.enter_context(b)
                 b.reset()  # this run's counts, from decision 0
         returns, decisions, agree, qdiff = [], 0, 0, 0.0
+        trace = {"observations": [], "values": [], "actions": [], "episode": []} if record else None
         bar = tqdm(total=episodes, desc=f"{backend.name} {backend.precision}", unit="ep",
                    disable=not progress, dynamic_ncols=True)
         for ep in range(episodes):
@@ -86,6 +91,10 @@ def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, ref
                             f"{decisions} (episode {ep}, step {steps}): raw output {raw.tolist()} vs "
                             f"{raw_twin.tolist()} (values {q} vs {q_twin})")
                 action = greedy_action(q)
+                if trace is not None:
+                    for key, value in (("observations", obs), ("values", q), ("actions", action),
+                                       ("episode", ep)):
+                        trace[key].append(np.asarray(value))
                 if reference is not None:
                     rq = reference.decide(obs)
                     agree += int(greedy_action(rq) == action)
@@ -102,7 +111,9 @@ def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, ref
         bar.close()
         counts = backend.counts()
     mapping = getattr(backend, "mapping", "")
+    if trace is not None:
+        trace = {k: np.stack(v) if v else np.zeros((0,)) for k, v in trace.items()}
     return ClosedLoopResult(backend.name, backend.precision, returns, decisions, counts,
                             agree / decisions if reference is not None else None,
                             qdiff if reference is not None else None, time.time() - t0,
-                            {"mapping": mapping} if mapping else {})
+                            {"mapping": mapping} if mapping else {}, trace)

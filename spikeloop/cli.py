@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from spikeloop import options as O
-from spikeloop.core.errors import SpikeloopError
+from spikeloop.core.errors import ConfigError, SpikeloopError
 
 
 def _command_line() -> str:
@@ -54,51 +54,70 @@ def cmd_export(args) -> int:
     from spikeloop.pipeline import POLICY_CKPT, export_stage
 
     src = O.in_run_folder(args.checkpoint, POLICY_CKPT)
+    if src.suffix != ".nir":
+        given = [flag for flag, v in (("--peer", args.peer != "auto"), ("--peer-reset", args.peer_reset),
+                                      ("--T", args.T)) if v]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} describe a .nir graph; {src} is a checkpoint, "
+                              "which records them itself")
+    dt_s = args.dt_s if args.dt_s is not None else O.DT_DEFAULT_S
     if args.format == "netx":
         out = Path(args.out) if args.out else src.parent / "policy.net"
         check_output_file(out)
         if src.suffix == ".nir":
-            from spikeloop.core.nir_io import check_nir_file
             from spikeloop.runtime.netx import export_netx
 
-            check_nir_file(src)
-            res = export_netx(src, out)
+            res = export_netx(src, out, graph=_import_policy(args, src).graph)
         else:
-            res = export_stage(src.parent, args.dt_s, checkpoint=src, out=out, fmt="netx")
+            res = export_stage(src.parent, dt_s, checkpoint=src, out=out, fmt="netx")
         for note in res.notes:
             print(f"spikeloop export: warning: {note}", file=sys.stderr)
         print(f"wrote {res.path}")
         return 0
     out = Path(args.out) if args.out else src.parent / "policy.nir"
-    path = export_stage(src.parent, args.dt_s, checkpoint=src, out=out)
+    if src.suffix == ".nir":
+        raise ConfigError(f"{src}: is already a NIR graph; --format nir exports a checkpoint "
+                          "(use `spikeloop annotate` to rewrite a graph's metadata)")
+    path = export_stage(src.parent, dt_s, checkpoint=src, out=out)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_run(args) -> int:
-    """Check every input (graph, checkpoint, environment, profiles, run folder), then evaluate,
-    then write the run folder's files at once."""
+    """Check every input (graph and the choices on it, checkpoint, environment, profiles, run
+    folder), then evaluate, then write the run folder's files at once."""
     import shutil
 
     from spikeloop.core.artifacts import check_output_dir, write_files
-    from spikeloop.pipeline import (POLICY_CKPT, POLICY_NIR, build_report, check_pricing, energy_stage,
-                                    evaluate_stage, prepare_policy, report_files)
+    from spikeloop.core.nir_io import write_graph
+    from spikeloop.pipeline import (POLICY_CKPT, POLICY_NIR, build_report, check_pricing, decision_files,
+                                    energy_stage, evaluate_stage, prepare_policy, report_files)
 
     nir_path = O.in_run_folder(args.policy, POLICY_NIR)
     run_dir = check_output_dir(Path(args.out) if args.out else nir_path.parent)
     cfg = O.eval_config(args)
+    cfg.record = args.record
     check_pricing(cfg.profiles, cfg.baseline)
-    prepared = prepare_policy(nir_path, args.env, checkpoint=nir_path.parent / POLICY_CKPT)
+    choices = O.policy_choices(args)
+    imported = _import_policy(args, nir_path)
+    annotated = choices.changes or imported.peer != "spikeloop"
+    same = (run_dir / POLICY_NIR).exists() and (run_dir / POLICY_NIR).resolve() == nir_path.resolve()
+    if same and annotated:
+        raise ConfigError(f"{nir_path}: the run would replace its own input with the annotated graph; "
+                          "pass --out DIR (or annotate it first with `spikeloop annotate`)")
+    ckpt = nir_path.parent / POLICY_CKPT if imported.peer == "spikeloop" else None
+    prepared = prepare_policy(nir_path, None, checkpoint=ckpt, graph=imported.graph)
     env_id = prepared.env_id
     evaluation = evaluate_stage(nir_path.parent, env_id, cfg, nir_path=nir_path, progress=not args.quiet,
                                 prepared=prepared)
     per_dec = evaluation["results"]["lava_fixed"].counts.per_decision()
     energy = energy_stage(evaluation["plan"], per_dec, cfg.profiles, cfg.baseline)
-    same = (run_dir / POLICY_NIR).exists() and (run_dir / POLICY_NIR).resolve() == nir_path.resolve()
     report = build_report(run_dir, env_id, evaluation, energy, None, cfg, _command_line(),
-                          checkpoint=(run_dir / POLICY_CKPT).exists())
-    files = report_files(report)
-    if not same:  # the run folder holds what it reports on
+                          checkpoint=(run_dir / POLICY_CKPT).exists() and ckpt is not None)
+    files = report_files(report) | (decision_files(evaluation["results"]) if cfg.record else {})
+    if annotated:  # the run folder holds what it reports on
+        files = {POLICY_NIR: lambda p: write_graph(p, imported.graph)} | files
+    elif not same:
         files = {POLICY_NIR: lambda p: shutil.copyfile(nir_path, p)} | files
     write_files(run_dir, files)
     _print_summary(run_dir, report)
@@ -185,17 +204,16 @@ def cmd_energy(args) -> int:
 
 def cmd_fit(args) -> int:
     from spikeloop.core.errors import HardwareConstraintError
-    from spikeloop.core.nir_io import read_graph
     from spikeloop.hwprofiles import load_profile
     from spikeloop.hwprofiles.fit import check_fit, format_fit, has_conv, layers_from_nir
     from spikeloop.pipeline import POLICY_NIR
-    from spikeloop.runtime.compiler import plan_from_nir
 
     profiles = [load_profile(name) for name in args.profiles]  # every input before any work
     nir_path = O.in_run_folder(args.policy, POLICY_NIR)
-    graph = read_graph(nir_path)  # a dense graph is mapped from its compiled plan, a convolutional one from NIR
-    plan = None if has_conv(graph, str(nir_path)) else plan_from_nir(graph, dt_s=args.dt_s, source=str(nir_path))
-    net = layers_from_nir(graph, dt_s=args.dt_s, source=str(nir_path), plan=plan)
+    imp = _import_policy(args, nir_path)
+    graph = imp.graph  # a dense graph is mapped from its compiled plan, a convolutional one from NIR
+    plan = None if has_conv(graph, str(nir_path)) else imp.plan
+    net = layers_from_nir(graph, source=str(nir_path), plan=plan)
     failed = []
     for prof in profiles:
         rep = check_fit(net, prof)
@@ -206,43 +224,47 @@ def cmd_fit(args) -> int:
     return 0
 
 
-def _import_graph(args):
-    """The graph file compiled to a plan: spikeloop's own, or a peer's with its conventions mapped."""
-    from spikeloop.core.errors import ConfigError
-    from spikeloop.core.nir_io import read_graph
-    from spikeloop.runtime.peers import import_peer_file
-    from spikeloop.runtime.compiler import plan_from_nir
+def _import_policy(args, path):
+    """The policy file read through the one import path, with the flags' choices applied;
+    its warnings go to stderr."""
+    from spikeloop.runtime.policy_import import import_policy
 
-    if args.peer == "none":
-        if args.peer_reset:
-            raise ConfigError("--peer-reset needs --peer auto, snntorch or norse")
-        graph = read_graph(args.graph)
-        return graph, plan_from_nir(graph, dt_s=args.dt_s, source=args.graph), None
-    imp = import_peer_file(args.graph, dt_s=args.dt_s, peer=args.peer, reset=args.peer_reset)
-    for w in imp.warnings:
+    imported = import_policy(path, O.policy_choices(args))
+    for w in imported.warnings:
         print(f"spikeloop {args.command}: warning: {w}", file=sys.stderr)
-    if imp.peer in ("snntorch", "norse") and not imp.exact:
-        print(f"spikeloop {args.command}: warning: this simulation does not reproduce {imp.peer}'s own "
+    if imported.peer in ("snntorch", "norse") and not imported.exact:
+        print(f"spikeloop {args.command}: warning: this simulation does not reproduce {imported.peer}'s own "
               "spike for spike (see the warnings above)", file=sys.stderr)
-    return imp.graph, imp.plan, imp
+    return imported
 
 
-def _peer_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--peer", choices=("auto", "snntorch", "norse", "none"), default="auto",
-                   help="framework that wrote the graph, whose conventions and exporter faults are "
-                        "mapped (default: auto-detect; none: plain NIR)")
-    p.add_argument("--peer-reset", choices=("zero", "subtract"),
-                   help="the original model's reset mechanism, which peer exporters do not write "
-                        "(snnTorch reset_mechanism, Norse LIFBoxCell reset_method)")
+def cmd_annotate(args) -> int:
+    """Write the graph with the choices in its metadata, so that it runs closed loop as it is."""
+    from spikeloop.core.artifacts import check_output_file
+    from spikeloop.core.nir_io import write_graph
+
+    out = check_output_file(args.out)
+    imported = _import_policy(args, args.graph)
+    write_graph(out, imported.graph)
+    m = imported.meta
+    missing = [what for what, ok in (("--T", m.T is not None), ("--env", imported.env_id is not None),
+                                     ("an encoding (--encoding fit or --obs-mean/--obs-std)",
+                                      m.encoding is not None)) if not ok]
+    print(f"wrote {out}: dt={m.dt_s:g} s, T={m.T}, env={imported.env_id}, "
+          f"encoding={'graded %d-bit' % m.encoding.bits if m.encoding else None}, decoding={m.decoding.kind} "
+          f"({m.decoding.step}), written by {imported.peer}, {'exact' if imported.exact else 'NOT exact'}")
+    if missing:
+        print(f"spikeloop annotate: note: to run closed loop it still needs {', '.join(missing)}", file=sys.stderr)
+    return 0
 
 
 def cmd_inspect(args) -> int:
     from spikeloop.runtime.describe import describe
 
-    graph, plan, imp = _import_graph(args)
-    print(describe(graph, plan, args.graph))
-    if imp is not None and imp.peer in ("snntorch", "norse"):
-        print(f"  peer: {imp.peer}, dt={imp.dt_s:g} s, {'exact' if imp.exact else 'NOT exact'} with "
+    imp = _import_policy(args, args.graph)
+    print(describe(imp.graph, imp.plan, args.graph))
+    if imp.peer in ("snntorch", "norse"):
+        print(f"  peer: {imp.peer}, dt={imp.meta.dt_s:g} s, {'exact' if imp.exact else 'NOT exact'} with "
               f"respect to the peer's own simulation ({len(imp.warnings)} warnings on stderr)")
     return 0
 
@@ -259,7 +281,7 @@ def cmd_simulate(args) -> int:
 
     out = check_output_file(args.out)
     check_open_loop_backend(args.backend)
-    _, plan, _ = _import_graph(args)
+    plan = _import_policy(args, args.graph).plan
     try:
         check_stable(plan)
     except ConfigError as e:
@@ -317,27 +339,39 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
                                    "lava-dl's netx hdf5 for Loihi 2, from a checkpoint or a .nir graph.")
     p.add_argument("checkpoint", help="policy.safetensors or a run folder holding it (netx: or a .nir file)")
     p.add_argument("--format", choices=("nir", "netx"), default="nir", help="output format (default: nir)")
-    O.add_dt(p, writes=True)
+    O.add_policy_graph(p, closed_loop=False, dt_help=f"seconds per timestep: written into the export of a "
+                       f"checkpoint (default: {O.DT_DEFAULT_S:g}); for a .nir source, overrides the graph's")
     p.add_argument("--out", help="output path (default: policy.nir or policy.net next to the source)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="run a NIR policy closed-loop in Lava and report",
                        description="Compile a NIR policy onto Lava (float and fixed point), run closed-loop "
                                    "episodes, and write report.md/report.json.")
-    p.add_argument("policy", help="policy.nir or a run folder holding it")
-    p.add_argument("--env", help="gymnasium environment id (default: from the graph metadata)")
+    p.add_argument("policy", help="policy.nir or a run folder holding it (spikeloop's own or a peer's graph)")
     p.add_argument("--out", help="run folder for the report (default: the policy's folder)")
+    p.add_argument("--record", action="store_true",
+                   help="write decisions.npz: every observation each backend saw, its values and action")
     O.add_quiet(p)
     O.add_eval(p)
+    O.add_policy_graph(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("inspect", help="print a NIR graph and the Lava processes it compiles to",
                        description="Print the nodes, shapes, parameters and metadata of a NIR graph and "
                                    "the Lava processes it compiles to.")
     p.add_argument("graph", help="a .nir file")
-    O.add_dt(p, writes=False)
-    _peer_options(p)
+    O.add_policy_graph(p)
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("annotate", help="write a NIR policy with what closed-loop runs need in its metadata",
+                       description="Read a NIR policy (spikeloop's own or a peer's: snnTorch, Norse, plain "
+                                   "NIR), map its writer's conventions, and write it with dt, the window T, "
+                                   "the input encoding, the decoding and the environment in its metadata, "
+                                   "so that `spikeloop run FILE` runs it as it is.")
+    p.add_argument("graph", help="a .nir file")
+    p.add_argument("--out", required=True, help="the annotated .nir file to write")
+    O.add_policy_graph(p)
+    p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("simulate", help="run a NIR graph open loop on a recorded input",
                        description="Run a NIR graph on a time-major input (one row per timestep) and "
@@ -345,7 +379,6 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
                                    "own time (Lava's pipeline latency removed).")
     p.add_argument("graph", help="a .nir file")
     p.add_argument("--input", required=True, help=".npy array, one row per timestep")
-    O.add_dt(p, writes=False)
     from spikeloop.runtime.backends import ALIASES, backend_names
 
     p.add_argument("--backend", choices=backend_names(aliases=True), default="lava",
@@ -355,7 +388,7 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
                         + ", ".join(f"{a} = {b}" for a, b in ALIASES.items()) + "); default: lava")
     p.add_argument("--precision", choices=("float", "fixed"), default="float")
     p.add_argument("--out", required=True, help="output .npz (<node>.spikes, <node>.v, output)")
-    _peer_options(p)
+    O.add_policy_graph(p, closed_loop=False)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("energy", help="price a run's measured counts on hardware profiles",
@@ -376,7 +409,7 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
                                    "violated limit (rule, layer, value, limit, excess).")
     p.add_argument("policy", help="policy.nir or a run folder holding it")
     O.add_profiles(p, ["loihi"], "to check")
-    O.add_dt(p, writes=False)
+    O.add_policy_graph(p)
     p.set_defaults(func=cmd_fit)
     return parser
 

@@ -116,6 +116,85 @@ def in_run_folder(src: str | Path, filename: str) -> Path:
     return src / filename if src.is_dir() else src
 
 
+# ----------------------------------------------------------------------------- policy graphs
+
+DECODING_CHOICES = ("voltage-last", "voltage-mean", "spike-count")
+
+
+def number_list(text: str) -> list[float]:
+    """argparse type of ``--obs-mean``/``--obs-std``: comma-separated finite numbers."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"needs one finite number per observation element, got {text!r}")
+    return values
+
+
+def add_policy_graph(p: argparse.ArgumentParser, closed_loop: bool = True, dt_help: str | None = None) -> None:
+    """How a NIR policy file is read: its writer, and what the file does not say (or is overridden).
+
+    One set of flags for ``annotate``, ``run``, ``fit``, ``inspect``, ``simulate`` and
+    ``export``; :func:`policy_choices` turns them into a
+    :class:`~spikeloop.runtime.policy_import.PolicyChoices`.
+    """
+    from spikeloop.runtime.policy_import import FIT_STEPS_DEFAULT
+
+    g = p.add_argument_group("policy graph: what the file does not say, or what overrides it")
+    g.add_argument("--peer", choices=("auto", "snntorch", "norse", "none"), default="auto",
+                   help="framework that wrote the graph, whose conventions and exporter faults are "
+                        "mapped (default: auto-detect; none: plain NIR)")
+    g.add_argument("--peer-reset", choices=("zero", "subtract"),
+                   help="the original model's reset mechanism, which peer exporters do not write "
+                        "(snnTorch reset_mechanism, Norse LIFBoxCell reset_method)")
+    g.add_argument("--dt", dest="dt_s", type=positive_seconds, default=None,
+                   help=dt_help or "seconds per timestep; overrides the graph's, required if it carries none")
+    g.add_argument("--T", dest="T", type=positive_int, default=None,
+                   help="timesteps per decision (the window); overrides the graph's")
+    if not closed_loop:
+        return
+    g.add_argument("--env", dest="env_id", default=None,
+                   help="gymnasium environment id (a registered one); overrides the graph's")
+    g.add_argument("--encoding", choices=("fit",), default=None,
+                   help="fit: freeze the input normalization from --fit-steps observations of a random "
+                        "policy on --env (default: the graph's, or --obs-mean/--obs-std)")
+    g.add_argument("--obs-mean", type=number_list, help="explicit normalization: comma-separated means")
+    g.add_argument("--obs-std", type=number_list, help="explicit normalization: comma-separated stds")
+    g.add_argument("--clip", type=float, default=4.0, help="normalized inputs are clipped to +-clip (default: 4)")
+    g.add_argument("--bits", type=int, default=8, help="graded payload bits of the input (default: 8)")
+    g.add_argument("--fit-steps", type=positive_int, default=FIT_STEPS_DEFAULT,
+                   help=f"random-policy observations to fit the normalization from (default: {FIT_STEPS_DEFAULT})")
+    g.add_argument("--fit-seed", type=seed_int, default=0, help="seed of the fitting episodes (default: 0)")
+    g.add_argument("--decoding", choices=DECODING_CHOICES, default=None,
+                   help="how the output becomes action values: the readout's voltage at the window's last "
+                        "step or its mean, or the output's spike count (default: the graph's; a spiking "
+                        "output read by voltage is deployed as a leaky integrator, with a warning)")
+
+
+def policy_choices(args):
+    """The :class:`~spikeloop.runtime.policy_import.PolicyChoices` of :func:`add_policy_graph` options."""
+    from spikeloop.core.coding import SPIKE_COUNT, Decoding, InputEncoding
+    from spikeloop.runtime.policy_import import PolicyChoices
+
+    closed = hasattr(args, "env_id")
+    encoding = decoding = None
+    if closed and (args.obs_mean is not None or args.obs_std is not None):
+        if args.obs_mean is None or args.obs_std is None:
+            raise ConfigError("an explicit encoding needs both --obs-mean and --obs-std")
+        encoding = InputEncoding(mean=tuple(args.obs_mean), std=tuple(args.obs_std), clip=args.clip,
+                                 bits=args.bits)
+    if closed and args.decoding is not None:
+        decoding = (Decoding(kind=SPIKE_COUNT) if args.decoding == "spike-count"
+                    else Decoding(step=args.decoding.split("-")[1]))
+    extra = {} if not closed else dict(
+        env_id=args.env_id, encoding=encoding, fit_encoding=args.encoding == "fit", fit_steps=args.fit_steps,
+        fit_seed=args.fit_seed, clip=args.clip, bits=args.bits, decoding=decoding)
+    if closed and args.encoding == "fit":  # the grid is checked before any episode runs
+        InputEncoding(mean=(0.0,), std=(1.0,), clip=args.clip, bits=args.bits)
+    return PolicyChoices(peer=args.peer, peer_reset=args.peer_reset, dt_s=args.dt_s, T=args.T, **extra)
+
+
 # ----------------------------------------------------------------------------- agent configs
 
 def field_docs(cls) -> dict[str, str]:

@@ -33,6 +33,8 @@ class EvalConfig:
     baseline: str = "cpu-45nm"
     check_emulator: bool = True
     """step the bit-exact emulator beside Lava fixed point and stop on any difference"""
+    record: bool = False
+    """keep every decision's observation, values and action (``decisions.npz`` of ``run``)"""
 
     def __post_init__(self):
         from spikeloop.runtime.backends import LAVA_MAPPINGS
@@ -52,8 +54,9 @@ class EvalConfig:
         self.profiles = list(self.profiles)
         if not isinstance(self.baseline, (str, Path)) or not str(self.baseline):
             raise ConfigError(f"baseline must name a conventional profile, got {self.baseline!r}")
-        if not isinstance(self.check_emulator, bool):
-            raise ConfigError(f"check_emulator must be true or false, got {self.check_emulator!r}")
+        for name in ("check_emulator", "record"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
 
 def _neuromorphic_profiles() -> list[str]:
@@ -151,7 +154,7 @@ def evaluate_stage(run_dir: Path, env_id: str, cfg: EvalConfig, nir_path: Path |
         prepared = prepare_policy(nir_path, env_id, checkpoint=run_dir / POLICY_CKPT)
     plan, fixed = prepared.plan, prepared.fixed
     torch_model = None if prepared.policy is None else TorchPolicy(prepared.policy)
-    common = dict(env_id=env_id, episodes=cfg.episodes, seed=cfg.seed, progress=progress)
+    common = dict(env_id=env_id, episodes=cfg.episodes, seed=cfg.seed, progress=progress, record=cfg.record)
     results = {}
     if torch_model is not None:
         results["torch_float"] = run_closed_loop(torch_model, **common)
@@ -248,6 +251,23 @@ def report_files(report: dict) -> dict:
     md = render_markdown(report)
     text = json_text(report)
     return {REPORT_JSON: lambda p: write_text(p, text), REPORT_MD: lambda p: write_text(p, md)}
+
+
+DECISIONS = "decisions.npz"
+
+
+def decision_files(results: dict) -> dict:
+    """The writer of ``decisions.npz``: per evaluated backend (``lava_fixed`` ...), every
+    decision's ``observations``, ``values``, ``actions`` and ``episode`` (recorded runs)."""
+    import numpy as np
+
+    arrays = {f"{key}.{name}": a for key, r in results.items() if r.trace is not None
+              for name, a in r.trace.items()}
+
+    def write(path):
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    return {DECISIONS: write}
 
 
 def write_report(run_dir: Path, report: dict) -> None:

@@ -133,9 +133,10 @@ def _f64(v) -> torch.Tensor:
 
 
 def norse_case(tmp: Path, kind: str = "lifbox", reset: str = "value", steps: int = 200, seed: int = 0,
-               sizes=(6, 12, 4), dt: float = 1e-3, v_leak: float = 0.0) -> PeerCase:
+               sizes=(6, 12, 4), dt: float = 1e-3, v_leak: float = 0.0, current_bias: bool = False) -> PeerCase:
     """``kind``: 'lifbox' (LIFBoxCell), 'lif' (LIFCell), 'recurrent' (LIFRecurrentCell) or
-    'conv'; ``reset``: LIFBoxCell's reset_method ('value' or 'subtract')."""
+    'conv'; ``reset``: LIFBoxCell's reset_method ('value' or 'subtract'); ``current_bias``:
+    Linear biases into LIFCell (CubaLIF) layers, a constant input current."""
     import norse.torch as nt
     from norse.torch.functional.reset import reset_subtract, reset_value
 
@@ -160,9 +161,9 @@ def norse_case(tmp: Path, kind: str = "lifbox", reset: str = "value", steps: int
         x = binary_input(steps, hw * hw, seed=seed)
         shape, names, out = (1, hw, hw), {1: "1", 3: "3"}, "3"
     else:
-        # LIFCell (CubaLIF) layers get no Linear bias: Norse adds it to the synaptic current,
-        # which decays (du < 1); spikeloop's contract has a voltage bias only.
-        bias = kind == "lifbox"
+        # Norse adds a LIFCell's Linear bias to the decaying synaptic current: a constant
+        # input current, which spikeloop deploys as a bias source (only with current_bias).
+        bias = kind == "lifbox" or current_bias
         fc1, fc2 = torch.nn.Linear(n_in, n_h, bias=True), torch.nn.Linear(n_h, n_out, bias=True)
         _init_linear(fc1, 2.0 if kind == "lifbox" else 1.0, bias)
         _init_linear(fc2, 3.0 if kind == "lifbox" else 0.7, bias)
@@ -205,3 +206,96 @@ def norse_case(tmp: Path, kind: str = "lifbox", reset: str = "value", steps: int
                     h = mod(h)
     spikes = {k: np.asarray(v, dtype=np.int8) for k, v in rec.items()}
     return PeerCase(path, x, spikes, out, {"peer": "norse", "kind": kind, "reset": reset, "dt": dt})
+
+
+# ---------------------------------------------------------------- Q-networks trained in the peers
+
+def _f(v, n, dtype=torch.float32):
+    return torch.full((n,), float(v), dtype=dtype)
+
+
+def snntorch_q_net(n_in: int = 4, n_h: int = 32, n_out: int = 2, seed: int = 0) -> torch.nn.Sequential:
+    """A snnTorch Q-network: Leaky hidden layer (reset to zero), and the Q-values in the
+    membrane of an output Leaky that cannot spike (snnTorch has no non-spiking readout that
+    its exporter writes)."""
+    import snntorch as snn
+
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(n_in, n_h),
+        snn.Leaky(beta=_f(0.9, n_h), threshold=_f(1.0, n_h), init_hidden=True, reset_mechanism="zero"),
+        torch.nn.Linear(n_h, n_out),
+        snn.Leaky(beta=_f(0.8, n_out), threshold=_f(1e9, n_out), init_hidden=True, reset_mechanism="none",
+                  output=True))
+
+
+def snntorch_q(net: torch.nn.Sequential, x: torch.Tensor, T: int) -> torch.Tensor:
+    """Q-values of a window: the input held ``T`` steps from reset, the output membrane at the last."""
+    import snntorch.utils
+
+    snntorch.utils.reset(net)
+    for _ in range(T):
+        h = x
+        for mod in net:
+            h = mod(h)
+            h, mem = h if isinstance(h, tuple) else (h, None)
+            h = h.to(x.dtype)  # snnTorch's spike functions return float32 0/1
+    return mem.to(x.dtype)
+
+
+def norse_q_net(n_in: int = 4, n_h: int = 32, n_out: int = 2, seed: int = 0):
+    """A Norse Q-network of LIFCell (CubaLIF) layers whose Linears have biases (constant input
+    currents); the Q-values are the voltage of an output LIFCell with an unreachable threshold
+    (Norse's to_nir has no converter for LICell)."""
+    import norse.torch as nt
+
+    torch.manual_seed(seed)
+    cell = lambda v_th: nt.LIFCell(nt.LIFParameters(  # noqa: E731
+        tau_syn_inv=torch.tensor(200.0), tau_mem_inv=torch.tensor(100.0), v_leak=torch.tensor(0.0),
+        v_th=torch.tensor(v_th), v_reset=torch.tensor(0.0)), dt=1e-3)
+    fc1, fc2 = torch.nn.Linear(n_in, n_h), torch.nn.Linear(n_h, n_out)
+    with torch.no_grad():
+        fc1.weight.mul_(8.0)
+        fc1.bias.uniform_(-2.0, 4.0)
+        fc2.weight.mul_(4.0)
+    return nt.SequentialState(fc1, cell(0.3), fc2, cell(1e6))
+
+
+def norse_q(net, x: torch.Tensor, T: int) -> torch.Tensor:
+    """Q-values of a window: the output LIFCell's voltage at the last of ``T`` steps."""
+    state = None
+    for _ in range(T):
+        _, state = net(x, state)
+    return state[3].v
+
+
+def train_q_briefly(q_fn, net, encode, seed: int = 0, steps: int = 400, gamma: float = 0.9) -> None:
+    """Fitted-Q steps on random CartPole transitions, through the peer's own surrogate
+    gradients; ``encode`` maps raw observations to the network's input (the deployment's
+    frozen encoding). The policy need not be good, only trained."""
+    import gymnasium as gym
+
+    rng = np.random.default_rng(seed)
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=seed)
+    batch = []
+    for _ in range(600):
+        a = int(rng.integers(2))
+        nxt, r, term, trunc, _ = env.step(a)
+        batch.append((obs, a, r, nxt, float(term)))
+        obs = env.reset()[0] if term or trunc else nxt
+    env.close()
+    o, a, r, n, d = (torch.as_tensor(np.asarray(v), dtype=torch.float32) for v in zip(*batch))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    torch.manual_seed(seed)
+    for _ in range(steps):
+        i = torch.as_tensor(rng.integers(0, len(batch), 64))
+        with torch.no_grad():
+            target = r[i] + gamma * (1 - d[i]) * q_fn(net, encode(n[i]), 8).max(-1).values
+        q = q_fn(net, encode(o[i]), 8).gather(1, a[i].long()[:, None])[:, 0]
+        loss = torch.nn.functional.smooth_l1_loss(q, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():  # leave no hidden state that carries the autograd graph (deepcopy refuses it)
+        q_fn(net, encode(o[:1]), 1)

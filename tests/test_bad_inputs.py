@@ -232,6 +232,12 @@ class W:
     def meta(self, name: str = "g.nir", src: Path | None = None, **changes) -> Path:
         return set_meta(self.nir(name, src=src), **changes)
 
+    def copy_graph(self, graph, name: str) -> Path:
+        import nir
+
+        nir.write(self.tmp / name, graph)
+        return self.tmp / name
+
     def npy(self, name: str, array) -> Path:
         p = self.tmp / name
         with open(p, "wb") as f:
@@ -1057,6 +1063,100 @@ def _(w):
     return Case(["inspect", w.good.nir, "--peer", "none", "--peer-reset", "zero"], ["--peer-reset"])
 
 
+# ============================================================================ annotate
+
+def _peer_nir(w) -> Path:
+    """A plain NIR graph without spikeloop metadata (what another framework writes)."""
+    import nir
+
+    g = nir.read(w.good.tiny_nir)
+    return w.copy_graph(nir.NIRGraph(nodes=g.nodes, edges=g.edges, metadata={}), "peer.nir")
+
+
+@cli("annotate-env-module-id")
+def _(w):
+    return Case(["annotate", w.good.tiny_nir, "--out", w.tmp / "a.nir", "--env", "this:CartPole-v1"],
+                ["'this:CartPole-v1'", "never imported"])
+
+
+@cli("annotate-env-wrong-size")
+def _(w):
+    return Case(["annotate", w.good.tiny_nir, "--out", w.tmp / "a.nir", "--env", "Acrobot-v1", "--encoding",
+                 "fit"], ["Acrobot-v1", "observations of 6 values", "takes 4"], before_work=True)
+
+
+@cli("annotate-fit-without-env")
+def _(w):
+    return Case(["annotate", _peer_nir(w), "--out", w.tmp / "a.nir", "--dt", "1e-3", "--encoding", "fit"],
+                ["--encoding fit", "--env"])
+
+
+@cli("annotate-mean-without-std")
+def _(w):
+    return Case(["annotate", w.good.tiny_nir, "--out", w.tmp / "a.nir", "--obs-mean", "0,0,0,0"],
+                ["--obs-mean", "--obs-std"])
+
+
+@cli("annotate-std-zero")
+def _(w):
+    return Case(["annotate", w.good.tiny_nir, "--out", w.tmp / "a.nir", "--obs-mean", "0,0,0,0",
+                 "--obs-std", "1,0,1,1"], ["std[1]", "0"])
+
+
+@cli("annotate-fit-and-explicit")
+def _(w):
+    return Case(["annotate", w.good.tiny_nir, "--out", w.tmp / "a.nir", "--obs-mean", "0,0,0,0",
+                 "--obs-std", "1,1,1,1", "--encoding", "fit", "--env", "CartPole-v1"], ["--encoding fit", "not both"])
+
+
+@cli("annotate-bits-out-of-range")
+def _(w):
+    return Case(["annotate", w.good.tiny_nir, "--out", w.tmp / "a.nir", "--encoding", "fit", "--env",
+                 "CartPole-v1", "--bits", "40"], ["bits", "40"], before_work=True)
+
+
+@cli("annotate-T-zero")
+def _(w):
+    return Case(["annotate", w.good.tiny_nir, "--out", w.tmp / "a.nir", "--T", "0"], ["--T", "0"])
+
+
+@cli("annotate-peer-none-no-dt")
+def _(w):
+    return Case(["annotate", _peer_nir(w), "--out", w.tmp / "a.nir", "--peer", "none"],
+                ["peer.nir", "no time step", "--dt"])
+
+
+@cli("annotate-spike-count-of-readout")
+def _(w):
+    return Case(["run", w.good.tiny_nir, "--out", w.tmp / "r", "--decoding", "spike-count", "--quiet"],
+                ["spike_count", "non-spiking readout", "--decoding"], before_work=True)
+
+
+@cli("run-would-replace-its-input")
+def _(w):
+    run = w.tmp / "r"
+    run.mkdir()
+    shutil.copy(w.good.tiny_nir, run / "policy.nir")
+    return Case(["run", run, "--T", "3", "--quiet"], ["policy.nir", "replace its own input", "--out"],
+                before_work=True)
+
+
+@cli("run-peer-graph-without-encoding")
+def _(w):
+    return Case(["run", _peer_nir(w), "--out", w.tmp / "r", "--dt", "1e-3", "--T", "4", "--env", "CartPole-v1",
+                 "--quiet"], ["no input encoding", "--encoding fit"], before_work=True)
+
+
+@cli("export-nir-of-a-nir")
+def _(w):
+    return Case(["export", w.good.tiny_nir, "--out", w.tmp / "x.nir"], ["tiny", "already a NIR graph", "annotate"])
+
+
+@cli("export-T-for-a-checkpoint")
+def _(w):
+    return Case(["export", w.good.tiny_ckpt, "--out", w.tmp / "x.nir", "--T", "4"], ["--T", "checkpoint"])
+
+
 # ============================================================================ simulate
 
 @cli("simulate-input-0d")
@@ -1604,7 +1704,7 @@ def test_battery_size():
     commands = {n.split("-")[0] for n in CLI}
     assert len(CLI) + len(API) >= 100, len(CLI) + len(API)
     assert {"nir", "meta", "run", "energy", "profile", "fit", "inspect", "simulate", "export", "train",
-            "demo"} <= commands
+            "demo", "annotate"} <= commands
 
 
 def test_module_env_id_refused_by_the_console_script(tmp_path):
