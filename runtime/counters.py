@@ -48,7 +48,9 @@ def fanout(weight: np.ndarray) -> np.ndarray:
 
 
 def synops(fan: np.ndarray, s_in: np.ndarray) -> int:
-    return int(fan[np.asarray(s_in) != 0].sum())
+    """Synaptic operations of input events ``s_in`` (``(n,)``, or ``(batch, n)``: summed)."""
+    nz = np.asarray(s_in) != 0
+    return int(fan[nz].sum()) if nz.ndim == 1 else int(nz.sum(axis=0) @ fan)
 
 
 def neuron_activity(u: np.ndarray, v_before_reset: np.ndarray, s) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikeloop.core.errors import ConfigError
 from spikeloop.runtime.backends import FIXED_PRECISION, FLOAT_PRECISION, PlanBackend, Recording
 from spikeloop.runtime.counters import OpCounts, fanout, neuron_activity, synops
 from spikeloop.runtime.fixed_point import LOIHI, FixedPlan, dense_accumulate
@@ -58,13 +59,23 @@ class Emulator(PlanBackend):
     ``windowed`` resets each population at the start of its decision window (closed
     loop); without it the network streams (open-loop simulation of a NIR graph), each
     population reset once as the input first reaches it. Per-neuron decays run per neuron.
+
+    ``batch``: ``B`` copies of the network stepped at once (closed loop: observations
+    ``(B, obs)`` in, values ``(B, n)`` out), each copy bit-exact with a network of its own,
+    in float as well (spike sums are taken per copy in the order a single copy takes
+    them). :attr:`active` masks the copies that count operations (a copy whose episodes
+    are over runs on, uncounted).
     """
 
     name = "emulator"
 
     def __init__(self, plan: NetworkPlan, precision: str = FLOAT_PRECISION,
-                 fixed: FixedPlan | None = None, windowed: bool = True):
+                 fixed: FixedPlan | None = None, windowed: bool = True, batch: int | None = None):
         super().__init__(plan, precision, fixed, windowed)
+        self.batch = check_batch(batch, windowed, self.name)
+        self.shape = () if self.batch is None else (self.batch,)
+        self.active: np.ndarray | None = None
+        """with ``batch``: which copies count operations (default: all)"""
         self.period = plan.period
         self.interval = plan.period if windowed else STREAM_INTERVAL
         self.arith = LOIHI if precision == FIXED_PRECISION else FLOAT
@@ -96,10 +107,11 @@ class Emulator(PlanBackend):
     def reset(self) -> None:
         """Zero all state, buffers, counters and the Lava step counter."""
         self.time_step = 0
-        self.u = {p.name: np.zeros(p.size, self.dtype) for p in self.pops}
-        self.v = {p.name: np.zeros(p.size, self.dtype) for p in self.pops}
+        self.u = {p.name: np.zeros(self.shape + (p.size,), self.dtype) for p in self.pops}
+        self.v = {p.name: np.zeros(self.shape + (p.size,), self.dtype) for p in self.pops}
         # One slot per step of delay: slot 0 reaches the target in the next step.
-        self.pipe = [[np.zeros(c.weight.shape[0], self.dtype) for _ in range(c.delay + 1)] for c in self.conns]
+        self.pipe = [[np.zeros(self.shape + (c.weight.shape[0],), self.dtype) for _ in range(c.delay + 1)]
+                     for c in self.conns]
         self.ops = OpCounts(graded={c.name: self.plan.is_graded(c) for c in self.plan.connections})
         """the live counters (:meth:`counts` returns a copy)"""
         for c in self.conns:
@@ -123,8 +135,10 @@ class Emulator(PlanBackend):
         out = {INPUT: np.asarray(x_in, dtype=self.dtype)}
         rec = {}
         counts = self.ops
+        m = self.active if self.batch is not None and self.active is not None else slice(None)
+        copies = 1 if self.batch is None else int(np.count_nonzero(np.ones(self.batch, bool)[m]))
         for p in self.pops:
-            a_in = np.zeros(p.size, self.dtype)
+            a_in = np.zeros(self.shape + (p.size,), self.dtype)
             for i in self._in_conns[p.name]:
                 a_in = a_in + self.pipe[i][0]
             u, v = self.u[p.name], self.v[p.name]
@@ -133,27 +147,25 @@ class Emulator(PlanBackend):
             u, v, s, v_pre = cuba_step(u, v, a_in, du=p.du, dv=p.dv, bias=p.bias, vth=p.vth,
                                        reset=p.reset, arith=self.arith)
             self.u[p.name], self.v[p.name] = u, v
-            counts.updates[p.name] += p.size
-            counts.active[p.name] += neuron_activity(u, v_pre, s)
+            counts.updates[p.name] += p.size * copies
+            counts.active[p.name] += neuron_activity(u[m], v_pre[m], None if s is None else s[m])
             if s is not None:
-                counts.spikes[p.name] += int(np.count_nonzero(s))
+                counts.spikes[p.name] += int(np.count_nonzero(s[m]))
                 out[p.name] = s
             rec[p.name] = (s, v)
         for i, c in enumerate(self.conns):
             s_in = out[c.src]
-            counts.synops[c.name] += synops(c.fan, s_in)
+            counts.synops[c.name] += synops(c.fan, s_in[m])
             if self.precision == FIXED_PRECISION:
                 a = dense_accumulate(c.weight, s_in, c.exp)
-            elif c.delay:  # Lava's float DelayDense sums rows of weights * input
-                a = (c.weight * np.asarray(s_in, np.float64)).sum(axis=1)
-            elif c.src == INPUT:
-                a = c.weight.dot(np.asarray(s_in, np.float64))
-            else:  # Lava's float Dense sums the columns of the spiking inputs (same rounding)
-                a = c.weight[:, np.asarray(s_in, bool)].sum(axis=1)
+            elif self.batch is None:
+                a = _float_dense(c, s_in)
+            else:  # per copy, in the order one copy sums (float addition is not associative)
+                a = np.stack([_float_dense(c, row) for row in s_in])
             pipe = self.pipe[i]
             pipe.append(a)
             del pipe[0]
-        counts.steps += 1
+        counts.steps += copies
         return rec
 
     def _run_window(self, x: np.ndarray) -> np.ndarray:
@@ -167,13 +179,14 @@ class Emulator(PlanBackend):
         win = self.window
         x = np.asarray(x, dtype=self.dtype)
         zero = np.zeros_like(x)
-        out = np.zeros((win.T, self.plan.population(self.plan.output).size), self.dtype)
+        out = np.zeros((win.T,) + self.shape + (self.plan.population(self.plan.output).size,), self.dtype)
         for k in range(win.period):
             rec = self.step(x if win.holds(k) else zero)
             row = win.output_row(k)
             if row is not None:
                 out[row] = self.output_of(rec)
-        self.ops.decisions += 1
+        self.ops.decisions += 1 if self.batch is None else int(np.count_nonzero(
+            np.ones(self.batch, bool)[self.active if self.active is not None else slice(None)]))
         return out
 
     def record(self, inputs: np.ndarray) -> Recording:
@@ -187,3 +200,23 @@ class Emulator(PlanBackend):
             if p.spiking:
                 out.spikes[p.name] = np.stack([r[p.name][0] for r in recs])
         return out
+
+
+def _float_dense(c: _Conn, s_in: np.ndarray) -> np.ndarray:
+    """One copy's float Dense output, summed in the order Lava's float models sum."""
+    if c.delay:  # Lava's float DelayDense sums rows of weights * input
+        return (c.weight * np.asarray(s_in, np.float64)).sum(axis=1)
+    if c.src == INPUT:
+        return c.weight.dot(np.asarray(s_in, np.float64))
+    return c.weight[:, np.asarray(s_in, bool)].sum(axis=1)  # Lava's float Dense: columns of the spikes
+
+
+def check_batch(batch, windowed: bool, name: str) -> int | None:
+    """``batch`` as a positive int (or ``None``); batched copies run closed-loop windows only."""
+    if batch is None:
+        return None
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ConfigError(f"{name}: batch must be a positive integer, got {batch!r}")
+    if not windowed:
+        raise ConfigError(f"{name}: batched copies run closed-loop decision windows only (windowed=True)")
+    return int(batch)

@@ -119,9 +119,11 @@ def dense_accumulate(w_eff: np.ndarray, s_in: np.ndarray, weight_exp: int) -> np
     """Dendritic sum of Lava's bit-accurate Dense: ``(w @ s) << exp`` (arithmetic >> if < 0).
 
     ``w_eff`` may be given as float64: integer sums below 2**53 are exact there, and BLAS
-    is far faster than numpy's integer matmul.
+    is far faster than numpy's integer matmul. ``s_in`` is ``(n,)`` or ``(batch, n)``
+    (integer sums: the same numbers in any order).
     """
-    acc = (w_eff @ np.asarray(s_in, dtype=w_eff.dtype)).astype(np.int64)
+    s = np.asarray(s_in, dtype=w_eff.dtype)
+    acc = (w_eff @ s if s.ndim == 1 else s @ w_eff.T).astype(np.int64)
     return np.left_shift(acc, weight_exp) if weight_exp > 0 else np.right_shift(acc, -weight_exp)
 
 

@@ -312,11 +312,18 @@ class LavaBackend(PlanBackend):
         """Send ``x``, run one decision period, receive the output window ``(T, n)``."""
         if not self._running or self._send_port is None:
             raise LavaRuntimeError("the Lava network is not running (use it as a context manager)")
-        self._tx.send(np.asarray(x, dtype=np.float64))
+        batch = getattr(self, "batch", None)
+        x = np.asarray(x, dtype=np.float64)
+        if batch is not None:  # each copy's row ends with whether it counts
+            active = np.ones(batch, bool) if self.active is None else np.asarray(self.active, bool)
+            x = np.concatenate([x.reshape(batch, -1), active[:, None].astype(np.float64)], axis=1)
+            self._copy_decisions += int(np.count_nonzero(active))
+        self._tx.send(x.reshape(-1))
         self._ran = True
         self._root.run(condition=RunSteps(num_steps=self.window.period, blocking=True))
         self.time_step += self.window.period
-        return np.asarray(self._rx.recv()).reshape(self.window.T, -1)
+        out = np.asarray(self._rx.recv())
+        return out.reshape(self.window.T, -1) if batch is None else out.reshape(self.window.T, batch, -1)
 
     def decide_raw(self, x: np.ndarray) -> np.ndarray:
         if not self._running:
@@ -354,14 +361,20 @@ class LavaFused(LavaBackend):
     mapping = "fused"
 
     def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
-                 windowed: bool = True):
+                 windowed: bool = True, batch: int | None = None):
+        from spikeloop.runtime.emulator import check_batch
+
         if not windowed:
             raise ConfigError("lava-fused runs closed-loop decision windows only; open-loop "
                               "recordings run on lava-per-node (Monitors on every population)")
         super().__init__(plan, precision, fixed, windowed)
+        self.batch = check_batch(batch, windowed, self.name)
+        self.active: np.ndarray | None = None
+        """with ``batch``: which copies count operations (default: all)"""
+        self._copy_decisions = 0
 
     def _build(self) -> None:
-        net = P.FusedNetwork(plan=self.plan, fixed=self.fixed, precision=self.precision)
+        net = P.FusedNetwork(plan=self.plan, fixed=self.fixed, precision=self.precision, batch=self.batch)
         self._send_port, self._recv_port = net.pipe_in, net.pipe_out
         self._fused = self._root = net
 
@@ -380,7 +393,13 @@ class LavaFused(LavaBackend):
         c.updates = {p.name: int(u) for p, u in zip(pops, upd)}
         c.active = {p.name: int(a) for p, a in zip(pops, act)}
         c.spikes = {p.name: int(s) for p, s in zip(pops, spk) if p.spiking}
+        if self.batch is not None:  # decisions and steps of the copies that counted, as the emulator's
+            c.decisions, c.steps = self._copy_decisions, self._copy_decisions * self.plan.period
         return c
+
+    def reset(self) -> None:
+        super().reset()
+        self._copy_decisions = 0
 
 
 class LavaPerNode(LavaBackend):

@@ -42,7 +42,9 @@ class ClosedLoopResult:
     def summary(self) -> dict:
         return {"backend": self.backend, "precision": self.precision, "episodes": len(self.returns),
                 "mean_return": self.mean_return, "std_return": float(np.std(self.returns)),
-                "min_return": float(np.min(self.returns)), "returns": list(map(float, self.returns)),
+                "min_return": float(np.min(self.returns)), "max_return": float(np.max(self.returns)),
+                "mean_length": self.decisions / max(len(self.returns), 1),
+                "returns": list(map(float, self.returns)),
                 "decisions": self.decisions, "agreement_with_torch": self.agreement,
                 "q_max_abs_diff_vs_torch": self.q_max_abs_diff, "seconds": self.seconds, **self.extra}
 
@@ -61,6 +63,8 @@ def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, ref
     values and the action decided on it (:attr:`ClosedLoopResult.trace`), so that another
     framework's model can be checked on exactly what the backend saw.
     """
+    if getattr(backend, "batch", None) is not None:
+        return _run_batched(backend, env_id, episodes, seed, reference, twin, progress, max_steps, record)
     if twin is not None:  # refuse before anything is started
         for b, role in ((backend, "checked"), (twin, "twin")):
             if not hasattr(b, "last_output"):
@@ -117,3 +121,105 @@ def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, ref
                             agree / decisions if reference is not None else None,
                             qdiff if reference is not None else None, time.time() - t0,
                             {"mapping": mapping} if mapping else {}, trace)
+
+
+def _run_batched(backend, env_id: str, episodes: int, seed: int, reference, twin, progress: bool,
+                 max_steps: int | None, record: bool) -> ClosedLoopResult:
+    """:func:`run_closed_loop` on a backend of ``B`` copies of the network, one environment each.
+
+    Copy ``i`` takes the next episode as soon as its own ends (episode ``k`` reset with
+    ``seed + k``), so every episode is the one a single-copy run plays: the same
+    observations, values, actions and returns (the trace is ordered as a single run's).
+    Copies without an episode left run on, masked out of the counts (``backend.active``).
+    Counts differ from a single run's only in each population's steps before its window,
+    which carry the previous decision of the same copy.
+    """
+    n = backend.batch
+    if twin is not None and getattr(twin, "batch", None) != n:
+        raise ConfigError(f"the twin of a batch of {n} copies must be a batch of {n} copies")
+    t0 = time.time()
+    with ExitStack() as stack:
+        for b in (backend, reference, twin):
+            if b is not None:
+                stack.enter_context(b)
+                b.reset()
+        envs = [stack.enter_context(_closing(make_env(env_id))) for _ in range(n)]
+        episode = np.full(n, -1)
+        totals, steps = np.zeros(n), np.zeros(n, int)
+        obs = None
+        returns: list[float | None] = [None] * episodes
+        nxt, decisions, agree, qdiff = 0, 0, 0, 0.0
+        rows = []  # (episode, step, observation, values, action)
+        bar = tqdm(total=episodes, desc=f"{backend.name} {backend.precision} x{n}", unit="ep",
+                   disable=not progress, dynamic_ncols=True)
+
+        def start(i: int) -> None:
+            nonlocal nxt, obs
+            if nxt >= episodes:
+                episode[i] = -1
+                return
+            o, _ = envs[i].reset(seed=seed + nxt)
+            o = np.asarray(o)
+            if obs is None:
+                obs = np.zeros((n,) + o.shape, o.dtype)
+            obs[i], episode[i], totals[i], steps[i] = o, nxt, 0.0, 0
+            nxt += 1
+
+        for i in range(n):
+            start(i)
+        while np.any(episode >= 0):
+            active = episode >= 0
+            for b in (backend, twin):
+                if b is not None:
+                    b.active = active
+            q = backend.decide(obs)
+            if twin is not None:
+                q_twin = twin.decide(obs)
+                raw, raw_twin = (np.asarray(b.last_output, np.float64)[:, active] for b in (backend, twin))
+                if not np.array_equal(raw, raw_twin):
+                    raise RuntimeMismatchError(
+                        f"{backend.name} {backend.precision} and its twin {twin.name} differ at decision "
+                        f"{decisions} (batch of {n}): values {q[active].tolist()} vs {q_twin[active].tolist()}")
+            actions = greedy_action(q)
+            for i in np.flatnonzero(active):
+                a = int(actions[i])
+                if reference is not None:
+                    rq = reference.decide(obs[i])
+                    agree += int(greedy_action(rq) == a)
+                    qdiff = max(qdiff, float(np.abs(rq - q[i]).max()))
+                if record:
+                    rows.append((int(episode[i]), int(steps[i]), obs[i].copy(), np.asarray(q[i]), a))
+                o, r, term, trunc, _ = envs[i].step(a)
+                obs[i] = o
+                totals[i] += r
+                steps[i] += 1
+                decisions += 1
+                if term or trunc or (max_steps is not None and steps[i] >= max_steps):
+                    returns[int(episode[i])] = float(totals[i])
+                    bar.update(1)
+                    start(i)
+        bar.close()
+        counts = backend.counts()
+    trace = None
+    if record:
+        rows.sort(key=lambda r: (r[0], r[1]))
+        trace = {"observations": np.stack([r[2] for r in rows]), "values": np.stack([r[3] for r in rows]),
+                 "actions": np.asarray([r[4] for r in rows]), "episode": np.asarray([r[0] for r in rows])}
+    mapping = getattr(backend, "mapping", "")
+    extra = {"envs": n} | ({"mapping": mapping} if mapping else {})
+    return ClosedLoopResult(backend.name, backend.precision, [float(r) for r in returns], decisions, counts,
+                            agree / decisions if reference is not None else None,
+                            qdiff if reference is not None else None, time.time() - t0, extra, trace)
+
+
+class _closing:
+    """An environment as a context: closed on every path."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __enter__(self):
+        return self.env
+
+    def __exit__(self, *exc):
+        self.env.close()

@@ -29,12 +29,16 @@ def _print_summary(run_dir: Path, report: dict) -> None:
 
     ev = report["evaluation"]
     print(f"\nreport: {run_dir / 'report.md'}")
-    for key, s in sorted(ev.items(), key=lambda kv: ("torch_float", "lava_float", "lava_fixed").index(kv[0])
-                         if kv[0] in ("torch_float", "lava_float", "lava_fixed") else 9):
+    for key, s in ev.items():  # torch first, then float, then fixed: the order they ran
         agree = s.get("agreement_with_torch")
-        print(f"  {key:12s} mean return {s['mean_return']:7.1f} over {s['episodes']} episodes"
-              + ("" if agree is None else f", actions equal to torch {100 * agree:.2f} %"))
-    print(targets_text(report["energy"]))
+        rate = s["decisions"] / s["seconds"] if s.get("seconds") else 0.0
+        print(f"  {key:14s} return {s['mean_return']:7.1f} ± {s['std_return']:.1f} (min {s['min_return']:.0f}, "
+              f"max {s['max_return']:.0f}) over {s['episodes']} episodes, {s['mean_length']:.0f} steps each, "
+              f"{rate:,.0f} decisions/s" + ("" if agree is None else f", actions equal to torch {100 * agree:.2f} %"))
+    if report["energy"] is None:
+        print("energy: not priced (the torch backend counts no operations; use --backend lava or emulator)")
+    else:
+        print(targets_text(report["energy"]))
 
 
 def cmd_train(args) -> int:
@@ -91,7 +95,7 @@ def cmd_run(args) -> int:
     from spikeloop.core.artifacts import check_output_dir, write_files
     from spikeloop.core.nir_io import write_graph
     from spikeloop.pipeline import (POLICY_CKPT, POLICY_NIR, build_report, check_pricing, decision_files,
-                                    energy_stage, evaluate_stage, prepare_policy, report_files)
+                                    energy_stage, evaluate_stage, prepare_policy, priced_counts, report_files)
 
     nir_path = O.in_run_folder(args.policy, POLICY_NIR)
     run_dir = check_output_dir(Path(args.out) if args.out else nir_path.parent)
@@ -110,8 +114,7 @@ def cmd_run(args) -> int:
     env_id = prepared.env_id
     evaluation = evaluate_stage(nir_path.parent, env_id, cfg, nir_path=nir_path, progress=not args.quiet,
                                 prepared=prepared)
-    per_dec = evaluation["results"]["lava_fixed"].counts.per_decision()
-    energy = energy_stage(evaluation["plan"], per_dec, cfg.profiles, cfg.baseline)
+    energy = energy_stage(evaluation["plan"], priced_counts(evaluation), cfg.profiles, cfg.baseline)
     report = build_report(run_dir, env_id, evaluation, energy, None, cfg, _command_line(),
                           checkpoint=(run_dir / POLICY_CKPT).exists() and ckpt is not None)
     files = report_files(report) | (decision_files(evaluation["results"]) if cfg.record else {})

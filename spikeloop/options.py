@@ -96,6 +96,16 @@ def add_eval(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--mapping", choices=tuple(LAVA_MAPPINGS), default="fused",
                    help="Lava mapping: one fused process (fast) or one process per NIR node (reference)")
+    from spikeloop.pipeline import EVAL_BACKENDS, EVAL_PRECISIONS
+
+    p.add_argument("--backend", choices=EVAL_BACKENDS, default="lava",
+                   help="what runs the deployed graph: Lava (--mapping), the bit-exact numpy emulator, or the "
+                        "torch policy of the checkpoint beside the graph (default: lava)")
+    p.add_argument("--precision", choices=EVAL_PRECISIONS, default="both",
+                   help="float, fixed (bit-accurate Loihi) or both (default: both)")
+    p.add_argument("--envs", type=positive_int, default=1,
+                   help="copies of the network stepped at once, one environment each (emulator and Lava "
+                        "fused; the same episodes and actions as one copy; default: 1)")
     add_profiles(p, None, "to price")
     add_baseline(p)
 
@@ -104,7 +114,8 @@ def eval_config(args):
     """The :class:`~spikeloop.pipeline.EvalConfig` of parsed :func:`add_eval` options."""
     from spikeloop.pipeline import EvalConfig
 
-    cfg = EvalConfig(episodes=args.episodes, seed=args.eval_seed, mapping=args.mapping, baseline=args.baseline)
+    cfg = EvalConfig(episodes=args.episodes, seed=args.eval_seed, mapping=args.mapping, baseline=args.baseline,
+                     backend=args.backend, precision=args.precision, envs=args.envs)
     if args.profiles:
         cfg.profiles = list(args.profiles)
     return cfg

@@ -21,6 +21,10 @@ POLICY_CKPT, POLICY_NIR, REPORT_JSON, REPORT_MD, CONFIG = (
     "policy.safetensors", "policy.nir", "report.json", "report.md", "config.toml")
 
 
+EVAL_BACKENDS = ("lava", "emulator", "torch")
+EVAL_PRECISIONS = ("float", "fixed", "both")
+
+
 @dataclass
 class EvalConfig:
     """How a compiled policy is evaluated and priced."""
@@ -35,6 +39,12 @@ class EvalConfig:
     """step the bit-exact emulator beside Lava fixed point and stop on any difference"""
     record: bool = False
     """keep every decision's observation, values and action (``decisions.npz`` of ``run``)"""
+    backend: str = "lava"
+    """what runs the deployed graph: 'lava' (the --mapping), 'emulator' or 'torch' (the checkpoint)"""
+    precision: str = "both"
+    """'float', 'fixed' or 'both' (lava and emulator)"""
+    envs: int = 1
+    """copies of the network stepped at once, one environment each (emulator, Lava fused)"""
 
     def __post_init__(self):
         from spikeloop.runtime.backends import LAVA_MAPPINGS
@@ -46,6 +56,14 @@ class EvalConfig:
 
         integer("episodes", 1)
         integer("seed", 0)
+        integer("envs", 1)
+        if self.backend not in EVAL_BACKENDS:
+            raise ConfigError(f"backend must be one of {EVAL_BACKENDS}, got {self.backend!r}")
+        if self.precision not in EVAL_PRECISIONS:
+            raise ConfigError(f"precision must be one of {EVAL_PRECISIONS}, got {self.precision!r}")
+        if self.envs > 1 and (self.backend == "torch" or (self.backend == "lava" and self.mapping != "fused")):
+            raise ConfigError(f"--envs {self.envs}: batched copies run on the emulator and on Lava's fused "
+                              f"mapping, not on {self.backend}" + (f" {self.mapping}" if self.backend == "lava" else ""))
         if not isinstance(self.mapping, str) or self.mapping not in LAVA_MAPPINGS:
             raise ConfigError(f"mapping must be one of {tuple(LAVA_MAPPINGS)}, got {self.mapping!r}")
         if not isinstance(self.profiles, (list, tuple)) or not self.profiles or not all(
@@ -135,10 +153,12 @@ def export_stage(run_dir: Path, dt_s: float = 1e-3, checkpoint: Path | None = No
 
 def evaluate_stage(run_dir: Path, env_id: str, cfg: EvalConfig, nir_path: Path | None = None,
                    progress: bool = True, prepared: "PreparedPolicy | None" = None) -> dict:
-    """Closed-loop returns in torch float, Lava float and Lava fixed; counts; energy.
+    """Closed-loop returns of the torch policy (if a checkpoint is there) and of the deployed
+    graph on ``cfg.backend`` in ``cfg.precision`` (keys ``torch_float``, ``lava_fixed``, ...).
 
     The Lava backend is the registered one of ``cfg.mapping``; Lava fixed point runs beside
-    the bit-exact emulator as its twin when ``cfg.check_emulator``. ``prepared`` is the
+    the bit-exact emulator as its twin when ``cfg.check_emulator``; ``cfg.envs`` copies run
+    at once where it is above 1. ``priced`` names the result whose counts are priced. ``prepared`` is the
     policy already read and checked (:func:`prepare_policy`); without it the graph is read
     from ``nir_path`` (default ``run_dir/policy.nir``) and checked here.
     """
@@ -158,19 +178,46 @@ def evaluate_stage(run_dir: Path, env_id: str, cfg: EvalConfig, nir_path: Path |
     results = {}
     if torch_model is not None:
         results["torch_float"] = run_closed_loop(torch_model, **common)
-    results["lava_float"] = run_closed_loop(make_backend(lava, plan, "float"), reference=torch_model, **common)
-    twin = make_backend("emulator", plan, "fixed", fixed) if cfg.check_emulator else None
-    results["lava_fixed"] = run_closed_loop(make_backend(lava, plan, "fixed", fixed), reference=torch_model,
-                                            twin=twin, **common)
-    return {"plan": plan, "fixed": fixed, "results": results}
+    elif cfg.backend == "torch":
+        raise ConfigError(f"{prepared.path}: --backend torch runs the policy's checkpoint, and none is beside "
+                          f"the graph ({POLICY_CKPT})")
+    priced = None
+    if cfg.backend != "torch":
+        name = lava if cfg.backend == "lava" else "emulator"
+        batch = {"batch": cfg.envs} if cfg.envs > 1 else {}
+        for prec in (("float", "fixed") if cfg.precision == "both" else (cfg.precision,)):
+            q = fixed if prec == "fixed" else None
+            twin = (make_backend("emulator", plan, "fixed", fixed, **batch)
+                    if prec == "fixed" and cfg.backend == "lava" and cfg.check_emulator else None)
+            priced = f"{cfg.backend}_{prec}"
+            results[priced] = run_closed_loop(make_backend(name, plan, prec, q, **batch), reference=torch_model,
+                                              twin=twin, **common)
+    return {"plan": plan, "fixed": fixed, "results": results, "priced": priced}
 
 
-def energy_stage(plan, counts_per_decision: dict, profiles: list[str], baseline: str) -> dict:
+def priced_counts(evaluation: dict) -> dict | None:
+    """Per-decision counts of the deployed run the energy is priced on (fixed point where it
+    ran), or ``None`` where nothing counted operations (the torch backend)."""
+    key = priced_key(evaluation)
+    return None if key is None else evaluation["results"][key].counts.per_decision()
+
+
+def priced_key(evaluation: dict) -> str | None:
+    """The result the energy is priced on: ``evaluation['priced']``, else Lava fixed point."""
+    if "priced" in evaluation:
+        return evaluation["priced"]
+    return "lava_fixed" if "lava_fixed" in evaluation["results"] else None
+
+
+def energy_stage(plan, counts_per_decision: dict | None, profiles: list[str], baseline: str) -> dict | None:
     """Price the measured counts on each profile, beside the dense-ANN baseline.
 
     Each target also carries its mapping check (does it fit, cores, utilisation) and the
     profile's reference figures; ``neurobench`` holds the NeuroBench-convention counts.
+    ``None`` where nothing was counted (the torch backend): nothing is priced on a guess.
     """
+    if counts_per_decision is None:
+        return None
     from spikeloop.hwprofiles import NetworkShape, price_dense_baseline, price_neuromorphic
     from spikeloop.hwprofiles.energy import neurobench_counts
     from spikeloop.hwprofiles.fit import check_fit, layers_from_plan
@@ -208,8 +255,10 @@ def build_report(run_dir: Path, env_id: str, evaluation: dict, energy: dict, tra
     plan, fixed, results = evaluation["plan"], evaluation["fixed"], evaluation["results"]
     if checkpoint is None:
         checkpoint = (Path(run_dir) / POLICY_CKPT).exists()
-    fixed_res = results["lava_fixed"]
-    per_dec = fixed_res.counts.per_decision()
+    priced = priced_key(evaluation)
+    deployed = results[priced] if priced else results["torch_float"]
+    per_dec = priced_counts(evaluation)
+    names = {"lava": f"Lava ({cfg.mapping} mapping)", "emulator": "the emulator"}
     return {
         "spikeloop_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -227,19 +276,22 @@ def build_report(run_dir: Path, env_id: str, evaluation: dict, energy: dict, tra
         "quantization": fixed.errors,
         "evaluation": {k: r.summary() for k, r in results.items()},
         "counts_per_decision": per_dec,
-        "counts_source": f"Lava fixed_pt ({cfg.mapping} mapping), counters inside the process models, "
-                         f"{fixed_res.decisions} decisions",
+        "counts_source": None if priced is None else (
+            f"{names[cfg.backend]} {deployed.precision} point, counters inside the "
+            f"{'process models' if cfg.backend == 'lava' else 'emulator'}, {deployed.decisions} decisions"
+            + (f", {cfg.envs} copies at once" if cfg.envs > 1 else "")),
         "energy": energy,
-        "acceptance": _acceptance(env_id, fixed_res),
+        "acceptance": _acceptance(env_id, deployed, priced or "torch_float"),
     }
 
 
-def _acceptance(env_id: str, fixed_res) -> dict:
-    """Lava fixed point's mean return against the environment's own solved threshold."""
+def _acceptance(env_id: str, fixed_res, key: str = "lava_fixed") -> dict:
+    """The deployed run's mean return (Lava fixed point by default) against the environment's
+    own solved threshold."""
     from spikeloop.core.envs import reward_threshold
 
     target = reward_threshold(env_id)
-    return {"lava_fixed_mean_return": fixed_res.mean_return, "episodes": len(fixed_res.returns),
+    return {"run": key, "mean_return": fixed_res.mean_return, "episodes": len(fixed_res.returns),
             "target_return": target, "target_source": f"gymnasium reward_threshold of {env_id}",
             "met": None if target is None else bool(fixed_res.mean_return >= target)}
 
@@ -417,8 +469,7 @@ def demo(run_dir: Path, agent: str, cfg, eval_cfg: EvalConfig, dt_s: float = 1e-
     graph = export_policy(result.policy, dt_s)
     prepared = prepare_policy(run_dir / POLICY_NIR, cfg.env_id, graph=graph, policy=result.policy)
     evaluation = evaluate_stage(run_dir, cfg.env_id, eval_cfg, progress=progress, prepared=prepared)
-    per_dec = evaluation["results"]["lava_fixed"].counts.per_decision()
-    energy = energy_stage(evaluation["plan"], per_dec, eval_cfg.profiles, eval_cfg.baseline)
+    energy = energy_stage(evaluation["plan"], priced_counts(evaluation), eval_cfg.profiles, eval_cfg.baseline)
     training = {"agent": agent, "best_eval_return_torch": result.best_eval, "env_steps": result.steps,
                 "seconds": round(result.seconds, 1), "seed": cfg.seed}
     report = build_report(run_dir, cfg.env_id, evaluation, energy, training, eval_cfg, command,

@@ -131,6 +131,10 @@ def _fit_lines(fit: dict) -> list[str]:
 
 def _energy_section(r: dict) -> list[str]:
     en = r["energy"]
+    if en is None:
+        return ["", "## Does it fit, and what does one decision cost?", "",
+                "Not priced: this run evaluated the torch policy only, which counts no operations of a "
+                "deployed network (run it with `--backend lava` or `--backend emulator`).", ""]
     out = ["", "## Does it fit, and what does one decision cost?", "",
            "Chip energy per decision is the sum of the **priced** on-chip terms: a measured count (per decision, "
            f"from {r.get('counts_source', 'the run')}) times a constant of the profile, whose source and "
@@ -209,7 +213,8 @@ def render_markdown(r: dict) -> str:
             "| run | episodes | mean return | min | std | actions equal to torch float | max abs ΔQ vs torch |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     names = {"torch_float": "torch float (training model)", "lava_float": "Lava floating_pt",
-             "lava_fixed": "Lava fixed_pt (bit-accurate Loihi)", "emulator_fixed": "emulator fixed"}
+             "lava_fixed": "Lava fixed_pt (bit-accurate Loihi)", "emulator_float": "emulator float",
+             "emulator_fixed": "emulator fixed (bit-accurate Loihi)"}
     for key, s in ev.items():
         agree = "–" if s.get("agreement_with_torch") is None else f"{100 * s['agreement_with_torch']:.2f} %"
         out.append(f"| {names.get(key, key)} | {s['episodes']} | {s['mean_return']:.1f} | {s['min_return']:.0f} "
@@ -218,12 +223,14 @@ def render_markdown(r: dict) -> str:
     verdict = ("no solved threshold is registered for this environment" if acc.get("met") is None else
                f"{'meets' if acc['met'] else 'misses'} the {acc['target_return']:g} bar, the "
                f"{acc['target_source']}")
-    out += ["", f"Lava fixed point mean return over {acc['episodes']} episodes: **{acc['lava_fixed_mean_return']:.1f}** "
-            f"({verdict}).", "",
-            "## What the deployed network did (per decision)", "",
+    out += ["", f"{names.get(acc['run'], acc['run'])} mean return over {acc['episodes']} episodes: "
+            f"**{acc['mean_return']:.1f}** ({verdict}).", ""]
+    c = r["counts_per_decision"]
+    if c is None:
+        return "\n".join(out + _energy_section(r))
+    out += ["## What the deployed network did (per decision)", "",
             f"Source: {r['counts_source']}.", "",
             "| population | neurons | spikes | active updates | inactive updates |", "|---|---:|---:|---:|---:|"]
-    c = r["counts_per_decision"]
     for name, info in pol["populations"].items():
         upd, act = c["updates"][name], c["active"][name]
         spikes = c["spikes"].get(name)

@@ -92,11 +92,19 @@ class TorchPolicy:
 
     name = "torch"
     precision = "float"
+    THREADS = 1
+    """intra-op threads while started: a batch-1 window is too small to split, and torch's
+    default (every core) made decisions about 30x slower on a 2-core machine"""
 
     def __init__(self, policy: Policy):
         self.policy = policy
+        self._threads: list[int] = []
 
     def start(self) -> "TorchPolicy":
+        import torch
+
+        self._threads.append(torch.get_num_threads())
+        torch.set_num_threads(self.THREADS)
         return self
 
     def reset(self) -> None:
@@ -109,7 +117,10 @@ class TorchPolicy:
         return None
 
     def close(self) -> None:
-        pass
+        import torch
+
+        if self._threads:  # the caller's setting back
+            torch.set_num_threads(self._threads.pop())
 
     def __enter__(self) -> "TorchPolicy":
         return self.start()

@@ -375,14 +375,19 @@ class PyCountingLIFResetBitAcc(_CountingLIFMixin, PyLifResetModelBitAcc):
 
 # --------------------------------------------------------------------------- fused
 class FusedNetwork(AbstractProcess):
-    """A whole :class:`NetworkPlan` in one Lava process, with host pipes and counters."""
+    """A whole :class:`NetworkPlan` in one Lava process, with host pipes and counters.
 
-    def __init__(self, *, plan, fixed, precision, **kwargs):
-        super().__init__(plan=plan, fixed=fixed, precision=precision, **kwargs)
+    ``batch``: ``B`` copies of the network (the emulator's batch); each decision's input
+    row of a copy carries its observation payload and, last, whether the copy counts.
+    """
+
+    def __init__(self, *, plan, fixed, precision, batch=None, **kwargs):
+        super().__init__(plan=plan, fixed=fixed, precision=precision, batch=batch, **kwargs)
         out = plan.population(plan.output).size
-        self.pipe_in = InPort(shape=(plan.input_size,))
+        rows = 1 if batch is None else batch
+        self.pipe_in = InPort(shape=((plan.input_size + (batch is not None)) * rows,))
         self.pipe_in.flag_external_pipe(buffer_size=4)
-        self.pipe_out = OutPort(shape=(plan.window.T * out,))  # the output over its window
+        self.pipe_out = OutPort(shape=(plan.window.T * out * rows,))  # the output over its window
         self.pipe_out.flag_external_pipe(buffer_size=4)
         self.synops = Var(shape=(len(plan.connections),), init=0)
         self.update_count = Var(shape=(len(plan.populations),), init=0)
@@ -405,9 +410,11 @@ class _FusedModel(PyLoihiProcessModel):
         from spikeloop.runtime.emulator import Emulator
 
         plan = proc_params["plan"]
-        self.em = Emulator(plan, proc_params["precision"], proc_params["fixed"], windowed=True)
+        self.batch = proc_params["batch"]
+        self.em = Emulator(plan, proc_params["precision"], proc_params["fixed"], windowed=True, batch=self.batch)
         self.window = plan.window
-        self.rows = np.zeros((self.window.T, plan.population(plan.output).size), self.em.dtype)
+        self.rows = np.zeros((self.window.T,) + self.em.shape + (plan.population(plan.output).size,),
+                             self.em.dtype)
         self.x = None
         self._epoch = 0
 
@@ -418,7 +425,11 @@ class _FusedModel(PyLoihiProcessModel):
             self._epoch = int(self.epoch[0])
             self.em.reset()
         if k == 0:
-            self.x = np.asarray(self.pipe_in.recv(), dtype=self.em.dtype)
+            x = np.asarray(self.pipe_in.recv(), dtype=np.float64)
+            if self.batch is not None:
+                x = x.reshape(self.batch, -1)
+                x, self.em.active = x[:, :-1], x[:, -1] != 0
+            self.x = x.astype(self.em.dtype)
         rec = self.em.step(self.x if win.holds(k) else np.zeros_like(self.x))
         row = win.output_row(k)
         if row is not None:
