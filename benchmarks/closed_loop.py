@@ -1,16 +1,22 @@
-"""Closed-loop decisions per second for the CartPole policy at T = 8: Lava and the emulator.
+"""Closed-loop decisions per second: torch, the emulator and Lava, one copy and batched, at T = 8, 16, 32.
 
     .venv/bin/python benchmarks/closed_loop.py            # prints, and updates BENCHMARKS.md
 
-Each decision: encode the observation, run the decision window (T = 8 steps plus 3 steps of
-pipeline latency = 11 Lava steps), read the readout, take the argmax, step CartPole-v1.
-Compile time is measured apart from the loop. The reference point measured on this
-machine before spikeloop existed: naive per-node Lava with Injector/Extractor, about 164
-decisions per second.
+Each decision encodes the observation, runs the decision window (T steps plus the pipeline
+latency on Lava's timing), reads the readout, takes the argmax and steps CartPole-v1; the
+runner is `spikeloop.runtime.runner.run_closed_loop`, the one `spikeloop run` uses. A
+batched row runs B copies of the network on B environments (`--envs B`); its rate counts
+every copy's decisions. Compile time is excluded from the rates. Bit-exactness of every
+row with the emulator is proven by tests/test_batched.py and tests/test_parity.py, not here.
+
+Targets (issue "Any policy, closed loop, fast"): Lava at batch 64 >= 10x the per-node
+mapping; Lava one environment >= 2x the fused mapping of before; the batched emulator
+>= 1000x per-node Lava; torch at batch 1, T = 8 <= 0.5 ms per decision.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -20,76 +26,93 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, update_section  # noqa: E402
 
-import spikeloop.runtime  # noqa: E402,F401
-from spikeloop.core.nir_io import read_graph  # noqa: E402
 from spikeloop.runtime.backends import make_backend  # noqa: E402
-from spikeloop.runtime.compiler import plan_from_nir  # noqa: E402
 from spikeloop.runtime.fixed_point import quantize_plan  # noqa: E402
-from spikeloop.core.coding import greedy_action  # noqa: E402
-from spikeloop.core.envs import make_env  # noqa: E402
+from spikeloop.runtime.policy_import import PolicyChoices, import_policy  # noqa: E402
+from spikeloop.runtime.runner import run_closed_loop  # noqa: E402
 
 
-def closed_loop(backend, decisions: int, seed: int) -> tuple[float, float]:
-    """Run ``decisions`` closed-loop decisions on a started backend; (seconds, mean episode return)."""
-    env = make_env("CartPole-v1")
-    obs, _ = env.reset(seed=seed)
-    returns, ret = [], 0.0
+def rate(backend, decisions: int, batch: int) -> tuple[float, float]:
+    """(decisions per second, compile seconds) of ``decisions`` closed-loop decisions.
+
+    Episodes are cut at ``decisions / episodes`` steps so that a batch is full most of the time.
+    """
+    episodes = max(batch, 1) * 2
+    steps = max(decisions // episodes, 1)
     t0 = time.perf_counter()
-    for _ in range(decisions):
-        action = greedy_action(backend.decide(obs))
-        obs, r, term, trunc, _ = env.step(action)
-        ret += r
-        if term or trunc:
-            returns.append(ret)
-            ret = 0.0
-            obs, _ = env.reset()
-    seconds = time.perf_counter() - t0
-    env.close()
-    return seconds, float(np.mean(returns)) if returns else ret
+    with backend:
+        compile_s = time.perf_counter() - t0
+        r = run_closed_loop(backend, "CartPole-v1", episodes, 0, progress=False, max_steps=steps)
+    return r.decisions / (r.seconds - compile_s), compile_s
+
+
+def torch_ms(policy, T: int, repeats: int) -> float:
+    """Median milliseconds of one batch-1 decision of the torch policy (encoding included)."""
+    from spikeloop.train.policy import TorchPolicy
+
+    obs = np.zeros(4)
+    with TorchPolicy(dataclasses.replace(policy, T=T)) as tp:
+        for _ in range(20):
+            tp.decide(obs)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                tp.decide(obs)
+            times.append((time.perf_counter() - t0) / repeats)
+    return 1e3 * float(np.median(times))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", default=str(ROOT / "tests/data/policy.nir"))
-    ap.add_argument("--decisions", type=int, default=1000, help="decisions per fast configuration")
-    ap.add_argument("--per-node-decisions", type=int, default=300)
+    ap.add_argument("--T", type=int, nargs="+", default=[8, 16, 32])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--decisions", type=int, default=2000, help="decisions per fast row")
+    ap.add_argument("--slow-decisions", type=int, default=200, help="decisions per Lava per-node row")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = ap.parse_args(argv)
-    plan = plan_from_nir(read_graph(args.policy))
-    fixed = quantize_plan(plan)
-    rows = []
-    for precision in ("fixed", "float"):
-        for name in ("lava-fused", "lava-per-node"):
-            mapping = make_backend(name, plan, precision, fixed)
-            n = args.decisions if mapping.mapping == "fused" else args.per_node_decisions
-            t0 = time.perf_counter()
-            with mapping as net:
-                compile_s = time.perf_counter() - t0
-                secs, _ = closed_loop(net, n, seed=0)
-            rows.append((f"Lava {mapping.mapping}", precision, n, n / secs, n * plan.period / secs, compile_s))
-            print(f"{rows[-1][0]:16s} {precision:5s} {rows[-1][3]:8.1f} decisions/s  "
-                  f"({rows[-1][4]:7.0f} Lava steps/s, compile {compile_s:.2f} s)", flush=True)
-        with make_backend("emulator", plan, precision, fixed) as em:
-            secs, _ = closed_loop(em, args.decisions, seed=0)
-        rows.append(("emulator", precision, args.decisions, args.decisions / secs,
-                     args.decisions * plan.period / secs, 0.0))
-        print(f"{'emulator':16s} {precision:5s} {rows[-1][3]:8.1f} decisions/s", flush=True)
+    from spikeloop.train.checkpoint import load_policy
+
+    policy, _ = load_policy(Path(args.policy).with_name("policy.safetensors"))
+    B = args.batch
+    rows = []  # (T, row, precision, batch, decisions/s, compile s)
+    for T in args.T:
+        plan = import_policy(args.policy, PolicyChoices(T=T)).plan
+        fixed = quantize_plan(plan)
+        ms = torch_ms(policy, T, 200)
+        rows.append((T, "torch (checkpoint)", "float", 1, 1e3 / ms, 0.0))
+        print(f"T={T:3d} torch batch 1: {ms:.3f} ms per decision", flush=True)
+        for precision in ("fixed", "float"):
+            q = fixed if precision == "fixed" else None
+            for name, batch, n in (("lava-per-node", None, args.slow_decisions), ("lava-fused", None, args.decisions // 2),
+                                   ("lava-fused", B, args.decisions), ("emulator", None, args.decisions // 2),
+                                   ("emulator", B, args.decisions * 4)):
+                be = make_backend(name, plan, precision, q, **({"batch": batch} if batch else {}))
+                r, comp = rate(be, n, batch or 1)
+                rows.append((T, name, precision, batch or 1, r, comp))
+                print(f"T={T:3d} {name:14s} {precision:5s} batch {batch or 1:3d}: {r:10,.1f} decisions/s "
+                      f"(compile {comp:.2f} s)", flush=True)
+
+    def get(T, name, prec, batch):
+        return next(r[4] for r in rows if r[:4] == (T, name, prec, batch))
+
     body = [f"Command: `.venv/bin/python benchmarks/closed_loop.py`. Machine: {machine()}.", "",
-            f"Policy `{Path(args.policy).relative_to(ROOT) if Path(args.policy).is_relative_to(ROOT) else args.policy}`"
-            f" (4-64-64-2, T = {plan.T}, {plan.period} Lava steps per decision). Each decision encodes the "
-            "observation, runs the window, reads the readout and steps CartPole-v1; compile time is "
-            "excluded from the rate. Reference measured before spikeloop existed: naive per-node Lava "
-            "with Injector/Extractor, about 164 decisions/s on this machine.", "",
-            "| backend | precision | decisions | decisions/s | Lava steps/s | compile (s) |",
-            "|---|---|---:|---:|---:|---:|"]
-    for name, prec, n, rate, steps, comp in rows:
-        body.append(f"| {name} | {prec} | {n} | {rate:,.1f} | {steps:,.0f} | {comp:.2f} |")
-    body += ["", "The fused mapping runs the whole network in one Lava process (bit-exact with the per-node "
-             "mapping of Lava's own models, see tests/test_parity.py); Lava then synchronises one process "
-             "per step instead of eight. The per-node mapping is the reference, not the fast path: it runs "
-             "Lava's own Dense and LIFReset models with counters added, plus spikeloop's host input/output "
-             "processes (eight processes for this policy), and comes out slower than the naive Injector/"
-             "Extractor baseline measured before spikeloop existed."]
+            f"Policy `{Path(args.policy).relative_to(ROOT) if Path(args.policy).is_relative_to(ROOT) else args.policy}` "
+            "(4-64-64-2) with its window set to T, closed loop on CartPole-v1 through `run_closed_loop` (the "
+            "runner of `spikeloop run`); a batch of B is B copies of the network on B environments "
+            "(`spikeloop run --envs B`), all copies' decisions counted; compile time excluded.", "",
+            "| T | backend | precision | batch | decisions/s | compile (s) |", "|---:|---|---|---:|---:|---:|"]
+    for T, name, prec, batch, r, comp in rows:
+        body.append(f"| {T} | {name} | {prec} | {batch} | {r:,.1f} | {comp:.2f} |")
+    body += ["", "Against the targets, fixed point (float in brackets):", ""]
+    for T in args.T:
+        per_node = {p: get(T, "lava-per-node", p, 1) for p in ("fixed", "float")}
+        body.append(f"- T = {T}: Lava fused at batch {B} is {get(T, 'lava-fused', 'fixed', B) / per_node['fixed']:.1f}x "
+                    f"per-node ({get(T, 'lava-fused', 'float', B) / per_node['float']:.1f}x; target 10x); the "
+                    f"emulator at batch {B} is {get(T, 'emulator', 'fixed', B) / per_node['fixed']:.0f}x per-node "
+                    f"({get(T, 'emulator', 'float', B) / per_node['float']:.0f}x; target 1000x); torch batch 1 takes "
+                    f"{1e3 / get(T, 'torch (checkpoint)', 'float', 1):.3f} ms per decision (target 0.5 ms at T = 8).")
     if not args.no_write:
         update_section("Closed-loop decisions per second (benchmarks/closed_loop.py)", "\n".join(body))
         print("updated BENCHMARKS.md")

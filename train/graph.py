@@ -94,9 +94,18 @@ class QuantLinear(nn.Linear):
                  dtype: torch.dtype | None = None):
         super().__init__(in_features, out_features, bias=bias, dtype=dtype)
         self.fake_quant = bool(fake_quant)
+        self._deployed: tuple | None = None
 
     def deployed_weight(self) -> torch.Tensor:
-        return fake_quantize(self.weight) if self.fake_quant else self.weight
+        if not self.fake_quant:
+            return self.weight
+        if torch.is_grad_enabled():
+            return fake_quantize(self.weight)
+        # without gradients (acting, evaluating) the grid is recomputed only when the weight changes
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
+        if self._deployed is None or self._deployed[0] != key:
+            self._deployed = (key, fake_quantize(self.weight).detach())
+        return self._deployed[1]
 
     def forward(self, x):
         y = x @ self.deployed_weight().T
@@ -211,6 +220,8 @@ class Neuron(nn.Module):
         return self.vth is not None
 
     def _spike(self, x):
+        if not torch.is_grad_enabled():  # the forward of arctan_spike, without an autograd node
+            return (x > 0).to(x.dtype)
         return arctan_spike(x, self.alpha)
 
     def step(self, a_in, state):
