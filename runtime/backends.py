@@ -162,6 +162,10 @@ def check_stable(plan: NetworkPlan) -> None:
                     "time units")
 
 
+WINDOW, STREAM = "window", "stream"
+MEMORIES = (WINDOW, STREAM)
+
+
 class PlanBackend:
     """What every plan backend shares: precision, registers, window, codec, lifecycle.
 
@@ -179,17 +183,28 @@ class PlanBackend:
     timed_like_lava = True
     """whether the backend runs Lava's timing (one step per Dense hop) or the graph's own"""
 
+    clears_in_flight = False
+    """whether the backend clears the spikes a recurrent or delayed connection still carries
+    from the previous decision (what a windowed recurrent policy needs)"""
+
     def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
-                 windowed: bool = True):
+                 windowed: bool = True, memory: str = WINDOW):
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if windowed and plan.stateful_connections:
+        if memory not in MEMORIES:
+            raise ConfigError(f"memory must be one of {MEMORIES}, got {memory!r}")
+        recurrent = [c.name for c in plan.connections if c.graph_delay > 0]
+        if windowed and memory == WINDOW and recurrent and not self.clears_in_flight:
             raise ConfigError(
-                f"connections {[c.name for c in plan.stateful_connections]} carry activity across "
-                "timesteps (recurrent or delayed); deploying them with a state reset per decision window "
-                "is not supported (Lava's Dense buffers are not reset). Run such graphs open loop "
-                "(windowed=False, `spikeloop simulate`)")
+                f"connections {recurrent} carry activity across timesteps (recurrent or delayed); {self.name} "
+                "cannot clear what they carry between decision windows (Lava's own Dense keeps it). Run "
+                "them windowed on the emulator or lava-fused, or with the state carried across decisions "
+                "(--memory stream)")
         check_stable(plan)
+        self.memory = memory
+        """'window': every decision from zero state, nothing carried over; 'stream': the state
+        (and what recurrent connections carry) runs on across decisions, with the input silent
+        during the pipeline's drain between them"""
         self.plan, self.precision, self.windowed = plan, precision, windowed
         self.fixed = fixed if fixed is not None or precision == FLOAT_PRECISION else quantize_plan(plan)
         # Closed loop needs the encoding and a decoding that fits the output; refuse before

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeloop.core.errors import ConfigError
-from spikeloop.runtime.backends import FIXED_PRECISION, FLOAT_PRECISION, PlanBackend, Recording
+from spikeloop.runtime.backends import FIXED_PRECISION, FLOAT_PRECISION, WINDOW, PlanBackend, Recording
 from spikeloop.runtime.counters import OpCounts, fanout, neuron_activity, synops
 from spikeloop.runtime.fixed_point import LOIHI, FixedPlan, dense_accumulate
 from spikeloop.runtime.plan import INPUT, STREAM_INTERVAL, NetworkPlan
@@ -51,6 +51,8 @@ class _Conn:
     exp: int
     fan: np.ndarray
     delay: int
+    graph_delay: int = 0
+    dst_offset: int = 0
 
 
 class Emulator(PlanBackend):
@@ -68,16 +70,18 @@ class Emulator(PlanBackend):
     """
 
     name = "emulator"
+    clears_in_flight = True
 
     def __init__(self, plan: NetworkPlan, precision: str = FLOAT_PRECISION,
-                 fixed: FixedPlan | None = None, windowed: bool = True, batch: int | None = None):
-        super().__init__(plan, precision, fixed, windowed)
+                 fixed: FixedPlan | None = None, windowed: bool = True, batch: int | None = None,
+                 memory: str = WINDOW):
+        super().__init__(plan, precision, fixed, windowed, memory)
         self.batch = check_batch(batch, windowed, self.name)
         self.shape = () if self.batch is None else (self.batch,)
         self.active: np.ndarray | None = None
         """with ``batch``: which copies count operations (default: all)"""
         self.period = plan.period
-        self.interval = plan.period if windowed else STREAM_INTERVAL
+        self.interval = plan.period if windowed and memory == WINDOW else STREAM_INTERVAL
         self.arith = LOIHI if precision == FIXED_PRECISION else FLOAT
         dtype = np.int64 if precision == FIXED_PRECISION else np.float64
         offsets = plan.reset_offsets(self.interval)
@@ -99,7 +103,8 @@ class Emulator(PlanBackend):
                 w, exp = f.w_eff.astype(np.float64), f.weight_exp  # exact: see dense_accumulate
             else:
                 w, exp = np.asarray(c.weight, np.float64), 0
-            self.conns.append(_Conn(c.name, c.src, c.dst, w, exp, fanout(w), c.delay))
+            self.conns.append(_Conn(c.name, c.src, c.dst, w, exp, fanout(w), c.delay, c.graph_delay,
+                                    offsets[c.dst]))
         self._in_conns = {p.name: [i for i, c in enumerate(self.conns) if c.dst == p.name] for p in self.pops}
         self.dtype = dtype
         self.reset()
@@ -140,6 +145,13 @@ class Emulator(PlanBackend):
         for p in self.pops:
             a_in = np.zeros(self.shape + (p.size,), self.dtype)
             for i in self._in_conns[p.name]:
+                c = self.conns[i]
+                # windowed: what a recurrent or delayed connection delivers in the first g steps of
+                # the target's window left its source in the previous decision; the window starts
+                # from nothing, as in graph time
+                if c.graph_delay and self.interval == self.period \
+                        and (t - c.dst_offset) % self.period < c.graph_delay:
+                    continue
                 a_in = a_in + self.pipe[i][0]
             u, v = self.u[p.name], self.v[p.name]
             if t % self.interval == p.offset:

@@ -37,7 +37,7 @@ import psutil
 from spikeloop.core import signals
 from spikeloop.core.errors import ConfigError, LavaRuntimeError
 from spikeloop.runtime import lava_compat
-from spikeloop.runtime.backends import FIXED_PRECISION, PlanBackend, Recording
+from spikeloop.runtime.backends import FIXED_PRECISION, WINDOW, PlanBackend, Recording
 from spikeloop.runtime.counters import OpCounts
 from spikeloop.runtime.fixed_point import FixedPlan
 from spikeloop.runtime.plan import INPUT, STREAM_INTERVAL, NetworkPlan
@@ -175,8 +175,8 @@ class LavaBackend(PlanBackend):
     mapping = ""
 
     def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
-                 windowed: bool = True):
-        super().__init__(plan, precision, fixed, windowed)
+                 windowed: bool = True, memory: str = WINDOW):
+        super().__init__(plan, precision, fixed, windowed, memory)
         self.time_step = 0
         self._root = None
         self._ran = False
@@ -359,22 +359,24 @@ class LavaFused(LavaBackend):
 
     name = "lava-fused"
     mapping = "fused"
+    clears_in_flight = True  # the emulator's code, stepped inside the process
 
     def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
-                 windowed: bool = True, batch: int | None = None):
+                 windowed: bool = True, batch: int | None = None, memory: str = WINDOW):
         from spikeloop.runtime.emulator import check_batch
 
         if not windowed:
             raise ConfigError("lava-fused runs closed-loop decision windows only; open-loop "
                               "recordings run on lava-per-node (Monitors on every population)")
-        super().__init__(plan, precision, fixed, windowed)
+        super().__init__(plan, precision, fixed, windowed, memory)
         self.batch = check_batch(batch, windowed, self.name)
         self.active: np.ndarray | None = None
         """with ``batch``: which copies count operations (default: all)"""
         self._copy_decisions = 0
 
     def _build(self) -> None:
-        net = P.FusedNetwork(plan=self.plan, fixed=self.fixed, precision=self.precision, batch=self.batch)
+        net = P.FusedNetwork(plan=self.plan, fixed=self.fixed, precision=self.precision, batch=self.batch,
+                             memory=self.memory)
         self._send_port, self._recv_port = net.pipe_in, net.pipe_out
         self._fused = self._root = net
 
@@ -414,8 +416,9 @@ class LavaPerNode(LavaBackend):
     mapping = "per-node"
 
     def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
-                 windowed: bool = True, probe_steps: int = 0, sequence: np.ndarray | None = None):
-        super().__init__(plan, precision, fixed, windowed)
+                 windowed: bool = True, probe_steps: int = 0, sequence: np.ndarray | None = None,
+                 memory: str = WINDOW):
+        super().__init__(plan, precision, fixed, windowed, memory)
         self.probe_steps = probe_steps
         self.sequence = None if sequence is None else np.asarray(sequence)
 
@@ -435,7 +438,7 @@ class LavaPerNode(LavaBackend):
 
     def _build(self) -> None:
         plan, fixed, win = self.plan, self.fixed, self.plan.window
-        interval = win.period if self.windowed else STREAM_INTERVAL
+        interval = win.period if self.windowed and self.memory == WINDOW else STREAM_INTERVAL
         offsets = plan.reset_offsets(interval)
         if self.sequence is None:
             host_in = P.HostInput(shape=(plan.input_size,), window=win, name="host_in")

@@ -55,9 +55,13 @@ class PolicyChoices:
     clip: float = 4.0
     bits: int = 8
     decoding: Decoding | None = None
+    memory: str | None = None
+    """'window' (each decision from zero state) or 'stream' (state carried across decisions)"""
 
     def __post_init__(self):
         check_T(self.T, "--T")
+        if self.memory not in (None, "window", "stream"):
+            raise ConfigError(f"memory must be 'window' or 'stream', got {self.memory!r}")
         if self.peer == "none" and self.peer_reset is not None:
             raise ConfigError("--peer-reset needs --peer auto, snntorch or norse")
         if self.fit_encoding and self.encoding is not None:
@@ -125,6 +129,8 @@ def import_policy_graph(graph: nir.NIRGraph, choices: PolicyChoices = PolicyChoi
         meta.extra["env_id"] = registered_id(choices.env_id)
     if choices.encoding is not None:
         meta.encoding = choices.encoding
+    if choices.memory is not None:
+        meta.extra["memory"] = choices.memory
     plan = plan_from_nir(_with_meta(mapped, meta), source=source)
     if converted is not None:
         warnings.append(_integrator_warning(plan, converted, source))

@@ -27,13 +27,18 @@ class Reference(PlanBackend):
 
     name = "reference"
     timed_like_lava = False
+    clears_in_flight = True  # every decision replays graph time from zero state
 
     def __init__(self, plan: NetworkPlan, precision: str = FLOAT_PRECISION, fixed: FixedPlan | None = None,
-                 windowed: bool = True):
+                 windowed: bool = True, memory: str = "window"):
         if precision != FLOAT_PRECISION:
             raise ConfigError(f"the reference backend runs in float only, got precision {precision!r}; "
                               "use 'emulator' or a Lava backend for fixed point")
-        super().__init__(plan, FLOAT_PRECISION, None, windowed)
+        if memory != "window":
+            raise ConfigError("the reference runs graph time, which has no pipeline drain between decisions; "
+                              "streaming decisions (memory 'stream') are defined on Lava's timing: use the "
+                              "emulator or a Lava backend")
+        super().__init__(plan, FLOAT_PRECISION, None, windowed, memory)
         self._weights = {c.name: torch.as_tensor(np.asarray(c.weight, np.float64)) for c in plan.connections}
         self._params = {p.name: (torch.as_tensor(p.du), torch.as_tensor(p.dv), torch.as_tensor(p.bias))
                         for p in plan.populations}

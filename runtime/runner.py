@@ -135,6 +135,10 @@ def _run_batched(backend, env_id: str, episodes: int, seed: int, reference, twin
     which carry the previous decision of the same copy.
     """
     n = backend.batch
+    if getattr(backend, "memory", "window") != "window":
+        raise ConfigError(f"{backend.name}: a streaming policy (memory 'stream') carries its state from one "
+                          "episode into the next, so copies that play different episodes would each carry a "
+                          "different history; run it with one environment")
     if twin is not None and getattr(twin, "batch", None) != n:
         raise ConfigError(f"the twin of a batch of {n} copies must be a batch of {n} copies")
     t0 = time.time()

@@ -181,6 +181,10 @@ def add_policy_graph(p: argparse.ArgumentParser, closed_loop: bool = True, dt_he
                    help="how the output becomes action values: the readout's voltage at the window's last "
                         "step or its mean, or the output's spike count (default: the graph's; a spiking "
                         "output read by voltage is deployed as a leaky integrator, with a warning)")
+    g.add_argument("--memory", choices=("window", "stream"), default=None,
+                   help="window: every decision from zero state, nothing carried over (what a recurrent "
+                        "connection carries is cleared); stream: the state runs on across decisions and "
+                        "episodes, the input silent during the pipeline's drain (default: the graph's, else window)")
 
 
 def policy_choices(args):
@@ -200,7 +204,7 @@ def policy_choices(args):
                     else Decoding(step=args.decoding.split("-")[1]))
     extra = {} if not closed else dict(
         env_id=args.env_id, encoding=encoding, fit_encoding=args.encoding == "fit", fit_steps=args.fit_steps,
-        fit_seed=args.fit_seed, clip=args.clip, bits=args.bits, decoding=decoding)
+        fit_seed=args.fit_seed, clip=args.clip, bits=args.bits, decoding=decoding, memory=args.memory)
     if closed and args.encoding == "fit":  # the grid is checked before any episode runs
         InputEncoding(mean=(0.0,), std=(1.0,), clip=args.clip, bits=args.bits)
     return PolicyChoices(peer=args.peer, peer_reset=args.peer_reset, dt_s=args.dt_s, T=args.T, **extra)

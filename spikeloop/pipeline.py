@@ -175,23 +175,27 @@ def evaluate_stage(run_dir: Path, env_id: str, cfg: EvalConfig, nir_path: Path |
     plan, fixed = prepared.plan, prepared.fixed
     torch_model = None if prepared.policy is None else TorchPolicy(prepared.policy)
     common = dict(env_id=env_id, episodes=cfg.episodes, seed=cfg.seed, progress=progress, record=cfg.record)
+    if torch_model is None and cfg.backend == "torch":
+        raise ConfigError(f"{prepared.path}: --backend torch runs the policy's checkpoint, and none is beside "
+                          f"the graph ({POLICY_CKPT})")
+    runs, priced = [], None  # every backend is built (and so checked) before any episode runs
+    if cfg.backend != "torch":
+        name = lava if cfg.backend == "lava" else "emulator"
+        opts = {"memory": prepared.memory} | ({"batch": cfg.envs} if cfg.envs > 1 else {})
+        try:
+            for prec in (("float", "fixed") if cfg.precision == "both" else (cfg.precision,)):
+                q = fixed if prec == "fixed" else None
+                twin = (make_backend("emulator", plan, "fixed", fixed, **opts)
+                        if prec == "fixed" and cfg.backend == "lava" and cfg.check_emulator else None)
+                priced = f"{cfg.backend}_{prec}"
+                runs.append((priced, make_backend(name, plan, prec, q, **opts), twin))
+        except ConfigError as e:
+            raise ConfigError(f"{prepared.path}: {e}") from None
     results = {}
     if torch_model is not None:
         results["torch_float"] = run_closed_loop(torch_model, **common)
-    elif cfg.backend == "torch":
-        raise ConfigError(f"{prepared.path}: --backend torch runs the policy's checkpoint, and none is beside "
-                          f"the graph ({POLICY_CKPT})")
-    priced = None
-    if cfg.backend != "torch":
-        name = lava if cfg.backend == "lava" else "emulator"
-        batch = {"batch": cfg.envs} if cfg.envs > 1 else {}
-        for prec in (("float", "fixed") if cfg.precision == "both" else (cfg.precision,)):
-            q = fixed if prec == "fixed" else None
-            twin = (make_backend("emulator", plan, "fixed", fixed, **batch)
-                    if prec == "fixed" and cfg.backend == "lava" and cfg.check_emulator else None)
-            priced = f"{cfg.backend}_{prec}"
-            results[priced] = run_closed_loop(make_backend(name, plan, prec, q, **batch), reference=torch_model,
-                                              twin=twin, **common)
+    for key, backend, twin in runs:
+        results[key] = run_closed_loop(backend, reference=torch_model, twin=twin, **common)
     return {"plan": plan, "fixed": fixed, "results": results, "priced": priced}
 
 
@@ -370,6 +374,8 @@ class PreparedPolicy:
     policy: object | None = None
     """the torch policy of the checkpoint beside the graph (the reference), if there is one"""
     checkpoint: Path | None = None
+    memory: str = "window"
+    """'window' or 'stream' (the graph's metadata ``memory``): what decisions carry over"""
 
 
 def compile_graph(graph, source: str, dt_s: float | None = None):
@@ -409,8 +415,9 @@ def prepare_policy(nir_path: Path, env_id: str | None = None, checkpoint: Path |
         if not env_id:
             raise ConfigError(f"{source}: the graph names no environment (env_id); pass --env ENV_ID")
     plan, fixed = compile_graph(graph, source)
-    try:  # the host codec and the windowed schedule: encoding, decoding, no state across decisions
-        make_backend("emulator", plan, "fixed", fixed)
+    memory = (meta.extra.get("memory") if meta else None) or "window"
+    try:  # the host codec and the decision schedule: encoding, decoding, what decisions carry over
+        make_backend("emulator", plan, "fixed", fixed, memory=memory)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
     out = plan.population(plan.output)
@@ -422,7 +429,7 @@ def prepare_policy(nir_path: Path, env_id: str | None = None, checkpoint: Path |
         policy = load_policy(checkpoint)[0]
         _check_same_network(policy, plan, Path(checkpoint), source)
     return PreparedPolicy(nir_path, graph, plan, fixed, env_id, policy,
-                          Path(checkpoint) if policy is not None and checkpoint is not None else None)
+                          Path(checkpoint) if policy is not None and checkpoint is not None else None, memory)
 
 
 def _check_same_network(policy, plan, ckpt: Path, source: str) -> None:

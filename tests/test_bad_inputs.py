@@ -807,7 +807,8 @@ def _(w):
         g["type"] = "Linear"
         g["weight"] = np.eye(64, dtype=np.float32) * 0.1
         replace_ds("node/edges", np.array(edges, dtype="S"))(f)
-    return Case(_run(w, policy=w.nir("rec.nir", rec)), ["rec.nir", "across timesteps"], lava=True,
+    return Case(_run(w, "--mapping", "per-node", policy=w.nir("rec.nir", rec)),
+                ["rec.nir", "across timesteps", "lava-per-node cannot clear", "--memory stream"], lava=True,
                 before_work=True)
 
 

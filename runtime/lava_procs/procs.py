@@ -381,8 +381,8 @@ class FusedNetwork(AbstractProcess):
     row of a copy carries its observation payload and, last, whether the copy counts.
     """
 
-    def __init__(self, *, plan, fixed, precision, batch=None, **kwargs):
-        super().__init__(plan=plan, fixed=fixed, precision=precision, batch=batch, **kwargs)
+    def __init__(self, *, plan, fixed, precision, batch=None, memory="window", **kwargs):
+        super().__init__(plan=plan, fixed=fixed, precision=precision, batch=batch, memory=memory, **kwargs)
         out = plan.population(plan.output).size
         rows = 1 if batch is None else batch
         self.pipe_in = InPort(shape=((plan.input_size + (batch is not None)) * rows,))
@@ -411,7 +411,8 @@ class _FusedModel(PyLoihiProcessModel):
 
         plan = proc_params["plan"]
         self.batch = proc_params["batch"]
-        self.em = Emulator(plan, proc_params["precision"], proc_params["fixed"], windowed=True, batch=self.batch)
+        self.em = Emulator(plan, proc_params["precision"], proc_params["fixed"], windowed=True, batch=self.batch,
+                           memory=proc_params["memory"])
         self.window = plan.window
         self.rows = np.zeros((self.window.T,) + self.em.shape + (plan.population(plan.output).size,),
                              self.em.dtype)
