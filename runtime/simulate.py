@@ -34,12 +34,18 @@ class SimulationResult:
     output: np.ndarray | None = None
     latency: dict[str, int] = field(default_factory=dict)
     """Lava steps removed per population (0 in the graph's own time: the reference)"""
+    shapes: dict[str, tuple] = field(default_factory=dict)
+    """per population: the node's own shape (e.g. (C, H, W)); the arrays above are flat"""
+    output_name: str | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Flat ``{'<node>.spikes', '<node>.v', 'output'}`` mapping for an .npz file."""
-        out = {f"{k}.spikes": v for k, v in self.spikes.items()}
-        out |= {f"{k}.v": v for k, v in self.v.items()}
-        out["output"] = self.output
+        """``{'<node>.spikes', '<node>.v', 'output'}`` for an .npz file, each ``(timesteps, *node shape)``."""
+        def shaped(k, a):
+            return a.reshape(len(a), *self.shapes[k]) if k in self.shapes else a
+
+        out = {f"{k}.spikes": shaped(k, v) for k, v in self.spikes.items()}
+        out |= {f"{k}.v": shaped(k, v) for k, v in self.v.items()}
+        out["output"] = shaped(self.output_name, self.output) if self.output_name else self.output
         out["latency_removed"] = np.array([self.latency.get(k, 0) for k in self.v], dtype=np.int64)
         return out
 
@@ -149,7 +155,8 @@ def simulate(plan: NetworkPlan, inputs: np.ndarray, backend: str = "emulator", p
     runner = make_backend(backend, plan, precision, fixed, windowed=False)
     rec = runner.record(x)
     n = len(x)
-    res = SimulationResult(backend, precision, latency=dict(rec.latency))
+    res = SimulationResult(backend, precision, latency=dict(rec.latency),
+                           shapes={p.name: tuple(p.shape) for p in plan.populations}, output_name=plan.output)
     for p in plan.populations:
         k = rec.latency[p.name]
         v = rec.v[p.name][k:k + n]

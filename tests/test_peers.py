@@ -127,6 +127,18 @@ def test_snntorch_conv_zero_exact(tmp_path):
     _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
 
 
+def test_simulate_arrays_keep_the_node_shapes(tmp_path):
+    """A (2, 4, 4) convolutional layer comes back as (steps, 2, 4, 4), not 32 values a step."""
+    case = snntorch_case(tmp_path, "conv", "zero", 40)
+    np.save(tmp_path / "x.npy", case.inputs)
+    assert main(["simulate", str(case.path), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "o.npz"),
+                 "--backend", "emulator", "--peer-reset", "zero"]) == 0
+    out = np.load(tmp_path / "o.npz")
+    assert out["1.spikes"].shape == out["1.v"].shape == (40, 2, 4, 4)
+    assert out["4.spikes"].shape == out["output"].shape == (40, 4)
+    assert np.array_equal(out["1.spikes"].reshape(40, -1), case.spikes["1"])
+
+
 def test_snntorch_wrong_dt_warns(snn_leaky_zero):
     imp = import_peer_file(snn_leaky_zero.path, dt_s=1e-2, reset="zero")
     assert {"snntorch-dt", "tau-below-dt"} <= _codes(imp) and not imp.exact
