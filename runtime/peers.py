@@ -51,6 +51,9 @@ from spikeloop.core.neuron import SOFT
 PEERS = ("snntorch", "norse")
 PEER_CHOICES = ("auto", *PEERS, "none")
 RESETS = ("zero", "subtract")
+DELAYED, IMMEDIATE = "delayed", "immediate"
+TIMINGS = (DELAYED, IMMEDIATE)
+"""snnTorch's reset timing: ``reset_delay=True`` (its default) or ``False``"""
 SNNTORCH_DT = 1e-4
 """the time step snnTorch's exporter hard-codes (``export_nir.py``: ``dt = 1e-4``)"""
 NORSE_DT = 1e-3
@@ -309,21 +312,29 @@ def _recurrent(graph: nir.NIRGraph) -> set[str]:
 
 def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "auto",
                 reset: str | None = None, T: int | None = None, source: str = "graph",
-                warnings: list[PeerWarning] | None = None) -> PeerImport:
+                warnings: list[PeerWarning] | None = None, timing: str = DELAYED) -> PeerImport:
     """Compile a peer's NIR graph, mapping its conventions; see the module docstring.
 
     ``peer``: 'auto' (detect), 'snntorch', 'norse' or 'none' (plain NIR). ``reset``: the
     reset mechanism of the original model, which no peer exporter writes ('zero' or
-    'subtract'; None: what the file says, reset to zero).
+    'subtract'; None: what the file says, reset to zero). ``timing``: snnTorch's reset
+    timing, which its exporter does not write either: 'delayed' (``reset_delay=True``, its
+    default: a spike's reset applies in the next step's update) or 'immediate'
+    (``reset_delay=False``: in the same step, as spikeloop's contract does).
     """
     dt = dt_s
     if peer not in PEER_CHOICES:
         raise ConfigError(f"peer must be one of {PEER_CHOICES}, got {peer!r}")
     if reset not in (None, *RESETS):
         raise ConfigError(f"peer reset must be one of {RESETS}, got {reset!r}")
+    if timing not in TIMINGS:
+        raise ConfigError(f"peer reset timing must be one of {TIMINGS}, got {timing!r}")
     warnings = list(warnings or [])
     detected, evidence = detect_peer(graph)
     name = detected if peer == "auto" else ("unknown" if peer == "none" else peer)
+    if timing == IMMEDIATE and name != "snntorch":
+        raise ConfigError(f"{source}: --peer-reset-timing is snnTorch's reset_delay; the graph is "
+                          f"{'written by ' + name if name in PEERS + ('spikeloop',) else 'plain NIR'}")
     if peer in PEERS and detected in PEERS and detected != peer:
         warnings.append(PeerWarning(
             "peer-mismatch", f"{source}: --peer {peer} given, but the graph looks written by "
@@ -365,6 +376,27 @@ def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "aut
                 "pass --peer-reset subtract (or zero) to state the model's reset_mechanism",
                 exact=False))
         cuba_zero = [k for k, n in neurons.items() if (isinstance(n, nir.CubaLIF) or k in rec)]
+        leaky = all(isinstance(n, nir.LIF) and k not in rec for k, n in neurons.items())
+        if timing == IMMEDIATE and not leaky:
+            warnings.append(PeerWarning(
+                "snntorch-immediate-unverified", f"{source}: reset timing 'immediate' (reset_delay=False) "
+                f"is mapped for Leaky neurons only; nodes {[k for k in neurons if k in cuba_zero]} are "
+                "Synaptic or RLeaky, whose immediate reset has not been checked against snnTorch.",
+                "use Leaky neurons, or reset_delay=True", exact=False))
+        if timing == IMMEDIATE and leaky:
+            # snnTorch resets within the step, as the contract does: reset to zero is the hard
+            # reset and subtract the soft one, with no correction (its double-reset guard only
+            # differs where a voltage stays above threshold after subtracting it)
+            if reset == "subtract":
+                warnings.append(PeerWarning(
+                    "snntorch-immediate-subtract", f"{source}: immediate subtract matches snnTorch's voltages, "
+                    "but after a step that leaves a voltage above threshold even once reset (it exceeded twice "
+                    "the threshold), snnTorch's guard against a double reset tests the next spike against "
+                    "twice the threshold; spikeloop's neuron does not, so spikes can differ there.",
+                    "use reset 'zero', or keep the input a step brings below the threshold", exact=False))
+            graph = _soft_reset(graph, list(neurons) if reset == "subtract" else [])
+            plan = plan_from_nir(graph, dt_s=dt, T=T, source=source)
+            return PeerImport(plan, detected if peer == "auto" else name, plan.dt_s, graph, warnings)
         if reset in (None, "zero") and cuba_zero:
             warnings.append(PeerWarning(
                 "snntorch-zero-refractory", f"{source}: snnTorch's Synaptic/RLeaky reset 'zero' "
@@ -403,7 +435,7 @@ def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "aut
 
 
 def import_peer_file(path: str | Path, dt_s: float | None = None, peer: str = "auto",
-                     reset: str | None = None, T: int | None = None) -> PeerImport:
+                     reset: str | None = None, T: int | None = None, timing: str = DELAYED) -> PeerImport:
     """Read and import a peer NIR file (see :func:`import_peer`)."""
     graph, warnings = read_peer_graph(path)
-    return import_peer(graph, dt_s, peer, reset, T, str(path), warnings)
+    return import_peer(graph, dt_s, peer, reset, T, str(path), warnings, timing)

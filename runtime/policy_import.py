@@ -44,6 +44,8 @@ class PolicyChoices:
 
     peer: str = "auto"
     peer_reset: str | None = None
+    peer_reset_timing: str = "delayed"
+    """snnTorch's reset_delay: 'delayed' (True, its default) or 'immediate' (False)"""
     dt_s: float | None = None
     T: int | None = None
     env_id: str | None = None
@@ -114,7 +116,8 @@ def import_policy_graph(graph: nir.NIRGraph, choices: PolicyChoices = PolicyChoi
     from spikeloop.core.envs import check_env_fits, random_observations, registered_id
 
     file_meta = GraphMeta.from_nir_metadata(graph.metadata, source)
-    imp = import_peer(graph, choices.dt_s, choices.peer, choices.peer_reset, None, source, warnings)
+    imp = import_peer(graph, choices.dt_s, choices.peer, choices.peer_reset, None, source, warnings,
+                      choices.peer_reset_timing)
     meta = file_meta if file_meta is not None else GraphMeta(dt_s=imp.dt_s)
     meta = replace(meta, dt_s=imp.dt_s, extra=dict(meta.extra))
     if choices.T is not None:
@@ -136,6 +139,7 @@ def import_policy_graph(graph: nir.NIRGraph, choices: PolicyChoices = PolicyChoi
         warnings.append(_integrator_warning(plan, converted, source))
     if imp.peer in PEERS:
         meta.extra["imported"] = {"peer": imp.peer, "peer_reset": choices.peer_reset,
+                                  "peer_reset_timing": choices.peer_reset_timing,
                                   "exact": all(w.exact for w in warnings)}
     annotated = _with_meta(mapped, meta)
     plan = plan_from_nir(annotated, source=source)  # the graph as every later command compiles it

@@ -159,6 +159,9 @@ def add_policy_graph(p: argparse.ArgumentParser, closed_loop: bool = True, dt_he
     g.add_argument("--peer-reset", choices=("zero", "subtract"),
                    help="the original model's reset mechanism, which peer exporters do not write "
                         "(snnTorch reset_mechanism, Norse LIFBoxCell reset_method)")
+    g.add_argument("--peer-reset-timing", choices=("delayed", "immediate"), default="delayed",
+                   help="snnTorch's reset_delay, which its exporter does not write either: delayed (True, "
+                        "snnTorch's default: a spike's reset applies in the next step) or immediate (False)")
     g.add_argument("--dt", dest="dt_s", type=positive_seconds, default=None,
                    help=dt_help or "seconds per timestep; overrides the graph's, required if it carries none")
     g.add_argument("--T", dest="T", type=positive_int, default=None,
@@ -207,7 +210,8 @@ def policy_choices(args):
         fit_seed=args.fit_seed, clip=args.clip, bits=args.bits, decoding=decoding, memory=args.memory)
     if closed and args.encoding == "fit":  # the grid is checked before any episode runs
         InputEncoding(mean=(0.0,), std=(1.0,), clip=args.clip, bits=args.bits)
-    return PolicyChoices(peer=args.peer, peer_reset=args.peer_reset, dt_s=args.dt_s, T=args.T, **extra)
+    return PolicyChoices(peer=args.peer, peer_reset=args.peer_reset, peer_reset_timing=args.peer_reset_timing,
+                         dt_s=args.dt_s, T=args.T, **extra)
 
 
 # ----------------------------------------------------------------------------- agent configs

@@ -71,8 +71,10 @@ def _snn_export(net, sample, path: Path) -> Path:
 
 
 def snntorch_case(tmp: Path, kind: str = "leaky", reset: str = "zero", steps: int = 200,
-                  seed: int = 0, sizes=(6, 12, 4)) -> PeerCase:
-    """``kind``: 'leaky', 'synaptic', 'rleaky' or 'conv'; ``reset``: snnTorch reset_mechanism."""
+                  seed: int = 0, sizes=(6, 12, 4), reset_delay: bool = True) -> PeerCase:
+    """``kind``: 'leaky', 'synaptic', 'rleaky' or 'conv'; ``reset``: snnTorch reset_mechanism;
+    ``reset_delay``: snnTorch's reset timing (True, its default: a spike's reset applies in
+    the next step's update; False: in the same step)."""
     import snntorch as snn
 
     torch.manual_seed(seed)
@@ -101,7 +103,8 @@ def snntorch_case(tmp: Path, kind: str = "leaky", reset: str = "zero", steps: in
     _init_linear(fc1, 1.2, kind != "synaptic")
     _init_linear(fc2, 0.8, kind != "synaptic")
     if kind == "leaky":
-        l1 = snn.Leaky(beta=full(0.85, n_h), threshold=full(1.0, n_h), init_hidden=True, reset_mechanism=reset)
+        l1 = snn.Leaky(beta=full(0.85, n_h), threshold=full(1.0, n_h), init_hidden=True, reset_mechanism=reset,
+                       reset_delay=reset_delay)
     elif kind == "synaptic":
         l1 = snn.Synaptic(alpha=full(0.6, n_h), beta=full(0.85, n_h), threshold=full(1.0, n_h),
                           init_hidden=True, reset_mechanism=reset)
@@ -116,10 +119,10 @@ def snntorch_case(tmp: Path, kind: str = "leaky", reset: str = "zero", steps: in
                           init_hidden=True, reset_mechanism=reset)
     else:
         l2 = snn.Leaky(beta=full(0.8, n_out), threshold=full(1.0, n_out), init_hidden=True,
-                       reset_mechanism=reset)
+                       reset_mechanism=reset, reset_delay=reset_delay)
     net = torch.nn.Sequential(fc1, l1, fc2, l2).double()
     x = binary_input(steps, n_in, seed=seed)
-    path = _snn_export(net, torch.zeros(1, n_in), tmp / f"snntorch_{kind}_{reset}.nir")
+    path = _snn_export(net, torch.zeros(1, n_in), tmp / f"snntorch_{kind}_{reset}{'' if reset_delay else '_now'}.nir")
     first = "1.lif" if kind == "rleaky" else "1"
     # RLeaky feeds its float32 spikes to its own recurrent Linear: it runs in float32 only.
     spikes = _snn_run(net, {1: first, 3: "3"}, x, dtype=torch.float32 if kind == "rleaky" else torch.float64)

@@ -121,6 +121,34 @@ def test_snntorch_rleaky_subtract_exact(tmp_path):
     _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
 
 
+def test_snntorch_immediate_zero_reset_exact(tmp_path):
+    """reset_delay=False with reset to zero resets within the step, as the contract's hard
+    reset: stated with --peer-reset-timing immediate it maps exactly, on every backend."""
+    case = snntorch_case(tmp_path, "leaky", "zero", STEPS, reset_delay=False)
+    imp = import_peer_file(case.path, reset="zero", timing="immediate")
+    assert imp.exact, [str(w) for w in imp.warnings]
+    _assert_exact(case, simulate(imp.plan, case.inputs, "emulator", "float"))
+    _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
+
+
+def test_snntorch_immediate_subtract_warns(tmp_path):
+    """Immediate subtract: the voltages match, but snnTorch's double-reset guard tests the
+    next spike against twice the threshold after a voltage stays above threshold once reset,
+    which the contract has no register for; said in a warning (not exact). Tolerance: >= 80 %
+    of spike entries (measured 94.3 % and 86.1 % on this strongly driven model, whose
+    voltages often exceed twice the threshold)."""
+    case = snntorch_case(tmp_path, "leaky", "subtract", STEPS, reset_delay=False)
+    imp = import_peer_file(case.path, reset="subtract", timing="immediate")
+    assert "snntorch-immediate-subtract" in _codes(imp) and not imp.exact
+    assert not any(k.endswith(".reset") for k in imp.graph.nodes)  # no correction edge
+    assert min(_agreement(case, simulate(imp.plan, case.inputs, "emulator", "float")).values()) >= 0.80
+
+
+def test_immediate_timing_is_snntorch_only(norse_cuba):
+    with pytest.raises(ConfigError, match="--peer-reset-timing is snnTorch's reset_delay; the graph is written by norse"):
+        import_peer_file(norse_cuba.path, timing="immediate")
+
+
 def test_snntorch_conv_zero_exact(tmp_path):
     case = snntorch_case(tmp_path, "conv", "zero", STEPS)
     imp = import_peer_file(case.path, reset="zero")
