@@ -80,6 +80,11 @@ def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, ref
         trace = {"observations": [], "values": [], "actions": [], "episode": []} if record else None
         bar = tqdm(total=episodes, desc=f"{backend.name} {backend.precision}", unit="ep",
                    disable=not progress, dynamic_ncols=True)
+        stack.callback(bar.close)
+        stack.push(_partial(lambda: ClosedLoopResult(
+            backend.name, backend.precision, list(returns), sum(_lengths), None, None, None, time.time() - t0,
+            {"complete": False})))
+        _lengths: list[int] = []
         for ep in range(episodes):
             env = make_env(env_id)
             obs, _ = env.reset(seed=seed + ep)
@@ -110,6 +115,7 @@ def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, ref
                 done = term or trunc or (max_steps is not None and steps >= max_steps)
             env.close()
             returns.append(total)
+            _lengths.append(steps)
             bar.update(1)
             bar.set_postfix(mean_return=f"{np.mean(returns):.1f}")
         bar.close()
@@ -156,6 +162,11 @@ def _run_batched(backend, env_id: str, episodes: int, seed: int, reference, twin
         rows = []  # (episode, step, observation, values, action)
         bar = tqdm(total=episodes, desc=f"{backend.name} {backend.precision} x{n}", unit="ep",
                    disable=not progress, dynamic_ncols=True)
+        stack.callback(bar.close)
+        done_steps: list[int] = []
+        stack.push(_partial(lambda: ClosedLoopResult(
+            backend.name, backend.precision, [r for r in returns if r is not None], sum(done_steps), None, None,
+            None, time.time() - t0, {"complete": False, "envs": n})))
 
         def start(i: int) -> None:
             nonlocal nxt, obs
@@ -200,6 +211,7 @@ def _run_batched(backend, env_id: str, episodes: int, seed: int, reference, twin
                 decisions += 1
                 if term or trunc or (max_steps is not None and steps[i] >= max_steps):
                     returns[int(episode[i])] = float(totals[i])
+                    done_steps.append(int(steps[i]))
                     bar.update(1)
                     start(i)
         bar.close()
@@ -227,3 +239,19 @@ class _closing:
 
     def __exit__(self, *exc):
         self.env.close()
+
+
+def _partial(result_so_far):
+    """An exit callback that hands an exception (or a signal's ``KeyboardInterrupt``) the
+    episodes completed so far, as ``exc.partial_result`` (marked incomplete); nothing when
+    no episode was completed."""
+    def on_exit(exc_type, exc, tb):
+        if exc is not None and not hasattr(exc, "partial_result"):
+            r = result_so_far()
+            if r.returns:
+                try:
+                    exc.partial_result = r
+                except AttributeError:  # an exception type that takes no attributes
+                    pass
+        return False
+    return on_exit

@@ -112,8 +112,20 @@ def cmd_run(args) -> int:
     ckpt = nir_path.parent / POLICY_CKPT if imported.peer == "spikeloop" else None
     prepared = prepare_policy(nir_path, None, checkpoint=ckpt, graph=imported.graph)
     env_id = prepared.env_id
-    evaluation = evaluate_stage(nir_path.parent, env_id, cfg, nir_path=nir_path, progress=not args.quiet,
-                                prepared=prepared)
+    try:
+        evaluation = evaluate_stage(nir_path.parent, env_id, cfg, nir_path=nir_path, progress=not args.quiet,
+                                    prepared=prepared)
+    except BaseException as e:  # what completed is written, marked incomplete, before the stop goes on
+        if getattr(e, "partial_results", None):
+            from spikeloop.pipeline import PARTIAL_JSON, partial_files
+
+            try:
+                write_files(run_dir, partial_files(e.partial_results, _command_line(), e))
+                print(f"spikeloop run: the episodes completed so far are in {run_dir / PARTIAL_JSON} "
+                      "(marked incomplete)", file=sys.stderr)
+            except Exception:  # the original fault is what the user must see
+                pass
+        raise
     energy = energy_stage(evaluation["plan"], priced_counts(evaluation), cfg.profiles, cfg.baseline)
     report = build_report(run_dir, env_id, evaluation, energy, None, cfg, _command_line(),
                           checkpoint=(run_dir / POLICY_CKPT).exists() and ckpt is not None)

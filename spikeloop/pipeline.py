@@ -192,11 +192,34 @@ def evaluate_stage(run_dir: Path, env_id: str, cfg: EvalConfig, nir_path: Path |
         except ConfigError as e:
             raise ConfigError(f"{prepared.path}: {e}") from None
     results = {}
-    if torch_model is not None:
-        results["torch_float"] = run_closed_loop(torch_model, **common)
-    for key, backend, twin in runs:
-        results[key] = run_closed_loop(backend, reference=torch_model, twin=twin, **common)
+    todo = ([("torch_float", torch_model, None, None)] if torch_model is not None else []) + \
+        [(key, backend, torch_model, twin) for key, backend, twin in runs]
+    for key, backend, reference, twin in todo:
+        try:
+            results[key] = run_closed_loop(backend, reference=reference, twin=twin, **common)
+        except BaseException as e:  # hand the caller what completed, marked incomplete
+            partial = dict(results)
+            if getattr(e, "partial_result", None) is not None:
+                partial[key] = e.partial_result
+            try:
+                e.partial_results = partial
+            except AttributeError:
+                pass
+            raise
     return {"plan": plan, "fixed": fixed, "results": results, "priced": priced}
+
+
+PARTIAL_JSON = "partial.json"
+
+
+def partial_files(results: dict, command: str, exc: BaseException) -> dict:
+    """The writer of ``partial.json``: what a stopped evaluation completed, marked incomplete
+    (each run's summary says ``complete: false`` where it was cut short)."""
+    body = {"complete": False, "stopped_by": type(exc).__name__ + (f": {exc}" if str(exc) else ""),
+            "command": command, "spikeloop_version": __version__,
+            "evaluation": {k: r.summary() | {"complete": r.extra.get("complete", True)} for k, r in results.items()}}
+    text = json_text(body)
+    return {PARTIAL_JSON: lambda p: write_text(p, text)}
 
 
 def priced_counts(evaluation: dict) -> dict | None:
