@@ -111,13 +111,28 @@ def read_peer_graph(path: str | Path) -> tuple[nir.NIRGraph, list[PeerWarning]]:
             graph = nir.read(path, type_check=False)
         except Exception:
             raise e from None
-        if detect_peer(graph)[0] not in PEERS:
-            raise  # lenient reading is for known peers' faults only
+        # Lenient, as nir's own reader offers: the compiler takes every shape from the weights,
+        # so a declared type that is wrong but unambiguous (a batch dimension in Input/Output)
+        # costs nothing; a graph that does not compile without the check keeps both errors.
+        peer = detect_peer(graph)[0]
         return graph, [PeerWarning(
-            "type-check", f"{path}: the graph fails NIR's type check ({e.__cause__ or e}); "
-            "read without it and shapes are taken from the weights.",
-            "re-export with shapes that match (Norse: the Input/Output shapes include the batch "
-            "dimension)")]
+            "type-check", f"{path}: the graph fails NIR's type check ({e.__cause__ or e}); read "
+            "without it, the shapes taken from the weights.",
+            "re-export with shapes that match" + (" (Norse: the Input/Output shapes include the batch "
+                                                  "dimension)" if peer == "norse" else ""))]
+
+
+def compile_lenient(warnings: list[PeerWarning], compile_fn):
+    """``compile_fn()``; if the graph was read without NIR's type check and does not compile,
+    one error that gives both faults."""
+    try:
+        return compile_fn()
+    except NIRValidationError as e:
+        lenient = [w for w in warnings if w.code == "type-check"]
+        if not lenient:
+            raise
+        raise NIRValidationError(f"{lenient[0].message.split('; read without it')[0]}; read without the "
+                                 f"type check, it does not compile either: {e}") from None
 
 
 def _nodes(graph: nir.NIRGraph, prefix: str = ""):
@@ -438,4 +453,4 @@ def import_peer_file(path: str | Path, dt_s: float | None = None, peer: str = "a
                      reset: str | None = None, T: int | None = None, timing: str = DELAYED) -> PeerImport:
     """Read and import a peer NIR file (see :func:`import_peer`)."""
     graph, warnings = read_peer_graph(path)
-    return import_peer(graph, dt_s, peer, reset, T, str(path), warnings, timing)
+    return compile_lenient(warnings, lambda: import_peer(graph, dt_s, peer, reset, T, str(path), warnings, timing))

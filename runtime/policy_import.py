@@ -31,7 +31,7 @@ from spikeloop.core.coding import Decoding, InputEncoding
 from spikeloop.core.errors import ConfigError
 from spikeloop.core.metadata import GraphMeta, check_T
 from spikeloop.runtime.compiler import plan_from_nir
-from spikeloop.runtime.peers import PEERS, PeerWarning, import_peer, read_peer_graph
+from spikeloop.runtime.peers import PEERS, PeerWarning, compile_lenient, import_peer, read_peer_graph
 from spikeloop.runtime.plan import NetworkPlan
 
 FIT_STEPS_DEFAULT = 2_000
@@ -113,6 +113,12 @@ def import_policy(path: str | Path, choices: PolicyChoices = PolicyChoices()) ->
 def import_policy_graph(graph: nir.NIRGraph, choices: PolicyChoices = PolicyChoices(), source: str = "graph",
                         warnings: list[PeerWarning] | None = None) -> ImportedPolicy:
     """:func:`import_policy` of a graph already read."""
+    from spikeloop.core.envs import check_env_fits, random_observations, registered_id
+
+    return compile_lenient(list(warnings or []), lambda: _import(graph, choices, source, warnings))
+
+
+def _import(graph, choices: PolicyChoices, source: str, warnings) -> ImportedPolicy:
     from spikeloop.core.envs import check_env_fits, random_observations, registered_id
 
     file_meta = GraphMeta.from_nir_metadata(graph.metadata, source)

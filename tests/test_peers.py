@@ -332,14 +332,25 @@ def test_norse_conv_exact(tmp_path):
     _assert_exact(case, simulate(imp.plan, case.inputs, "lava", "float"))
 
 
-def test_plain_graph_failing_type_check_still_errors(tmp_path):
-    """Lenient reading is for known peers' faults; other malformed files keep their error."""
+def test_plain_graph_with_a_wrong_but_unambiguous_type_reads_leniently(tmp_path):
+    """Any writer's file whose Input/Output types are wrong but unambiguous (a batch dimension)
+    is read without NIR's type check, with a warning naming the nodes; one that does not
+    compile without the check either keeps both faults in one error."""
     import nir
 
-    g = nir.NIRGraph(nodes={"in": nir.Input(np.array([1, 3])), "w": nir.Linear(np.ones((2, 3))),
-                            "n": nir.LI(tau=np.ones(2), r=np.full(2, 2.0), v_leak=np.zeros(2)),
-                            "out": nir.Output(np.array([1, 2]))},
-                     edges=[("in", "w"), ("w", "n"), ("n", "out")], type_check=False)
-    nir.write(tmp_path / "g.nir", g)
-    with pytest.raises(NIRValidationError, match="malformed NIR graph"):
-        import_peer_file(tmp_path / "g.nir")
+    def write(name, n_in):
+        g = nir.NIRGraph(nodes={"in": nir.Input(np.array([1, n_in])), "w": nir.Linear(np.ones((2, 3))),
+                                "n": nir.LI(tau=np.ones(2), r=np.full(2, 2.0), v_leak=np.zeros(2)),
+                                "out": nir.Output(np.array([1, 2]))},
+                         edges=[("in", "w"), ("w", "n"), ("n", "out")], type_check=False)
+        nir.write(tmp_path / name, g)
+        return tmp_path / name
+
+    imp = import_peer_file(write("g.nir", 3), dt_s=1e-3)
+    (w,) = [w for w in imp.warnings if w.code == "type-check"]
+    assert "fails NIR's type check (Type inference error: type mismatch: in.output: [[1 3]] -> w.input: [[3]])" \
+        in w.message
+    assert imp.plan.input_size == 3 and imp.plan.population("n").size == 2
+    with pytest.raises(NIRValidationError, match=r"g4.nir: the graph fails NIR's type check .* read without the type "
+                                                 r"check, it does not compile either"):
+        import_peer_file(write("g4.nir", 4), dt_s=1e-3)
