@@ -9,6 +9,8 @@ TORCH  := torch==2.13.0
 LAVA   := lava-nc==0.10.0 lava-dl==0.6.0
 NORSE  := norse==1.1.0
 NEUROBENCH := neurobench==2.3.0
+SINABS := sinabs==3.1.3
+PBR    := pbr==7.1.3
 
 .PHONY: setup demo test test-slow bench clean
 
@@ -29,6 +31,9 @@ $(STAMP): pyproject.toml Makefile
 	# NeuroBench (its metrics check our operation counts) declares torchaudio, tonic and numba;
 	# the metrics the tests use need none of them.
 	$(PIP) install -q --no-deps $(NEUROBENCH)
+	# sinabs (a peer whose NIR files the tests import) pins nir<=1.0.4 and declares samna,
+	# which cannot be installed here; its exporter and layers need only pbr besides ours.
+	$(PIP) install -q --no-deps $(SINABS) $(PBR)
 	$(PIP) install -q -e ".[test]"
 	$(PY) -c "import spikeloop.runtime.lava_compat as c; c.check()"
 	touch $(STAMP)

@@ -48,7 +48,7 @@ from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.plan import NetworkPlan
 from spikeloop.core.neuron import SOFT
 
-PEERS = ("snntorch", "norse")
+PEERS = ("snntorch", "norse", "sinabs")
 PEER_CHOICES = ("auto", *PEERS, "none")
 RESETS = ("zero", "subtract")
 DELAYED, IMMEDIATE = "delayed", "immediate"
@@ -58,6 +58,8 @@ SNNTORCH_DT = 1e-4
 """the time step snnTorch's exporter hard-codes (``export_nir.py``: ``dt = 1e-4``)"""
 NORSE_DT = 1e-3
 """Norse's default ``dt`` of ``to_nir`` and of every cell"""
+SINABS_DT = 1.0
+"""sinabs has no physical time: its time constants are in timesteps (``alpha = exp(-1/tau_mem)``)"""
 _NEURONS = (nir.LIF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.IF)
 
 
@@ -167,6 +169,10 @@ def detect_peer(graph: nir.NIRGraph) -> tuple[str, str]:
             norse += 1
     if snn == len(neurons):
         return "snntorch", "r = tau/1e-4 on every neuron (snnTorch's hard-coded dt)"
+    if all(isinstance(n, (nir.IF, nir.LIF)) and np.all(_a(n.r) == 1) and _a(n.r).ndim > 0
+           and (isinstance(n, nir.IF) or np.all(_a(n.v_leak) == 0)) for _, n in neurons) \
+            and any(isinstance(n, nir.IF) for _, n in neurons):
+        return "sinabs", "IF neurons with r = 1 per neuron and no leak (sinabs's to_nir of IAF and LIF)"
     if norse == len(neurons):
         return "norse", "scalar neuron parameters with r = 1 and w_in = 1 (Norse's to_nir)"
     return "unknown", "no known exporter's parameter pattern"
@@ -276,6 +282,27 @@ def _norse_corrections(graph: nir.NIRGraph, dt: float, warnings: list) -> nir.NI
     return _graph(graph, nodes) if scaled or gained else graph
 
 
+def _sinabs_corrections(graph: nir.NIRGraph, dt: float, warnings: list) -> nir.NIRGraph:
+    """sinabs's LIF decays exponentially: ``v = exp(-1/tau) v + (1 - exp(-1/tau)) x`` per step
+    (``norm_input=True``, its default), which NIR's Euler LIF gives with ``tau' = dt / (1 -
+    exp(-dt/tau))`` (and ``r = 1``)."""
+    nodes, lif = dict(graph.nodes), []
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.LIF):
+            tau = _a(node.tau)
+            nodes[name] = _rebuild(node, tau=dt / -np.expm1(-dt / tau))
+            lif.append(name)
+    if lif:
+        warnings.append(PeerWarning(
+            "sinabs-lif-decay", f"LIF nodes {lif}: sinabs decays by exp(-1/tau) per step, not NIR's "
+            "1 - dt/tau; tau rewritten to give the same decay. sinabs's to_nir does not write "
+            "norm_input: assuming True (its default, input scaled by 1 - exp(-1/tau)).",
+            "none needed for norm_input=True; with norm_input=False the inputs are larger than simulated",
+            exact=False))
+        return _graph(graph, nodes)
+    return graph
+
+
 def _check_plausible(graph: nir.NIRGraph, dt: float, warnings: list) -> None:
     """Warn about time constants that forward Euler at ``dt`` cannot integrate."""
     bad = []
@@ -360,10 +387,11 @@ def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "aut
         return PeerImport(plan, detected if peer == "auto" else name, plan.dt_s, graph, warnings)
     meta_dt = (graph.metadata or {}).get("dt")
     if dt is None and meta_dt is None:
-        dt = SNNTORCH_DT if name == "snntorch" else NORSE_DT
+        dt = {"snntorch": SNNTORCH_DT, "norse": NORSE_DT, "sinabs": SINABS_DT}[name]
         warnings.append(PeerWarning(
             "dt-assumed", f"{source}: no time step in the file; using {name}'s "
-            f"{'hard-coded' if name == 'snntorch' else 'default'} dt = {dt:g} s.",
+            f"{'hard-coded' if name == 'snntorch' else 'default'} dt = {dt:g} s"
+            + (" (one timestep: sinabs's time constants are in steps)." if name == "sinabs" else "."),
             "pass --dt SECONDS if the model ran with another time step"))
     elif dt is None:
         dt = float(np.asarray(meta_dt))
@@ -372,11 +400,11 @@ def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "aut
             "snntorch-dt", f"{source}: snnTorch writes tau = 1e-4/(1 - beta); with dt = {dt:g} s the "
             "decays are not the model's beta.", "pass --dt 1e-4 (or omit --dt)", exact=False))
 
+    graph = _broadcast_params(graph)
     if name == "norse":
-        graph = _broadcast_params(graph)
         graph = _norse_corrections(graph, dt, warnings)
-    else:
-        graph = _broadcast_params(graph)
+    elif name == "sinabs":
+        graph = _sinabs_corrections(graph, dt, warnings)
     _check_plausible(graph, dt, warnings)
 
     soft, exact_graph = [], graph
@@ -431,6 +459,21 @@ def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "aut
                     f"{cuba}): each spike leaves v higher by (1 - beta) * threshold than snnTorch.",
                     "use Leaky neurons (mapped exactly) or reset_mechanism='zero' with Leaky",
                     exact=False))
+    elif name == "sinabs":
+        spiking = [k for k, n in neurons.items() if isinstance(n, (nir.IF, nir.LIF))]
+        if reset is None:
+            warnings.append(PeerWarning(
+                "sinabs-reset-assumed", f"{source}: sinabs's to_nir does not write the reset; assuming "
+                "MembraneSubtract (its default: v -= threshold at a spike).",
+                "pass --peer-reset zero if the model used MembraneReset", exact=False))
+        warnings.append(PeerWarning(
+            "sinabs-spike-fn", f"{source}: sinabs's to_nir does not write the spike function either. "
+            "spikeloop's neuron emits one spike where v > threshold; sinabs's default MultiSpike emits "
+            "floor(v / threshold) spikes, and SingleSpike fires at v >= threshold: spikes differ where a "
+            "voltage reaches twice the threshold in one step, or equals it.",
+            "train with SingleSpike and inputs below the threshold per step for an exact deployment",
+            exact=False))
+        soft = spiking if reset in (None, "subtract") else []
     elif name == "norse":
         if reset is None:
             warnings.append(PeerWarning(

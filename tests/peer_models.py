@@ -302,3 +302,38 @@ def train_q_briefly(q_fn, net, encode, seed: int = 0, steps: int = 400, gamma: f
         opt.step()
     with torch.no_grad():  # leave no hidden state that carries the autograd graph (deepcopy refuses it)
         q_fn(net, encode(o[:1]), 1)
+
+
+# ---------------------------------------------------------------- sinabs
+
+def sinabs_case(tmp: Path, single: bool = True, steps: int = 200, seed: int = 0, sizes=(6, 12, 4),
+                lif: bool = False) -> PeerCase:
+    """A sinabs Linear-IAF-Linear-IAF (or LIF as the hidden layer) network, exported with
+    ``sinabs.to_nir``; ``single``: SingleSpike (else sinabs's default MultiSpike)."""
+    import sinabs
+    import sinabs.activation as sa
+    import sinabs.layers as sl
+
+    torch.manual_seed(seed)
+    n_in, n_h, n_out = sizes
+    spike = dict(spike_fn=sa.SingleSpike) if single else {}
+    fc1, fc2 = torch.nn.Linear(n_in, n_h), torch.nn.Linear(n_h, n_out)
+    _init_linear(fc1, 2.0 if lif else 0.5, True)  # sinabs's LIF scales its input by 1 - exp(-1/tau)
+    _init_linear(fc2, 0.6, True)
+    hidden = (sl.LIFSqueeze(tau_mem=torch.full((n_h,), 4.0), spike_threshold=torch.ones(n_h), batch_size=1, **spike) if lif
+              else sl.IAFSqueeze(batch_size=1, **spike))
+    net = torch.nn.Sequential(fc1, hidden, fc2, sl.IAFSqueeze(batch_size=1, **spike)).double()
+    x = binary_input(steps, n_in, seed=seed)
+    with torch.no_grad():
+        h, rec = torch.as_tensor(x), {}  # the Squeeze layers take (batch * time, ...): batch 1
+        for i, m in enumerate(net):
+            h = m(h).double()  # sinabs's spike functions return float32
+            if i in (1, 3):
+                rec[str(i)] = h.numpy().copy()
+        # sinabs's to_nir reads the layers' state shapes, which the run above has set
+        graph = sinabs.to_nir(copy.deepcopy(net).float(), torch.zeros(1, n_in))
+    path = tmp / f"sinabs_{'lif' if lif else 'iaf'}_{'single' if single else 'multi'}.nir"
+    nir.write(path, graph)
+    counts = {k: v for k, v in rec.items()}
+    spikes = {k: (v > 0).astype(np.int8) for k, v in counts.items()}
+    return PeerCase(path, x, spikes, "3", {"peer": "sinabs", "counts": counts})
