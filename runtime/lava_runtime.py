@@ -174,6 +174,11 @@ class LavaBackend(PlanBackend):
 
     mapping = ""
 
+    @property
+    def lava_steps_per_decision(self) -> int:
+        """Lava steps one decision takes: the decision period (one step per network step)."""
+        return self.window.period
+
     def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
                  windowed: bool = True, memory: str = WINDOW):
         super().__init__(plan, precision, fixed, windowed, memory)
@@ -320,7 +325,7 @@ class LavaBackend(PlanBackend):
             self._copy_decisions += int(np.count_nonzero(active))
         self._tx.send(x.reshape(-1))
         self._ran = True
-        self._root.run(condition=RunSteps(num_steps=self.window.period, blocking=True))
+        self._root.run(condition=RunSteps(num_steps=self.lava_steps_per_decision, blocking=True))
         self.time_step += self.window.period
         out = np.asarray(self._rx.recv())
         return out.reshape(self.window.T, -1) if batch is None else out.reshape(self.window.T, batch, -1)
@@ -360,6 +365,8 @@ class LavaFused(LavaBackend):
     name = "lava-fused"
     mapping = "fused"
     clears_in_flight = True  # the emulator's code, stepped inside the process
+    lava_steps_per_decision = 1
+    """the process runs a whole decision window per Lava step (one synchronisation a decision)"""
 
     def __init__(self, plan: NetworkPlan, precision: str = FIXED_PRECISION, fixed: FixedPlan | None = None,
                  windowed: bool = True, batch: int | None = None, memory: str = WINDOW):

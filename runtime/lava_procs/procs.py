@@ -377,7 +377,9 @@ class PyCountingLIFResetBitAcc(_CountingLIFMixin, PyLifResetModelBitAcc):
 class FusedNetwork(AbstractProcess):
     """A whole :class:`NetworkPlan` in one Lava process, with host pipes and counters.
 
-    ``batch``: ``B`` copies of the network (the emulator's batch); each decision's input
+    One Lava step of this process is one decision: the emulator runs the whole window
+    (input held ``T`` steps, the pipeline drained) inside it, so Lava synchronises once per
+    decision. ``batch``: ``B`` copies of the network (the emulator's batch); each decision's input
     row of a copy carries its observation payload and, last, whether the copy counts.
     """
 
@@ -413,35 +415,25 @@ class _FusedModel(PyLoihiProcessModel):
         self.batch = proc_params["batch"]
         self.em = Emulator(plan, proc_params["precision"], proc_params["fixed"], windowed=True, batch=self.batch,
                            memory=proc_params["memory"])
-        self.window = plan.window
-        self.rows = np.zeros((self.window.T,) + self.em.shape + (plan.population(plan.output).size,),
-                             self.em.dtype)
-        self.x = None
         self._epoch = 0
 
     def run_spk(self):
-        win = self.window
-        k = win.phase(self.time_step)
+        # One Lava step is one whole decision: the emulator runs the window (hold, drain, read)
+        # inside it, so Lava synchronises once per decision instead of once per network step.
         if self.epoch[0] != self._epoch:  # set between runs, so always at a decision boundary
             self._epoch = int(self.epoch[0])
             self.em.reset()
-        if k == 0:
-            x = np.asarray(self.pipe_in.recv(), dtype=np.float64)
-            if self.batch is not None:
-                x = x.reshape(self.batch, -1)
-                x, self.em.active = x[:, :-1], x[:, -1] != 0
-            self.x = x.astype(self.em.dtype)
-        rec = self.em.step(self.x if win.holds(k) else np.zeros_like(self.x))
-        row = win.output_row(k)
-        if row is not None:
-            self.rows[row] = self.em.output_of(rec)
-        if k == win.period - 1:
-            self.pipe_out.send(self.rows.reshape(-1))
-            c = self.em.ops
-            self.synops[:] = [c.synops[n.name] for n in self.em.conns]
-            self.update_count[:] = [c.updates[p.name] for p in self.em.pops]
-            self.active_count[:] = [c.active[p.name] for p in self.em.pops]
-            self.spike_count[:] = [c.spikes.get(p.name, 0) for p in self.em.pops]
+        x = np.asarray(self.pipe_in.recv(), dtype=np.float64)
+        if self.batch is not None:
+            x = x.reshape(self.batch, -1)
+            x, self.em.active = x[:, :-1], x[:, -1] != 0
+        rows = self.em._run_window(x.astype(self.em.dtype))
+        self.pipe_out.send(rows.reshape(-1))
+        c = self.em.ops
+        self.synops[:] = [c.synops[n.name] for n in self.em.conns]
+        self.update_count[:] = [c.updates[p.name] for p in self.em.pops]
+        self.active_count[:] = [c.active[p.name] for p in self.em.pops]
+        self.spike_count[:] = [c.spikes.get(p.name, 0) for p in self.em.pops]
 
 
 @implements(proc=FusedNetwork, protocol=LoihiProtocol)
