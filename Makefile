@@ -10,6 +10,7 @@ LAVA   := lava-nc==0.10.0 lava-dl==0.6.0
 NORSE  := norse==1.1.0
 NEUROBENCH := neurobench==2.3.0
 SINABS := sinabs==3.1.3
+ROCKPOOL := rockpool==3.1.0
 PBR    := pbr==7.1.3
 
 .PHONY: setup demo test test-slow bench clean
@@ -34,6 +35,9 @@ $(STAMP): pyproject.toml Makefile
 	# sinabs (a peer whose NIR files the tests import) pins nir<=1.0.4 and declares samna,
 	# which cannot be installed here; its exporter and layers need only pbr besides ours.
 	$(PIP) install -q --no-deps $(SINABS) $(PBR)
+	# Rockpool (AGPL-3.0: a test dependency only, never imported by spikeloop) declares its
+	# own pins; its torch modules and to_nir need nothing beyond what is installed.
+	$(PIP) install -q --no-deps $(ROCKPOOL)
 	$(PIP) install -q -e ".[test]"
 	$(PY) -c "import spikeloop.runtime.lava_compat as c; c.check()"
 	touch $(STAMP)

@@ -48,7 +48,7 @@ from spikeloop.runtime.compiler import plan_from_nir
 from spikeloop.runtime.plan import NetworkPlan
 from spikeloop.core.neuron import SOFT
 
-PEERS = ("snntorch", "norse", "sinabs")
+PEERS = ("snntorch", "norse", "sinabs", "rockpool")
 PEER_CHOICES = ("auto", *PEERS, "none")
 RESETS = ("zero", "subtract")
 DELAYED, IMMEDIATE = "delayed", "immediate"
@@ -58,6 +58,8 @@ SNNTORCH_DT = 1e-4
 """the time step snnTorch's exporter hard-codes (``export_nir.py``: ``dt = 1e-4``)"""
 NORSE_DT = 1e-3
 """Norse's default ``dt`` of ``to_nir`` and of every cell"""
+ROCKPOOL_DT = 1e-3
+"""Rockpool's default ``dt`` (its torch modules'), which its ``to_nir`` does not write"""
 SINABS_DT = 1.0
 """sinabs has no physical time: its time constants are in timesteps (``alpha = exp(-1/tau_mem)``)"""
 _NEURONS = (nir.LIF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.IF)
@@ -169,6 +171,10 @@ def detect_peer(graph: nir.NIRGraph) -> tuple[str, str]:
             norse += 1
     if snn == len(neurons):
         return "snntorch", "r = tau/1e-4 on every neuron (snnTorch's hard-coded dt)"
+    if all(isinstance(n, nir.CubaLIF) and np.all(_a(n.w_in) == 1) and np.allclose(
+            _a(n.r) * ROCKPOOL_DT / _a(n.tau_mem), np.exp(-ROCKPOOL_DT / _a(n.tau_mem)), rtol=1e-5)
+            for _, n in neurons):
+        return "rockpool", "CubaLIF with r = exp(-dt/tau_mem) tau_mem/dt at dt = 1e-3 (Rockpool's to_nir of LIFTorch)"
     if all(isinstance(n, (nir.IF, nir.LIF)) and np.all(_a(n.r) == 1) and _a(n.r).ndim > 0
            and (isinstance(n, nir.IF) or np.all(_a(n.v_leak) == 0)) for _, n in neurons) \
             and any(isinstance(n, nir.IF) for _, n in neurons):
@@ -282,6 +288,29 @@ def _norse_corrections(graph: nir.NIRGraph, dt: float, warnings: list) -> nir.NI
     return _graph(graph, nodes) if scaled or gained else graph
 
 
+def _rockpool_corrections(graph: nir.NIRGraph, dt: float, warnings: list) -> nir.NIRGraph:
+    """Rockpool's LIFTorch per step: ``i = beta (i + x)``, ``v = alpha v + i + bias`` with
+    ``alpha = exp(-dt/tau_mem)``, ``beta = exp(-dt/tau_syn)``; its to_nir writes the real time
+    constants and ``r = alpha tau_mem / dt``. The same update in NIR's Euler CubaLIF:
+    ``tau' = dt / (1 - decay)`` and an input gain ``du' dv' r' w_in' = beta`` (``r' = 1``)."""
+    nodes, done = dict(graph.nodes), []
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.CubaLIF):
+            alpha, beta = np.exp(-dt / _a(node.tau_mem)), np.exp(-dt / _a(node.tau_syn))
+            du, dv = 1 - beta, 1 - alpha
+            nodes[name] = _rebuild(node, tau_syn=dt / du, tau_mem=dt / dv, r=np.ones_like(alpha),
+                                   w_in=beta / (du * dv))
+            done.append(name)
+    if done:
+        warnings.append(PeerWarning(
+            "rockpool-decays", f"CubaLIF nodes {done}: Rockpool decays by exp(-dt/tau) and adds the input "
+            "to the synaptic current before it decays; time constants and input gain rewritten to give "
+            "the same update in NIR's Euler form.", "none needed; other NIR consumers read the rewritten "
+            "values as written"))
+        return _graph(graph, nodes)
+    return graph
+
+
 def _sinabs_corrections(graph: nir.NIRGraph, dt: float, warnings: list) -> nir.NIRGraph:
     """sinabs's LIF decays exponentially: ``v = exp(-1/tau) v + (1 - exp(-1/tau)) x`` per step
     (``norm_input=True``, its default), which NIR's Euler LIF gives with ``tau' = dt / (1 -
@@ -387,7 +416,7 @@ def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "aut
         return PeerImport(plan, detected if peer == "auto" else name, plan.dt_s, graph, warnings)
     meta_dt = (graph.metadata or {}).get("dt")
     if dt is None and meta_dt is None:
-        dt = {"snntorch": SNNTORCH_DT, "norse": NORSE_DT, "sinabs": SINABS_DT}[name]
+        dt = {"snntorch": SNNTORCH_DT, "norse": NORSE_DT, "sinabs": SINABS_DT, "rockpool": ROCKPOOL_DT}[name]
         warnings.append(PeerWarning(
             "dt-assumed", f"{source}: no time step in the file; using {name}'s "
             f"{'hard-coded' if name == 'snntorch' else 'default'} dt = {dt:g} s"
@@ -405,6 +434,8 @@ def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "aut
         graph = _norse_corrections(graph, dt, warnings)
     elif name == "sinabs":
         graph = _sinabs_corrections(graph, dt, warnings)
+    elif name == "rockpool":
+        graph = _rockpool_corrections(graph, dt, warnings)
     _check_plausible(graph, dt, warnings)
 
     soft, exact_graph = [], graph
@@ -474,6 +505,16 @@ def import_peer(graph: nir.NIRGraph, dt_s: float | None = None, peer: str = "aut
             "train with SingleSpike and inputs below the threshold per step for an exact deployment",
             exact=False))
         soft = spiking if reset in (None, "subtract") else []
+    elif name == "rockpool":
+        if reset == "zero":
+            raise ConfigError(f"{source}: --peer-reset zero: Rockpool's LIFTorch always subtracts the threshold")
+        warnings.append(PeerWarning(
+            "rockpool-spikes", f"{source}: Rockpool's LIFTorch emits floor(v / threshold) spikes where v >= "
+            "threshold (up to max_spikes_per_dt, which to_nir does not write); spikeloop's neuron emits one "
+            "where v > threshold: spikes differ where a voltage reaches twice the threshold, or equals it.",
+            "train with max_spikes_per_dt=1 and inputs below the threshold per step for an exact deployment",
+            exact=False))
+        soft = list(neurons)
     elif name == "norse":
         if reset is None:
             warnings.append(PeerWarning(

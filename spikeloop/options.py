@@ -153,7 +153,7 @@ def add_policy_graph(p: argparse.ArgumentParser, closed_loop: bool = True, dt_he
     from spikeloop.runtime.policy_import import FIT_STEPS_DEFAULT
 
     g = p.add_argument_group("policy graph: what the file does not say, or what overrides it")
-    g.add_argument("--peer", choices=("auto", "snntorch", "norse", "sinabs", "none"), default="auto",
+    g.add_argument("--peer", choices=("auto", "snntorch", "norse", "sinabs", "rockpool", "none"), default="auto",
                    help="framework that wrote the graph, whose conventions and exporter faults are "
                         "mapped (default: auto-detect; none: plain NIR)")
     g.add_argument("--peer-reset", choices=("zero", "subtract"),

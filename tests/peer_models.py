@@ -337,3 +337,35 @@ def sinabs_case(tmp: Path, single: bool = True, steps: int = 200, seed: int = 0,
     counts = {k: v for k, v in rec.items()}
     spikes = {k: (v > 0).astype(np.int8) for k, v in counts.items()}
     return PeerCase(path, x, spikes, "3", {"peer": "sinabs", "counts": counts})
+
+
+# ---------------------------------------------------------------- Rockpool
+
+def rockpool_case(tmp: Path, steps: int = 200, seed: int = 0, sizes=(6, 12, 4), bias: bool = True,
+                  max_spikes: int = 1) -> PeerCase:
+    """A Rockpool LinearTorch-LIFTorch-LinearTorch-LIFTorch network (a Linear bias into the
+    first, a constant current), exported with Rockpool's ``to_nir``."""
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LIFTorch, LinearTorch
+    from rockpool.nn.modules.torch.nir import to_nir
+
+    torch.manual_seed(seed)
+    n_in, n_h, n_out = sizes
+    net = Sequential(LinearTorch((n_in, n_h), has_bias=bias),
+                     LIFTorch(n_h, tau_syn=0.004, tau_mem=0.01, max_spikes_per_dt=max_spikes),
+                     LinearTorch((n_h, n_out)), LIFTorch(n_out, tau_syn=0.005, tau_mem=0.02,
+                                                         max_spikes_per_dt=max_spikes))
+    with torch.no_grad():
+        net[0].weight.mul_(6.0)
+        if bias:
+            net[0].bias.uniform_(-0.3, 0.6)
+        net[2].weight.mul_(0.6)
+    x = binary_input(steps, n_in, seed=seed)
+    path = tmp / f"rockpool_{'bias' if bias else 'nobias'}_{max_spikes}.nir"
+    nir.write(path, to_nir(net))
+    with torch.no_grad():  # Rockpool's LIFTorch computes in float32 (its states are created so)
+        _, _, rec = net(torch.as_tensor(x, dtype=torch.float32)[None], record=True)
+    counts = {"1_LIFTorch": rec["1_LIFTorch_output"][0].numpy().astype(np.int64),
+              "3_LIFTorch": rec["3_LIFTorch_output"][0].numpy().astype(np.int64)}
+    spikes = {k: (v > 0).astype(np.int8) for k, v in counts.items()}
+    return PeerCase(path, x, spikes, "3_LIFTorch", {"peer": "rockpool", "counts": counts})
