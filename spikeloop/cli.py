@@ -247,7 +247,9 @@ def _import_policy(args, path):
     imported = import_policy(path, O.policy_choices(args))
     for w in imported.warnings:
         print(f"spikeloop {args.command}: warning: {w}", file=sys.stderr)
-    if imported.peer in ("snntorch", "norse") and not imported.exact:
+    from spikeloop.runtime.peers import PEERS
+
+    if imported.peer in PEERS and not imported.exact:
         print(f"spikeloop {args.command}: warning: this simulation does not reproduce {imported.peer}'s own "
               "spike for spike (see the warnings above)", file=sys.stderr)
     return imported
@@ -278,7 +280,9 @@ def cmd_inspect(args) -> int:
 
     imp = _import_policy(args, args.graph)
     print(describe(imp.graph, imp.plan, args.graph))
-    if imp.peer in ("snntorch", "norse"):
+    from spikeloop.runtime.peers import PEERS
+
+    if imp.peer in PEERS:
         print(f"  peer: {imp.peer}, dt={imp.meta.dt_s:g} s, {'exact' if imp.exact else 'NOT exact'} with "
               f"respect to the peer's own simulation ({len(imp.warnings)} warnings on stderr)")
     return 0
