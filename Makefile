@@ -10,7 +10,7 @@ LAVA   := lava-nc==0.10.0 lava-dl==0.6.0
 NORSE  := norse==1.1.0
 NEUROBENCH := neurobench==2.3.0
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench mutation clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,12 @@ test-slow: setup
 
 bench: setup
 	$(PY) benchmarks/closed_loop.py
+
+# Mutation testing of the core modules (cosmic-ray, pinned and installed on first use; one worker;
+# hours on a 2-core machine). Not part of `make test`. SESSIONS=neuron,counters runs some of them.
+# Writes its section of BENCHMARKS.md; see benchmarks/mutation.py.
+mutation: setup
+	$(PY) benchmarks/mutation.py $(if $(SESSIONS),--sessions $(SESSIONS)) --command "make mutation$(if $(SESSIONS), SESSIONS=$(SESSIONS))"
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
