@@ -45,7 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "benchmarks" / "mutation"
-BUILD = ROOT / "build" / "mutation"
+BUILD = Path(os.environ.get("SPIKELOOP_MUTATION_BUILD", ROOT / "build" / "mutation"))
 SRC = BUILD / "src"
 SESSIONS_DIR = BUILD / "sessions"
 TOOL = "cosmic-ray==8.7.0"
@@ -58,7 +58,7 @@ COPY = ("core", "train", "export", "runtime", "hwprofiles", "tests", "pyproject.
 """copied to the scratch folder; ``spikeloop/`` goes to ``_pkg/spikeloop`` (never beside the tests, where
 ``python -m pytest`` would import it from the working directory without its subpackages)"""
 
-PYTEST = [sys.executable, "-m", "pytest", "--noconftest", "-x", "-q", "-p", "no:cacheprovider",
+PYTEST = [sys.executable, "-m", "pytest", "--noconftest", "-x", "-q", "--assert=plain", "-p", "no:cacheprovider",
           "-p", "no:hypothesispytest", "-o", "addopts=", "-o", "timeout=120"]
 AUDIT = [*PYTEST, "tests/test_mutation_audit.py", "-k"]
 FIT_RULES = [*PYTEST, "tests/test_fit_rules.py"]
@@ -153,7 +153,14 @@ def config_for(name: str) -> Path:
 
 
 def run_stages(name: str) -> int:
-    """The test command of one mutant: each stage in turn, stop at the first failure."""
+    """The test command of one mutant: each stage in turn, stop at the first failure.
+
+    With the session's test server running (:func:`serve`), the stages run in a fork of it;
+    otherwise each stage is a fresh ``python -m pytest`` (same tests, same outcome, slower).
+    """
+    rc = _ask_server(name)
+    if rc is not None:
+        return rc
     for stage in SESSIONS[name][1]:
         rc = subprocess.run(stage, cwd=SRC, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
         if rc != 0:
@@ -161,7 +168,123 @@ def run_stages(name: str) -> int:
     return 0
 
 
-def run_session(name: str, mode: str) -> None:
+# ----------------------------------------------------------------------------- test server
+SOCKET = BUILD / "pytest-server.sock"
+PRELOAD = ("numpy", "scipy", "h5py", "nir", "torch", "pytest", "_pytest.python", "_pytest.main",
+           "_pytest.assertion.rewrite", "_pytest.fixtures", "_pytest.terminal")
+"""imported once by the server, never mutated: the per-mutant cost is then the tests, not the imports
+(``spikeloop`` itself is imported fresh in every fork, from the mutated scratch copy)"""
+TIMED_OUT = 124
+
+
+def _ask_server(name: str) -> int | None:
+    import socket
+
+    if not SOCKET.exists():
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(SOCKET))
+            s.sendall(name.encode() + b"\n")
+            answer = s.makefile().readline().strip()
+    except OSError:
+        return None
+    rc = int(answer)
+    if rc == TIMED_OUT:
+        print("timeout", end="")  # what cosmic-ray records for a mutant it timed out itself
+    return rc
+
+
+def _run_forked(stage: list[str], limit_s: float) -> int:
+    """One pytest stage in a fork of the server (clean: no spikeloop module imported yet)."""
+    import signal
+
+    pid = os.fork()
+    if pid == 0:  # the child: run the stage, exit with pytest's code
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            import pytest
+            os._exit(int(pytest.main(stage[stage.index("pytest") + 1:])))
+        except BaseException:
+            os._exit(3)
+    deadline = time.monotonic() + limit_s
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return TIMED_OUT
+        time.sleep(0.005)
+
+
+def serve(name: str) -> None:
+    """Answer each request (a session name) with the exit code of its stages, run in forks."""
+    import importlib
+    import socket
+
+    for mod in PRELOAD:
+        importlib.import_module(mod)
+    assert not any(m == "spikeloop" or m.startswith("spikeloop.") for m in sys.modules), "spikeloop preloaded"
+    os.chdir(SRC)
+    # cosmic-ray kills the command at its timeout; stop the fork a little earlier so that the
+    # next mutant never waits for a stale one
+    limit = TIMEOUT_S.get(name, DEFAULT_TIMEOUT_S) - 3
+    if SOCKET.exists():
+        SOCKET.unlink()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
+        srv.bind(str(SOCKET))
+        srv.listen(1)
+        while True:
+            conn, _ = srv.accept()
+            with conn:
+                req = conn.makefile().readline().strip()
+                if req == "STOP":
+                    break
+                t0, rc = time.monotonic(), 0
+                for stage in SESSIONS[req][1]:
+                    rc = _run_forked(stage, limit - (time.monotonic() - t0))
+                    if rc != 0:
+                        break
+                try:
+                    conn.sendall(f"{rc}\n".encode())
+                except OSError:
+                    pass
+    SOCKET.unlink()
+
+
+def start_server(name: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", name], cwd=SRC, env=env())
+    for _ in range(600):
+        if SOCKET.exists():
+            return proc
+        if proc.poll() is not None:
+            raise SystemExit(f"the test server of {name} did not start (exit {proc.returncode})")
+        time.sleep(0.1)
+    raise SystemExit("the test server did not start in 60 s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(SOCKET))
+            s.sendall(b"STOP\n")
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if SOCKET.exists():
+        SOCKET.unlink()
+
+
+def run_session(name: str, mode: str, use_server: bool = True) -> None:
     SESSIONS_DIR.mkdir(parents=True, exist_ok=True)
     cfg, db = config_for(name), SESSIONS_DIR / f"{name}.sqlite"
     cr = [sys.executable, "-m", "cosmic_ray.cli"]
@@ -175,12 +298,17 @@ def run_session(name: str, mode: str) -> None:
         with sqlite3.connect(db) as c:
             n = c.execute("delete from work_results where lower(test_outcome) = 'survived'").rowcount
         print(f"{name}: re-testing {n} survivors")
-    t0 = time.time()
-    if run_stages(name) != 0:
-        raise SystemExit(f"{name}: the test command fails on unmutated code; fix the tests first")
-    print(f"{name}: baseline test command {time.time() - t0:.1f} s", flush=True)
-    sh([*cr, "exec", str(cfg), str(db)], cwd=SRC, env=env())
-    print(f"{name}: done in {time.time() - t0:.0f} s", flush=True)
+    server = start_server(name) if use_server else None
+    try:
+        t0 = time.time()
+        if run_stages(name) != 0:
+            raise SystemExit(f"{name}: the test command fails on unmutated code; fix the tests first")
+        print(f"{name}: baseline test command {time.time() - t0:.1f} s", flush=True)
+        sh([*cr, "exec", str(cfg), str(db)], cwd=SRC, env=env())
+        print(f"{name}: done in {time.time() - t0:.0f} s", flush=True)
+    finally:
+        if server is not None:
+            stop_server(server)
 
 
 # ----------------------------------------------------------------------------- report
@@ -205,7 +333,7 @@ def classify(r: dict) -> str:
     if r["worker"].lower() != "normal":
         return "error"
     if r["test"].lower() == "killed":
-        return "timeout" if r["output"] == "timeout" else "killed"
+        return "timeout" if (r["output"] or "").strip() == "timeout" else "killed"
     return r["test"].lower()
 
 
@@ -301,10 +429,16 @@ def main(argv=None) -> int:
     g.add_argument("--retest-survivors", action="store_true", help="re-run the survivors of existing sessions")
     g.add_argument("--report", action="store_true", help="only rewrite the BENCHMARKS.md section")
     g.add_argument("--test", metavar="SESSION", help=argparse.SUPPRESS)  # the per-mutant test command
+    g.add_argument("--serve", metavar="SESSION", help=argparse.SUPPRESS)  # the session's test server
+    ap.add_argument("--no-server", action="store_true",
+                    help="run each mutant's tests as fresh pytest processes (slower; same tests)")
     ap.add_argument("--command", default="make mutation", help="the command named in BENCHMARKS.md")
     args = ap.parse_args(argv)
     if args.test:
         return run_stages(args.test)
+    if args.serve:
+        serve(args.serve)
+        return 0
     if not args.report:
         names = [n.strip() for n in args.sessions.split(",") if n.strip()]
         unknown = sorted(set(names) - set(SESSIONS))
@@ -315,7 +449,7 @@ def main(argv=None) -> int:
         check_import_path()
         mode = "retest" if args.retest_survivors else "resume" if args.resume else "fresh"
         for name in names:
-            run_session(name, mode)
+            run_session(name, mode, use_server=not args.no_server)
     write_report(args.command)
     return 0
 

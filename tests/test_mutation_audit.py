@@ -174,6 +174,7 @@ def test_neuron_kind_and_fault_outside_the_unit_interval():
     assert neuron_kind(1.0, -0.5, True) == "LIF"
     assert neuron_fault("IF", 1.0, -0.5, 1.0) is not None
     assert "got 2 (neuron 0 of 2)" in neuron_fault("LIF", [2.0, 0.5], 0.5, 1.0)
+    assert "got -0.5 (neuron 0 of 2)" in neuron_fault("IF", 1.0, [-0.5, 0.25], 1.0)
     assert first_offender([np.nan]) == "nan"
     assert first_offender([np.nan], ok=[False]) == "nan"
 
@@ -195,6 +196,9 @@ def test_counters_fanout_synops_and_activity_by_hand():
     assert neuron_activity(u, v, s) == 3
     assert neuron_activity(u, v, None) == 2
     assert neuron_activity(np.zeros(2), np.zeros(2), np.array([True, True])) == 2
+    # a negative current or a positive voltage is activity too
+    assert neuron_activity(np.array([-1.0, 0.0, 0.0]), np.array([0.0, 3.0, 0.0]), None) == 2
+    assert neuron_activity(np.array([-1, 0]), np.array([0, 0]), np.array([False, False])) == 1
 
 
 def test_counters_per_decision_and_to_dict():
@@ -205,6 +209,8 @@ def test_counters_per_decision_and_to_dict():
     assert d == {"synops": {"a": 0.5, "b": 2.0}, "updates": {"h": 10.0}, "active": {"h": 2.5},
                  "spikes": {"h": 1.5}, "steps": 3.0, "graded": {"a": True, "b": False}}
     assert list(d["synops"]) == ["a", "b"]
+    assert OpCounts(steps=13, decisions=2).per_decision()["steps"] == 6.5
+    assert OpCounts(steps=13, decisions=2, spikes={"h": 3}).per_decision()["spikes"] == {"h": 1.5}
     zero = OpCounts(steps=5, synops={"a": 3}).per_decision()
     assert zero["steps"] == 5.0 and zero["synops"] == {"a": 3.0}
     assert c.to_dict() == {"steps": 12, "decisions": 4, "synops": {"b": 8, "a": 2},
@@ -411,6 +417,104 @@ def test_fixed_point_quantize_small_plan_by_hand():
     assert set(fx.errors) == {"h", "o"}
 
 
+def test_fixed_point_quantize_graded_input_by_hand():
+    """Graded host input: source scale 127/4 and max 4 (the encoding's clip) enter the bound and the weights."""
+    from spikeloop.core.coding import InputEncoding
+
+    fx = fp.quantize_plan(small_plan(encoding=InputEncoding((0.0, 0.0), (1.0, 1.0))))
+    assert fx.input_scale == 31.75
+    h = fx.populations["h"]
+    # bound: u 3 * 4 = 12, v (12 + 0.5) * 2 = 25 -> sigma_max 8388607 / 25; base 31.75 * 127 * 128 / 2 = 258064
+    assert h.scale == 258064 and h.vth_17bit == 4032                      # round(4032.25)
+    np.testing.assert_array_equal(fx.connections["c1"].weights, [[128, -254], [64, 0]])
+    assert fx.connections["c1"].weight_exp == 0
+    np.testing.assert_array_equal(h.bias_mant, [4032, -4032])
+    np.testing.assert_array_equal(h.bias_exp, [4, 5])
+    e = fx.errors["h"]
+    assert e["vth_rel_err"] == pytest.approx(16 / 258064, rel=1e-9)
+    assert e["bias_abs_err"] == pytest.approx(8 / 258064, rel=1e-9)
+    assert e["weight_rel_err[c1]"] == pytest.approx(1 / 254, rel=1e-9)
+
+
+def _two_input_plan(w_in=0.3):
+    """input(1) -> a (LIF, w 1) -> b (LI, w 2), and input -> b directly (w w_in): b has a primary and a second input."""
+    a = Population("a", 1, 1.0, 0.5, np.zeros(1), 1.0)
+    b = Population("b", 1, 1.0, 0.5, np.zeros(1), None, kind="LI")
+    conns = [Connection("ab", "a", "b", np.array([[2.0]])), Connection("ib", INPUT, "b", np.array([[w_in]])),
+             Connection("ia", INPUT, "a", np.array([[1.0]]))]
+    return NetworkPlan(1, [a, b], conns, "b", 1e-3, 2)
+
+
+def test_fixed_point_quantize_second_input_gets_its_own_exponent():
+    """The primary input (largest |w| / source scale) sets the scale; another input takes the smallest
+    exponent that holds its peak: ceil(log2(peak / (2 * 127 * 64)))."""
+    fx = fp.quantize_plan(_two_input_plan())
+    a, b = fx.populations["a"], fx.populations["b"]
+    assert a.scale == 16256 * 128 and a.vth_17bit == 32512                 # exponent 8 clamped to 7
+    assert fx.connections["ia"].weight_exp == 7
+    np.testing.assert_array_equal(fx.connections["ia"].weights, [[254]])
+    assert b.scale == 8128 * 128 == 1040384
+    assert fx.connections["ab"].weight_exp == 7
+    np.testing.assert_array_equal(fx.connections["ab"].weights, [[254]])
+    ib = fx.connections["ib"]
+    assert ib.weight_exp == 5                                              # ceil(log2(19.2))
+    np.testing.assert_array_equal(ib.weights, [[152]])                     # 2 * rint(312115.2 / 4096)
+    assert fx.errors["b"]["weight_rel_err[ib]"] == pytest.approx(abs(76 * 4096 / 1040384 - 0.3) / 0.3, rel=1e-9)
+    assert fx.errors["b"]["weight_rel_err[ab]"] == 0.0
+    exact = fp.quantize_plan(_two_input_plan(w_in=0.25))
+    assert exact.connections["ib"].weight_exp == 4                          # log2(16) = 4 exactly
+    np.testing.assert_array_equal(exact.connections["ib"].weights, [[254]])
+    tiny = fp.quantize_plan(_two_input_plan(w_in=1e-9))
+    assert tiny.connections["ib"].weight_exp == -8                         # clipped to the range
+    np.testing.assert_array_equal(tiny.connections["ib"].weights, [[0]])
+    neg = fp.quantize_plan(_two_input_plan(w_in=-0.3))
+    np.testing.assert_array_equal(neg.connections["ib"].weights, [[-152]])
+    assert neg.connections["ib"].weight_exp == 5
+
+
+def test_fixed_point_quantize_bias_source_by_hand():
+    """A bias source (no inputs) takes the largest power of two under its limits; its bias and threshold."""
+    s = Population("s", 1, 1.0, 1.0, np.ones(1), 0.5, bias_source=True)
+    h = Population("h", 1, 1.0, 0.5, np.zeros(1), 1.0)
+    plan = NetworkPlan(1, [s, h], [Connection("sh", "s", "h", np.array([[0.5]])),
+                                   Connection("ih", INPUT, "h", np.array([[1.0]]))], "h", 1e-3, 2)
+    fx = fp.quantize_plan(plan)
+    fs = fx.populations["s"]
+    # limits: v 1 -> 8388607; vth 131071 * 64 / 0.5; bias 4095 * 128 / 1 = 524160 -> 2**18
+    assert fs.scale == 2.0 ** 18 and fs.vth_17bit == 2048
+    assert (fs.du_12bit, fs.dv_12bit) == (4095, 4096)
+    np.testing.assert_array_equal(fs.bias_mant, [2048])
+    np.testing.assert_array_equal(fs.bias_exp, [7])
+    assert fx.errors["s"] == {"vth_rel_err": 0.0, "bias_abs_err": 0.0, "du_abs_err": 0.0, "dv_abs_err": 0.0,
+                              "scale": 2.0 ** 18}
+    assert "sh" in fx.connections and fx.connections["sh"].weight_exp == 6
+    np.testing.assert_array_equal(fx.connections["sh"].weights, [[254]])
+    assert fx.populations["h"].scale == 2080768
+
+
+def test_fixed_point_quantize_refusals():
+    """No non-zero incoming weight, or weights too large for the threshold range: QuantizationError."""
+    zero = NetworkPlan(1, [Population("h", 1, 1.0, 0.5, np.zeros(1), 1.0)],
+                       [Connection("c", INPUT, "h", np.zeros((1, 1)))], "h", 1e-3, 2)
+    with pytest.raises(QuantizationError):
+        fp.quantize_plan(zero)
+    alone = NetworkPlan(1, [Population("h", 1, 1.0, 0.5, np.zeros(1), 1.0)], [], "h", 1e-3, 2)
+    with pytest.raises(QuantizationError):
+        fp.quantize_plan(alone)
+    huge = NetworkPlan(1, [Population("h", 1, 1.0, 0.5, np.zeros(1), 1e12)],
+                       [Connection("c", INPUT, "h", np.ones((1, 1)))], "h", 1e-3, 2)
+    with pytest.raises(QuantizationError, match="needs weight exponent"):
+        fp.quantize_plan(huge)
+    fine = NetworkPlan(1, [Population("h", 1, 1.0, 0.5, np.zeros(1), 100.0)],
+                       [Connection("c", INPUT, "h", np.ones((1, 1)))], "h", 1e-3, 2)
+    ff = fp.quantize_plan(fine)   # threshold-limited: log2(131071 * 64 / 100 / 16256) = 2.37 -> exponent 2
+    assert ff.connections["c"].weight_exp == 2 and ff.populations["h"].scale == 65024
+    assert ff.populations["h"].vth_17bit == 101600
+    bad_tau = NetworkPlan(1, [Population("h", 1, 1.0, 0.0, np.zeros(1), 1.0)],
+                          [Connection("c", INPUT, "h", np.ones((1, 1)))], "h", 1e-3, 2)
+    assert fp.quantize_plan(bad_tau).populations["h"].dv_12bit == 0
+
+
 # ============================================================================ emulator
 def _emulator(plan, precision="float", windowed=True):
     from spikeloop.runtime.emulator import Emulator
@@ -550,6 +654,62 @@ def test_emulator_keeps_shared_decays_scalar_and_per_neuron_decays_per_neuron():
     np.testing.assert_array_equal(rec.v["h"], [[0.0, 0.0], [4.0, 4.0], [2.0, 3.0]])
 
 
+def test_emulator_is_windowed_by_default_and_resets_every_window():
+    """Emulator(plan) is the closed-loop (windowed) backend; every decision, the third too, resets each
+    population at its window's first step, so equal inputs give equal windows."""
+    from spikeloop.core.coding import InputEncoding
+    from spikeloop.runtime.emulator import Emulator
+
+    plan = small_plan(encoding=InputEncoding((0.0, 0.0), (1.0, 1.0)), o_du=0.5, o_dv=0.5, h_bias=(0.25, 0.0))
+    emu = Emulator(plan)
+    assert emu.windowed is True and emu.interval == 6 and emu.precision == "float"
+    first = emu.decide_raw(np.array([1.0, 0.0]))
+    for _ in range(3):
+        np.testing.assert_array_equal(emu.decide_raw(np.array([1.0, 0.0])), first)
+    assert emu.time_step == 24
+
+
+def _delay_plan():
+    """input(1) -> h (2 IF; only neuron 0 fed) -> o (LI, dv 0.5) through a Delay of 2 graph steps."""
+    pops = [Population("h", 2, 1.0, 0.0, np.zeros(2), 0.5, kind="IF"),
+            Population("o", 1, 1.0, 0.5, np.zeros(1), None, kind="LI")]
+    conns = [Connection("c", INPUT, "h", np.array([[1.0], [0.0]])),
+             Connection("d", "h", "o", np.array([[2.0, 3.0]]), graph_delay=2)]
+    return NetworkPlan(1, pops, conns, "o", 1e-3, 2)
+
+
+def test_emulator_float_delayed_connection_sums_rows():
+    """Float DelayDense: the row sums of weights * spikes (one value per target neuron)."""
+    emu = _emulator(_delay_plan(), "float", windowed=False)
+    rec = emu.record(np.array([[1.0], [0.0], [0.0], [0.0]]))
+    np.testing.assert_array_equal(rec.spikes["h"][:, 0], [False, True, False, False, False])
+    np.testing.assert_array_equal(rec.spikes["h"][:, 1], [False] * 5)
+    np.testing.assert_array_equal(rec.v["o"], [[0.0], [0.0], [0.0], [2.0], [1.0]])
+    assert emu.ops.synops == {"c": 1, "d": 1} and emu.ops.active == {"h": 1, "o": 2}
+
+
+@pytest.mark.parametrize("src", ["a", "z"])
+def test_emulator_float_dense_sums_the_spiking_columns(src):
+    """Lava's float Dense sums the weight columns of the spiking inputs (its rounding); a dot product
+    rounds differently on these 16 weights, and the host input alone takes the dot product.
+    (Source names on both sides of 'input' alphabetically.)"""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(1, 16)) * 10.0 ** rng.integers(-8, 8, size=(1, 16))
+    columns = w[:, np.ones(16, bool)].sum(axis=1)
+    assert columns[0] != w.dot(np.ones(16))[0]              # the two roundings differ here
+    pops = [Population(src, 16, 1.0, 0.0, np.zeros(16), 0.5, kind="IF"),
+            Population("out", 1, 1.0, 1.0, np.zeros(1), None, kind="LI")]
+    conns = [Connection("c", INPUT, src, np.eye(16)), Connection("w", src, "out", w)]
+    emu = _emulator(NetworkPlan(16, pops, conns, "out", 1e-3, 1), "float", windowed=False)
+    rec = emu.record(np.ones((1, 16)))
+    assert rec.spikes[src][1].all()
+    assert rec.v["out"][2, 0] == columns[0]
+    graded = NetworkPlan(16, [Population("out", 1, 1.0, 1.0, np.zeros(1), None, kind="LI")],
+                         [Connection("w", INPUT, "out", w)], "out", 1e-3, 1)
+    rec = _emulator(graded, "float", windowed=False).record(np.ones((1, 16)))
+    assert rec.v["out"][1, 0] == w.dot(np.ones(16))[0]
+
+
 # ============================================================================ energy
 def _profile(name="P", graded=False, kind="neuromorphic", **values):
     from spikeloop.hwprofiles.profile import Constant, Profile
@@ -563,10 +723,14 @@ PER_DECISION = {"synops": {"c1": 8, "c2": 4}, "graded": {"c1": True, "c2": False
                 "updates": {"h": 12, "o": 6}, "active": {"h": 11, "o": 4}, "spikes": {"h": 4, "x": 3}, "steps": 6}
 
 
-def _shape():
+def _shape_of(output_size=3):
     from spikeloop.hwprofiles.energy import NetworkShape
 
-    return NetworkShape(input_size=2, output_size=3, neurons=3, dense_macs=6, spike_destinations={"h": 2})
+    return NetworkShape(input_size=2, output_size=output_size, neurons=3, dense_macs=6, spike_destinations={"h": 2})
+
+
+def _shape():
+    return _shape_of()
 
 
 def test_energy_neuromorphic_bill_by_hand():
@@ -589,6 +753,8 @@ def test_energy_neuromorphic_bill_by_hand():
         "host encoding (normalise observation)": (2, 8.0, "host", "priced"),
         "host decoding (argmax)": (2, 2.0, "host", "priced"),
     }
+    one = price_neuromorphic(PER_DECISION, _shape_of(output_size=1), chip, host)
+    assert one.terms[-1].count == 0 and one.terms[-1].energy == 0.0   # argmax of one value: no compare
     assert [t.name for t in r.terms][-3:] == ["input spike encoder", "host encoding (normalise observation)",
                                               "host decoding (argmax)"]
     static = next(t for t in r.terms if t.constant == "static_power")
@@ -1167,3 +1333,232 @@ def test_network_nir_models_and_malformed_conv_graphs():
     g.nodes["in2"] = nir.Input({"input": np.array([1])})
     with pytest.raises(NIRValidationError):
         layers_from_nir(g, dt_s=1e-3)
+
+
+# ============================================================================ compiler (imports torch: last)
+def _g(nodes: dict, edges: list, n_in: int, n_out: int, metadata=None):
+    import nir
+
+    nodes = {"input": nir.Input({"input": np.array([n_in])}), **nodes,
+             "output": nir.Output({"output": np.array([n_out])})}
+    return nir.NIRGraph(nodes, edges, metadata or {}, type_check=False)
+
+
+def _compile(graph, **kw):
+    from spikeloop.runtime.compiler import plan_from_nir
+
+    return plan_from_nir(graph, dt_s=kw.pop("dt_s", 1e-3), **kw)
+
+
+W = np.array([[1.0, -2.0], [0.5, 4.0]])
+
+
+def test_compiler_lif_and_li_by_forward_euler():
+    """LIF: du 1, dv dt/tau, gain dv*r on the weight rows, bias dv*v_leak; LI: the same without threshold."""
+    import nir
+
+    g = _g({"fc": nir.Linear(W), "lif": nir.LIF(np.array([0.01, 0.004]), np.array([2.0, 1.0]), np.array([0.5, 0.0]),
+                                                 np.array([1.0, 1.0])),
+            "fc2": nir.Linear(np.array([[1.0, 1.0]])), "li": nir.LI(np.array([0.002]), np.array([3.0]), np.array([1.0]))},
+           [("input", "fc"), ("fc", "lif"), ("lif", "fc2"), ("fc2", "li"), ("li", "output")], 2, 1)
+    plan = _compile(g, T=4)
+    assert [p.name for p in plan.populations] == ["lif", "li"] and plan.output == "li" and plan.T == 4
+    lif, li = plan.populations
+    np.testing.assert_allclose(lif.du, [1.0, 1.0])
+    np.testing.assert_allclose(lif.dv, [0.1, 0.25])
+    np.testing.assert_allclose(lif.bias, [0.05, 0.0])
+    assert (lif.vth, lif.reset, lif.kind, lif.shape) == (1.0, "hard", "LIF", (2,))
+    np.testing.assert_allclose(li.dv, [0.5])
+    np.testing.assert_allclose(li.bias, [0.5])
+    assert (li.vth, li.kind) == (None, "LI")
+    c1, c2 = plan.connections
+    assert (c1.name, c1.src, c1.dst, c1.graph_delay, c1.delay) == ("fc", INPUT, "lif", 0, 0)
+    np.testing.assert_allclose(c1.weight, [[0.2, -0.4], [0.125, 1.0]])      # rows times dv * r = 0.2, 0.25
+    assert (c2.name, c2.src, c2.dst) == ("fc2", "lif", "li")
+    np.testing.assert_allclose(c2.weight, [[1.5, 1.5]])                       # 0.5 * 3
+    assert plan.dt_s == 1e-3 and plan.input_size == 2 and plan.input_shape == (2,)
+    assert _compile(g).T == 1
+
+
+def test_compiler_cuba_if_and_threshold_nodes():
+    """CubaLIF: du dt/tau_syn, gain du*dv*r*w_in; IF: dv 0, gain dt*r; Threshold: du = dv = gain = 1."""
+    import nir
+
+    two = np.ones(2)
+    g = _g({"fc": nir.Linear(W),
+            "cuba": nir.CubaLIF(np.full(2, 0.002), np.full(2, 0.004), np.full(2, 2.0), np.full(2, 0.4), two,
+                                w_in=np.full(2, 3.0)),
+            "fc2": nir.Linear(np.eye(2)), "if": nir.IF(np.full(2, 2.0), two),
+            "fc3": nir.Linear(np.eye(2)), "th": nir.Threshold(np.full(2, 0.5)),
+            "fc4": nir.Linear(np.ones((1, 2))),
+            "cli": nir.CubaLI(np.array([0.004]), np.array([0.002]), np.array([1.0]), np.array([0.0]),
+                              w_in=np.array([2.0]))},
+           [("input", "fc"), ("fc", "cuba"), ("cuba", "fc2"), ("fc2", "if"), ("if", "fc3"), ("fc3", "th"),
+            ("th", "fc4"), ("fc4", "cli"), ("cli", "output")], 2, 1)
+    plan = _compile(g)
+    cuba, iff, th, cli = plan.populations
+    np.testing.assert_allclose(cuba.du, [0.5, 0.5])
+    np.testing.assert_allclose(cuba.dv, [0.25, 0.25])
+    np.testing.assert_allclose(cuba.bias, [0.1, 0.1])
+    np.testing.assert_allclose(plan.connections[0].weight, W * 0.75)        # 0.5 * 0.25 * 2 * 3
+    np.testing.assert_allclose(iff.du, [1.0, 1.0])
+    np.testing.assert_allclose(iff.dv, [0.0, 0.0])
+    np.testing.assert_allclose(iff.bias, [0.0, 0.0])
+    np.testing.assert_allclose(plan.connections[1].weight, np.eye(2) * 0.002)
+    np.testing.assert_allclose(th.du, [1.0, 1.0])
+    np.testing.assert_allclose(th.dv, [1.0, 1.0])
+    assert th.vth == 0.5 and th.kind == "Threshold"
+    np.testing.assert_allclose(plan.connections[2].weight, np.eye(2))
+    np.testing.assert_allclose(cli.du, [0.25])
+    np.testing.assert_allclose(cli.dv, [0.5])
+    np.testing.assert_allclose(plan.connections[3].weight, [[0.25, 0.25]])  # 0.25 * 0.5 * 1 * 2
+    assert [p.kind for p in plan.populations] == ["CubaLIF", "IF", "Threshold", "CubaLI"]
+
+
+def test_compiler_composes_linear_chains_and_biases():
+    """Linear ops between two populations compose into one matrix; an Affine bias into a LIF is a voltage
+    bias gain * b; into a CubaLIF it is a bias source's synapses of weight gain * b."""
+    import nir
+
+    g = _g({"fc": nir.Affine(W, np.array([1.0, -1.0])), "sc": nir.Scale(np.array([2.0, 3.0])),
+            "lif": nir.LIF(np.full(2, 0.002), np.ones(2), np.zeros(2), np.ones(2)),
+            "fc2": nir.Affine(np.ones((1, 2)), np.array([0.5])),
+            "cuba": nir.CubaLIF(np.array([0.002]), np.array([0.002]), np.array([1.0]), np.array([0.0]),
+                                np.array([1.0]))},
+           [("input", "fc"), ("fc", "sc"), ("sc", "lif"), ("lif", "fc2"), ("fc2", "cuba"), ("cuba", "output")], 2, 1)
+    plan = _compile(g)
+    assert [p.name for p in plan.populations] == ["lif", "cuba.bias", "cuba"]
+    lif, src, cuba = plan.populations
+    np.testing.assert_allclose(plan.connections[0].weight, np.diag([2.0, 3.0]) @ W * 0.5)
+    assert plan.connections[0].name == "fc+sc"
+    np.testing.assert_allclose(lif.bias, [1.0, -1.5])          # 0.5 * (2 * 1, 3 * -1)
+    np.testing.assert_allclose(cuba.bias, [0.0])
+    assert src.bias_source and src.size == 1 and src.vth == 0.5
+    bias_conn = [c for c in plan.connections if c.src == "cuba.bias"]
+    assert len(bias_conn) == 1 and bias_conn[0].dst == "cuba" and bias_conn[0].name == "cuba.bias"
+    np.testing.assert_allclose(bias_conn[0].weight, [[0.125]])  # du dv = 0.25, times 0.5
+    np.testing.assert_allclose([c.weight for c in plan.connections if c.src == "lif"][0], [[0.25, 0.25]])
+
+
+def test_compiler_recurrence_delay_and_reset_modes():
+    """A neuron's output into itself arrives a step later (graph delay 1); a Delay node adds whole steps;
+    reset: the argument, then the node's metadata, then the graph's, else hard."""
+    import nir
+
+    lif = lambda: nir.LIF(np.full(2, 0.002), np.ones(2), np.zeros(2), np.ones(2))  # noqa: E731
+    g = _g({"fc": nir.Linear(W), "lif": lif(), "rec": nir.Linear(np.eye(2)), "d": nir.Delay(np.array([0.002, 0.002])),
+            "fc2": nir.Linear(np.ones((1, 2))), "li": nir.LI(np.array([0.002]), np.ones(1), np.zeros(1))},
+           [("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "d"), ("d", "fc2"), ("fc2", "li"),
+            ("li", "output")], 2, 1)
+    plan = _compile(g)
+    by = {c.name: c for c in plan.connections}
+    assert by["rec"].graph_delay == 1 and (by["rec"].src, by["rec"].dst) == ("lif", "lif")
+    assert by["d+fc2"].graph_delay == 2 and by["fc"].graph_delay == 0
+    np.testing.assert_allclose(by["rec"].weight, np.eye(2) * 0.5)
+    assert plan.populations[0].reset == "hard"
+    assert _compile(g, reset="soft").populations[0].reset == "soft"
+    g.nodes["lif"].metadata = {"reset": b"soft"}
+    assert _compile(g).populations[0].reset == "soft"
+    assert _compile(g, reset="hard").populations[0].reset == "hard"
+    g.nodes["lif"].metadata = {}
+    assert _compile(g).populations[1].reset == "hard"         # a non-spiking population: hard
+
+
+def test_compiler_unrolls_conv_and_pooling_into_dense():
+    """Conv2d, SumPool2d and AvgPool2d become the dense matrices they apply (C-order, per sample)."""
+    import nir
+
+    k = np.zeros((1, 1, 2, 2))
+    k[0, 0] = [[1.0, 2.0], [3.0, 4.0]]
+    g = _g({"conv": nir.Conv2d((2, 3), k, 1, 0, 1, 1, np.zeros(1)),
+            "if": nir.IF(np.ones((1, 1, 2)), np.ones((1, 1, 2))),
+            "flat": nir.Flatten({"input": np.array([1, 1, 2])}), "fc": nir.Linear(np.ones((1, 2))),
+            "li": nir.LI(np.array([0.001]), np.ones(1), np.zeros(1))},
+           [("input", "conv"), ("conv", "if"), ("if", "flat"), ("flat", "fc"), ("fc", "li"), ("li", "output")], 6, 1)
+    g.nodes["input"] = nir.Input({"input": np.array([1, 2, 3])})
+    plan = _compile(g)
+    # input 2 x 3 (x0..x5), output 1 x 2: y0 = x0 + 2 x1 + 3 x3 + 4 x4, y1 = x1 + 2 x2 + 3 x4 + 4 x5; IF gain dt * r
+    np.testing.assert_allclose(plan.connections[0].weight, 1e-3 * np.array([[1, 2, 0, 3, 4, 0], [0, 1, 2, 0, 3, 4]]))
+    assert plan.input_shape == (1, 2, 3) and plan.populations[0].shape == (1, 1, 2)
+    pool = _g({"p": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+               "if": nir.IF(np.ones((1, 1, 1)), np.ones((1, 1, 1)))}, [("input", "p"), ("p", "if"), ("if", "output")], 4, 1)
+    pool.nodes["input"] = nir.Input({"input": np.array([1, 2, 2])})
+    np.testing.assert_allclose(_compile(pool).connections[0].weight, 1e-3 * np.ones((1, 4)))
+    pool.nodes["p"] = nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0]))
+    np.testing.assert_allclose(_compile(pool).connections[0].weight, 1e-3 * np.full((1, 4), 0.25))
+
+
+@pytest.mark.parametrize("case", ["v_reset", "tau", "two_thresholds", "negative_threshold", "unknown_node",
+                                  "two_outputs", "no_edge", "graded_feed", "op_cycle", "shape", "bad_reset",
+                                  "bias_into_delay", "fractional_delay"])
+def test_compiler_refuses_malformed_graphs(case):
+    """Each malformed graph is one NIRValidationError (Lava's reset to 0, positive time constants,
+    one threshold per population, supported nodes, one Input and Output, no instant op cycle ...)."""
+    import nir
+
+    from spikeloop.core.errors import NIRValidationError
+
+    one = np.ones(2)
+    lif = dict(tau=np.full(2, 0.002), r=one, v_leak=np.zeros(2), v_threshold=one)
+    nodes = {"fc": nir.Linear(W), "lif": nir.LIF(**lif)}
+    edges = [("input", "fc"), ("fc", "lif"), ("lif", "output")]
+    if case == "v_reset":
+        nodes["lif"] = nir.LIF(**lif, v_reset=np.array([0.0, 0.5]))
+    elif case == "tau":
+        nodes["lif"] = nir.LIF(**dict(lif, tau=np.array([0.002, 0.0])))
+    elif case == "two_thresholds":
+        nodes["lif"] = nir.LIF(**dict(lif, v_threshold=np.array([1.0, 2.0])))
+    elif case == "negative_threshold":
+        nodes["lif"] = nir.LIF(**dict(lif, v_threshold=np.array([-1.0, -1.0])))
+    elif case == "unknown_node":
+        nodes["fc"] = nir.I(np.ones(2)) if hasattr(nir, "I") else nir.Output({"output": np.array([2])})
+    elif case == "two_outputs":
+        nodes["out2"] = nir.Output({"output": np.array([2])})
+        edges.append(("lif", "out2"))
+    elif case == "no_edge":
+        nodes["fc2"] = nir.Linear(W)
+        nodes["lif2"] = nir.LIF(**lif)
+        edges.append(("fc2", "lif2"))
+    elif case == "graded_feed":
+        nodes["li"] = nir.LI(np.full(2, 0.002), one, np.zeros(2))
+        nodes["fc2"] = nir.Linear(W)
+        edges = [("input", "fc"), ("fc", "li"), ("li", "fc2"), ("fc2", "lif"), ("lif", "output")]
+    elif case == "op_cycle":
+        nodes["fc2"] = nir.Linear(np.eye(2))
+        edges = [("input", "fc"), ("fc", "fc2"), ("fc2", "fc"), ("fc", "lif"), ("lif", "output")]
+    elif case == "shape":
+        nodes["fc"] = nir.Linear(np.ones((2, 3)))
+    elif case == "bad_reset":
+        nodes["lif"].metadata = {"reset": "subtract"}
+    elif case == "bias_into_delay":
+        nodes["fc"] = nir.Affine(W, np.ones(2))
+        nodes["d"] = nir.Delay(np.array([0.001, 0.001]))
+        edges = [("input", "fc"), ("fc", "d"), ("d", "lif"), ("lif", "output")]
+    elif case == "fractional_delay":
+        nodes["d"] = nir.Delay(np.array([0.0015, 0.001]))
+        edges = [("input", "fc"), ("fc", "d"), ("d", "lif"), ("lif", "output")]
+    g = _g(nodes, edges, 2, 2)
+    with pytest.raises(NIRValidationError):
+        _compile(g)
+
+
+def test_compiler_bias_source_and_limits():
+    """The bias source: one LIF neuron, du = dv = 1, bias 1 > vth 0.5 (fires every step); names; limits."""
+    from spikeloop.core.errors import NIRValidationError
+    from spikeloop.runtime.compiler import MAX_UNROLLED, _dense, _op_order, bias_source, bias_source_name
+
+    s = bias_source("x.bias")
+    assert (s.name, s.size, s.vth, s.kind, s.reset, s.bias_source) == ("x.bias", 1, 0.5, "LIF", "hard", True)
+    np.testing.assert_array_equal(s.du, [1.0])
+    np.testing.assert_array_equal(s.dv, [1.0])
+    np.testing.assert_array_equal(s.bias, [1.0])
+    assert bias_source_name("pop") == "pop.bias"
+    assert MAX_UNROLLED == 50_000_000
+    np.testing.assert_array_equal(_dense(None, 3), np.eye(3))
+    m = np.ones((2, 2))
+    assert _dense(m, 2) is m
+    with pytest.raises(NIRValidationError):
+        _dense(None, 7072)                     # 7072 ** 2 > 5e7
+    assert _op_order(["a", "b", "c"], {"a": ["input"], "b": ["a", "c"], "c": ["a"]}, "g") == ["a", "c", "b"]
+    with pytest.raises(NIRValidationError):
+        _op_order(["a", "b"], {"a": ["b"], "b": ["a"]}, "g")
