@@ -284,11 +284,34 @@ def stop_server(proc: subprocess.Popen) -> None:
         SOCKET.unlink()
 
 
+RUN_LOG = BUILD / "runs.json"
+"""one entry per session run: session, mode (fresh, resume, retest), commit, date (the report lists them)"""
+
+
+def _commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return out.stdout.strip() + ("+changes" if dirty else "")
+
+
+def _log_run(name: str, mode: str) -> None:
+    import json
+
+    runs = json.loads(RUN_LOG.read_text()) if RUN_LOG.exists() else []
+    if mode == "fresh":
+        runs = [r for r in runs if r["session"] != name]
+    runs.append({"session": name, "mode": mode, "commit": _commit(), "date": datetime.date.today().isoformat()})
+    RUN_LOG.write_text(json.dumps(runs, indent=1))
+
+
 def run_session(name: str, mode: str, use_server: bool = True) -> None:
     SESSIONS_DIR.mkdir(parents=True, exist_ok=True)
     cfg, db = config_for(name), SESSIONS_DIR / f"{name}.sqlite"
     cr = [sys.executable, "-m", "cosmic_ray.cli"]
-    if mode == "fresh" or not db.exists():
+    fresh = mode == "fresh" or not db.exists()
+    _log_run(name, "fresh" if fresh else mode)
+    if fresh:
         if db.exists():
             db.unlink()
         sh([*cr, "init", str(cfg), str(db)], cwd=SRC, env=env())
@@ -354,6 +377,8 @@ def mutated_line(r: dict) -> str:
 
 
 def report(command: str) -> str:
+    import json
+
     eq = equivalents()
     lines = [BEGIN, "## Mutation testing (benchmarks/mutation.py)", ""]
     cpu = next((ln.split(":", 1)[1].strip() for ln in subprocess.run(["lscpu"], capture_output=True, text=True)
@@ -363,19 +388,26 @@ def report(command: str) -> str:
     lines += [f"Command: `{command}` (cosmic-ray 8.7.0, one local worker). Machine: {platform.platform()}, "
               f"{cpu}, {os.cpu_count()} CPUs visible, Python {platform.python_version()}. "
               f"Date: {datetime.date.today().isoformat()}; tests and sources of commit {commit}.", ""]
-    lines += ["Per mutant, the test command is the session's fast stages (no Lava, no torch except for the "
-              "compiler): `tests/test_mutation_audit.py` (`-k 'not compiler'`, or the whole file for the "
-              "compiler), then `tests/test_fit_rules.py` for the fit modules; `pytest --noconftest -x -q "
-              "-p no:cacheprovider`. A mutant is killed when the command fails (a timeout also kills it, "
-              "counted apart). Score = (killed + timeout) / (killed + timeout + survived). Excluded by design "
-              "(not in the score): mutants inside annotations (never evaluated: `from __future__ import "
-              "annotations`), inside the arguments of a `raise` (the error message; the condition is "
-              "mutated), on `# pragma: no mutate` lines, and the operator selection of "
-              "`benchmarks/mutation/cosmic-ray.toml` (cross-family replacements such as `+` -> `|`, "
-              "comparisons -> `is`, and duplicate unary replacements).", ""]
-    lines += ["| module | mutants | excluded | killed | timeout | survived | equivalent (of survived) "
-              "| pending | score |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    survivors, total = [], {"n": 0, "x": 0, "k": 0, "t": 0, "s": 0, "e": 0, "p": 0}
+    lines += ["What runs per mutant (no Lava; torch only for the compiler): the mutated module's own tests of "
+              "`tests/test_mutation_audit.py` (`-k <module>`), then the rest of that file (`-k 'not (<module>) "
+              "and not compiler'`; the whole file for the compiler), then `tests/test_fit_rules.py` for the fit "
+              "modules, each as `pytest --noconftest -x -q --assert=plain -p no:cacheprovider`, in a fork of a "
+              "test server that has numpy, nir, torch and pytest imported (spikeloop itself is imported fresh in "
+              "every fork, from the mutated scratch copy). A mutant is killed when a stage fails; one that runs "
+              "past its limit is killed too and counted apart (timeout). Score = (killed + timeout) / (killed + "
+              "timeout + survived); the last column also leaves out the survivors listed below as equivalent.", "",
+              "Excluded by design, not in the score: mutants inside annotations (never evaluated: every core "
+              "module has `from __future__ import annotations`), inside the arguments of a `raise` (the text of "
+              "the error; the condition that raises is mutated), on `# pragma: no mutate` lines (none so far), "
+              "and the operator selection of `benchmarks/mutation/cosmic-ray.toml`: replacements across operator "
+              "families (`+` by `%`, `**`, shifts or bitwise operators; shifts by arithmetic; `==` by `is` and "
+              "back) and the unary replacements that repeat 'delete -' (`-x` by `+x`, `~x`, `not x`); a mutant "
+              "both filters skip counts under operators, which run first. Strings and docstrings are never "
+              "mutated by cosmic-ray.", ""]
+    lines += ["| module | mutants | excluded: operators | excluded: by design | killed | timeout | survived "
+              "| of them equivalent | pending | score | score without equivalents |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    survivors, total = [], {"n": 0, "o": 0, "x": 0, "k": 0, "t": 0, "s": 0, "e": 0, "p": 0}
     for name in SESSIONS:
         rs = results(name)
         for module in sorted({r["module"] for r in rs}):
@@ -383,22 +415,31 @@ def report(command: str) -> str:
             cls = [classify(r) for r in mr]
             k, t, s = cls.count("killed"), cls.count("timeout"), cls.count("survived")
             p = cls.count("pending")
-            x = sum(c.startswith("excluded") for c in cls)
+            xo = cls.count("excluded (operator selection)")
+            x = sum(c.startswith("excluded") for c in cls) - xo
             sv = [r for r, c in zip(mr, cls) if c == "survived"]
             e = sum(mutant_key(r) in eq for r in sv)
             survivors += sv
-            score = "–" if not k + t + s else f"{100 * (k + t) / (k + t + s):.1f} %"
-            lines.append(f"| {module} | {len(mr)} | {x} | {k} | {t} | {s} | {e} | {p} | {score} |")
-            for key, v in zip("nxktsep", (len(mr), x, k, t, s, e, p)):
+            lines.append(f"| {module} | {len(mr)} | {xo} | {x} | {k} | {t} | {s} | {e} | {p} | {_score(k + t, s)} "
+                         f"| {_score(k + t, s - e)} |")
+            for key, v in zip("noxktsep", (len(mr), xo, x, k, t, s, e, p)):
                 total[key] += v
     k, t, s = total["k"], total["t"], total["s"]
-    score = "–" if not k + t + s else f"{100 * (k + t) / (k + t + s):.1f} %"
-    lines.append(f"| **all run** | {total['n']} | {total['x']} | {k} | {t} | {s} | {total['e']} | "
-                 f"{total['p']} | **{score}** |")
+    lines.append(f"| **all run** | {total['n']} | {total['o']} | {total['x']} | {k} | {t} | {s} | {total['e']} | "
+                 f"{total['p']} | **{_score(k + t, s)}** | **{_score(k + t, s - total['e'])}** |")
     missing = [n for n in SESSIONS if not results(n)]
     if missing:
         lines += ["", f"Not run: {', '.join(missing)}."]
-    lines += ["", "### Surviving mutants", ""]
+    runs = json.loads(RUN_LOG.read_text()) if RUN_LOG.exists() else []
+    if runs:
+        lines += ["", "Runs behind these numbers (`fresh`: every mutant; `resume`: the pending ones after an "
+                  "interruption; `retest`: the survivors again, after tests were added; tests were only ever "
+                  "added, so a mutant killed earlier stays killed):", ""]
+        lines += [f"- {r['session']}: {r['mode']}, commit {r['commit']}, {r['date']}" for r in runs]
+    lines += ["", "### Surviving mutants", "",
+              "Key: `module:row:column:operator` (the mutated line follows). Each is either killed by a test "
+              "in `tests/test_mutation_audit.py` on a later run or listed with the reason it is equivalent "
+              "(`benchmarks/mutation/equivalent.toml`).", ""]
     if not survivors:
         lines.append("None.")
     for r in survivors:
@@ -406,6 +447,10 @@ def report(command: str) -> str:
         lines.append(f"- `{mutant_key(r)}` (`{mutated_line(r)}`): {why}")
     lines += ["", END]
     return "\n".join(lines)
+
+
+def _score(killed: int, survived: int) -> str:
+    return "–" if not killed + survived else f"{100 * killed / (killed + survived):.1f} %"
 
 
 def write_report(command: str) -> None:

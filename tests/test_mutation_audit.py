@@ -199,6 +199,7 @@ def test_counters_fanout_synops_and_activity_by_hand():
     # a negative current or a positive voltage is activity too
     assert neuron_activity(np.array([-1.0, 0.0, 0.0]), np.array([0.0, 3.0, 0.0]), None) == 2
     assert neuron_activity(np.array([-1, 0]), np.array([0, 0]), np.array([False, False])) == 1
+    assert neuron_activity(np.array([1.0, 0.0]), np.array([2.0, 0.0]), None) == 1   # both non-zero: one active
 
 
 def test_counters_per_decision_and_to_dict():
@@ -652,6 +653,10 @@ def test_emulator_keeps_shared_decays_scalar_and_per_neuron_decays_per_neuron():
     assert emu.pops[0].du == 1.0 and isinstance(emu.pops[0].du, float)
     rec = emu.record(np.array([[4.0], [0.0]]))
     np.testing.assert_array_equal(rec.v["h"], [[0.0, 0.0], [4.0, 4.0], [2.0, 3.0]])
+    rising = NetworkPlan(1, [Population("h", 2, [1.0, 1.0], [0.25, 0.5], np.zeros(2), None)],
+                         [Connection("c", INPUT, "h", np.array([[1.0], [1.0]]))], "h", 1e-3, 2)
+    rec = _emulator(rising, "float", windowed=False).record(np.array([[4.0], [0.0]]))
+    np.testing.assert_array_equal(rec.v["h"], [[0.0, 0.0], [4.0, 4.0], [3.0, 2.0]])
 
 
 def test_emulator_is_windowed_by_default_and_resets_every_window():
@@ -723,10 +728,10 @@ PER_DECISION = {"synops": {"c1": 8, "c2": 4}, "graded": {"c1": True, "c2": False
                 "updates": {"h": 12, "o": 6}, "active": {"h": 11, "o": 4}, "spikes": {"h": 4, "x": 3}, "steps": 6}
 
 
-def _shape_of(output_size=3):
+def _shape_of(output_size=3, input_size=2):
     from spikeloop.hwprofiles.energy import NetworkShape
 
-    return NetworkShape(input_size=2, output_size=output_size, neurons=3, dense_macs=6, spike_destinations={"h": 2})
+    return NetworkShape(input_size=input_size, output_size=output_size, neurons=3, dense_macs=6, spike_destinations={"h": 2})
 
 
 def _shape():
@@ -755,6 +760,9 @@ def test_energy_neuromorphic_bill_by_hand():
     }
     one = price_neuromorphic(PER_DECISION, _shape_of(output_size=1), chip, host)
     assert one.terms[-1].count == 0 and one.terms[-1].energy == 0.0   # argmax of one value: no compare
+    single = price_neuromorphic(PER_DECISION, _shape_of(input_size=1), chip)
+    assert single.unpriced == ["input spike encoder"] and single.terms[-1].count == 1
+    assert single.to_dict()["chip_complete"] is False
     assert [t.name for t in r.terms][-3:] == ["input spike encoder", "host encoding (normalise observation)",
                                               "host decoding (argmax)"]
     static = next(t for t in r.terms if t.constant == "static_power")
@@ -810,6 +818,12 @@ def test_energy_graded_chip_without_host_and_unknown_constants():
     r = price_neuromorphic(zero_spikes, _shape(), done)
     assert r.to_dict()["chip_complete"] is True and r.unpriced == []
     assert next(t for t in r.terms if t.name == "neuron updates (inactive)").count == 0
+    # an unknown constant whose count is 0 costs nothing: not listed as unpriced, the chip bill is complete
+    idle = _profile(graded=True, synop=1.0, neuron_update_active=1.0, neuron_update_inactive=None,
+                    spike_route=1.0, static_power=0.0, timestep=1.0)
+    r = price_neuromorphic(zero_spikes, _shape(), idle)
+    assert r.unpriced == [] and r.to_dict()["chip_complete"] is True
+    assert next(t for t in r.terms if t.name == "neuron updates (inactive)").status == "unpriced"
 
 
 def test_energy_all_in_figure_prices_synaptic_events_alone():
