@@ -824,6 +824,10 @@ def test_energy_graded_chip_without_host_and_unknown_constants():
     r = price_neuromorphic(zero_spikes, _shape(), idle)
     assert r.unpriced == [] and r.to_dict()["chip_complete"] is True
     assert next(t for t in r.terms if t.name == "neuron updates (inactive)").status == "unpriced"
+    # an unknown host constant leaves the chip's bill complete (the host is not the chip)
+    host = _profile("H", kind="conventional", mac_fp32=4.0, ac_fp32=None)
+    r = price_neuromorphic(zero_spikes, _shape(), done, host)
+    assert r.unpriced == ["host decoding (argmax)"] and r.to_dict()["chip_complete"] is True
 
 
 def test_energy_all_in_figure_prices_synaptic_events_alone():
@@ -917,6 +921,10 @@ def test_energy_check_counts_layers_must_be_the_graphs():
     assert check_counts(dict(GOOD_COUNTS, steps=0.5, active={"h": 0.0})) is not None
     assert check_counts(GOOD_COUNTS, populations=["h"], connections=["c1", "c2"]) is GOOD_COUNTS
     assert check_counts(dict(GOOD_COUNTS, spikes={"h": 1}), populations=["h"]) is not None
+    both = dict(GOOD_COUNTS, updates={"h": 2, "o": 1}, active={"h": 0})      # 'active' lacks o
+    with pytest.raises(ConfigError, match="counts 'active'"):
+        check_counts(both, populations=["h", "o"])
+    assert check_counts(dict(both, active={"h": 0, "o": 0}), populations=["h", "o"]) is not None
     for kw in ({"populations": ["h", "o"]}, {"populations": []}, {"connections": []}):
         with pytest.raises(ConfigError):
             check_counts(GOOD_COUNTS, **kw)
