@@ -1584,3 +1584,48 @@ def test_compiler_bias_source_and_limits():
     assert _op_order(["a", "b", "c"], {"a": ["input"], "b": ["a", "c"], "c": ["a"]}, "g") == ["a", "c", "b"]
     with pytest.raises(NIRValidationError):
         _op_order(["a", "b"], {"a": ["b"], "b": ["a"]}, "g")
+
+
+def test_fit_violation_messages_and_numbers():
+    """Violation.message: value, unit, limit and excess (thousands separated), or the allowed set; hints."""
+    from spikeloop.hwprofiles.fit import Violation
+    from spikeloop.hwprofiles.rules.common import _num, listed, over
+
+    v = Violation("cores", "<network>", "cores used", 1500, 1024, "cores", 476, "split it")
+    assert v.message() == "[cores] layer '<network>': cores used 1,500 cores > limit 1,024 cores (excess 476 cores). split it"
+    k = Violation("layer_kinds", "A", "layer kind", "dense", "conv2d")
+    assert k.message() == "[layer_kinds] layer 'A': layer kind dense; allowed: conv2d"
+    assert (_num(1234567), _num(2.5), _num(1234.5678), _num("x")) == ("1,234,567", "2.5", "1,235", "x")
+    assert over("r", "L", "what", 3, 3, "u") == [] and over("r", "L", "what", 4, 3, "u")[0].excess == 1
+    assert over("r", "L", "what", 2.5, 2, "u", "h")[0].hint == "h"
+    p = _limits(memory_per_core=1)
+    assert listed(p, ("synapse_memory_per_core", "memory_per_core")) == "memory_per_core"
+    assert listed(p, ("a", "b")) == "a" and listed(p, "cores") == "cores"
+
+
+def test_fit_chunks_and_report_lines():
+    """Layers split as evenly as possible (the first chunks one larger); the report's rule lines."""
+    from spikeloop.hwprofiles.fit import check_fit, format_fit
+    from spikeloop.hwprofiles.rules.cores import _chunks, _core_load
+
+    assert _chunks(5, 2) == [(0, 3), (3, 5)]
+    assert _chunks(7, 3) == [(0, 3), (3, 5), (5, 7)]
+    assert _chunks(3, 3) == [(0, 1), (1, 2), (2, 3)]
+    assert _chunks(4, 1) == [(0, 4)]
+    a = _two_layer_net().layers[0]
+    assert _core_load(a, 0, 2) == (4, 3) and _core_load(a, 2, 3) == (2, 2) and _core_load(a, 0, 3) == (6, 4)
+    r = check_fit(_two_layer_net(), _limits(**dict(CORES, cores=4, fan_out_per_core=None)))
+    lines = format_fit(r).splitlines()
+    assert "  violated: cores" in lines
+    assert "  ok: neurons_per_core, synapse_memory_per_core, fan_in_per_core, neurons_per_chip, synapses_per_chip, " \
+           "weight_bits, neuron_models" in lines
+    assert any(x.startswith("  not checked: fan_out_per_core (limit not published), synapse_encoding (") for x in lines)
+    assert r.per_core[0]["utilisation"]["fan_out"] is None
+    assert "     0  A                     1  50.0 %         2 B  66.7 %      2  66.7 %      1       –" in lines
+    none = check_fit(_two_layer_net(), _limits(**dict(CORES, neurons_per_chip=None, cores=None)))
+    text = format_fit(none).splitlines()
+    assert "  cores used: 5" in text and "  neurons: 5 of unknown neurons (–)" in text
+    assert none.resources[0]["utilisation"] is None and none.cores_available is None
+    zero = check_fit(_two_layer_net(), _limits(**dict(CORES, neurons_per_chip=0)))
+    assert zero.resources[0]["utilisation"] is None
+    assert zero.violations[0].rule == "neurons_per_chip"
