@@ -516,6 +516,30 @@ def test_fixed_point_quantize_refusals():
     assert fp.quantize_plan(bad_tau).populations["h"].dv_12bit == 0
 
 
+def _one_li(w, dv, T, vth=None, encoding=None):
+    pop = Population("o", 1, 1.0, dv, np.zeros(1), vth, kind="LI" if vth is None else "LIF")
+    return NetworkPlan(1, [pop], [Connection("c", INPUT, "o", np.array([[w]]))], "o", 1e-3, T, encoding)
+
+
+def test_fixed_point_scale_limits_at_their_exact_values():
+    """The 24-bit limit is (2**23 - 1) / bound, the threshold limit (2**17 - 1) * 64 / vth: at a power-of-two
+    boundary one unit more would give the next exponent (and a state or threshold that no longer fits)."""
+    from spikeloop.core.coding import InputEncoding
+
+    # v bound 512/127 (dv = 127/512): (2**23 - 1) / (16256 * 512/127) = 127.99998 -> exponent 6, not 7
+    fx = fp.quantize_plan(_one_li(1.0, 127 / 512, 4))
+    assert fx.connections["c"].weight_exp == 6 and fx.populations["o"].scale == 16256 * 64
+    assert fx.populations["o"].dv_12bit == 1016
+    # threshold 129.008: 8388544 / (129.008 * 16256) = 3.99997 -> exponent 1 (exponent 2 would not fit vth)
+    fx = fp.quantize_plan(_one_li(1.0, 0.5, 2, vth=129.008))
+    assert fx.connections["c"].weight_exp == 1 and fx.populations["o"].vth_17bit == 65536
+    # tiny weights (bound 0.5 < 1): the limit divides by the bound, it does not subtract it
+    enc = InputEncoding((0.0,), (1.0,))
+    fx = fp.quantize_plan(_one_li(0.125, 1.0, 1, encoding=enc))
+    assert fx.connections["c"].weight_exp == 2                             # log2(16777214 / 4129024) = 2.02
+    assert fx.populations["o"].scale == 31.75 * 16256 / 0.125 * 4
+
+
 # ============================================================================ emulator
 def _emulator(plan, precision="float", windowed=True):
     from spikeloop.runtime.emulator import Emulator
