@@ -83,9 +83,9 @@ SESSIONS: dict[str, tuple[list[str], list[list[str]]]] = {
             [*audit("fit or network or rules"), FIT_RULES]),
     "compiler": (["runtime/compiler.py"], audit("compiler", torch=True)),
 }
-TIMEOUT_S = {"compiler": 90.0}
+TIMEOUT_S = {"compiler": 30.0}
 """per-mutant limit (a mutant that runs past it counts as killed, listed as a timeout)"""
-DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 15.0
 
 
 def sh(cmd, **kw):

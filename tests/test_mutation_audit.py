@@ -473,6 +473,22 @@ def test_fixed_point_quantize_second_input_gets_its_own_exponent():
     assert neg.connections["ib"].weight_exp == 5
 
 
+def test_fixed_point_primary_is_the_largest_weight_per_source_scale():
+    """The primary input is the largest max|w| / source scale (30 / 31.75 from the host beats 0.9 from
+    spikes); its base 31.75 * 16256 / 30 and the 24-bit bound 241.8 give exponent 1."""
+    from spikeloop.core.coding import InputEncoding
+
+    a = Population("a", 1, 1.0, 0.5, np.zeros(1), 1.0)
+    b = Population("b", 1, 1.0, 0.5, np.zeros(1), None, kind="LI")
+    conns = [Connection("ab", "a", "b", np.array([[0.9]])), Connection("ib", INPUT, "b", np.array([[30.0]])),
+             Connection("ia", INPUT, "a", np.array([[1.0]]))]
+    plan = NetworkPlan(1, [a, b], conns, "b", 1e-3, 2, InputEncoding((0.0,), (1.0,)))
+    fx = fp.quantize_plan(plan)
+    assert fx.populations["b"].scale == pytest.approx(31.75 * 16256 / 30 * 2, rel=1e-12)
+    assert fx.connections["ib"].weight_exp == 1
+    np.testing.assert_array_equal(fx.connections["ib"].weights, [[254]])
+
+
 def test_fixed_point_quantize_bias_source_by_hand():
     """A bias source (no inputs) takes the largest power of two under its limits; its bias and threshold."""
     s = Population("s", 1, 1.0, 1.0, np.ones(1), 0.5, bias_source=True)
