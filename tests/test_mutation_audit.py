@@ -339,10 +339,26 @@ def test_fixed_point_decay_register_by_hand():
         fp._decay_register("p", "du", np.array([0.0]), 1)
     with pytest.raises(QuantizationError, match=r"du=0 \(neuron 1\) is outside"):
         fp._decay_register("p", "du", np.array([0.5, 0.0, -1.0]), 1)
+    reg = fp._decay_register("p", "dv", np.array([0.5, 0.25]), 0)            # falling: still per neuron
+    np.testing.assert_array_equal(reg, [2048, 1024])
+    for bad in (-np.inf, np.inf):
+        with pytest.raises(QuantizationError):
+            fp._decay_register("p", "du", np.array([bad]), 1)
     with pytest.raises(QuantizationError, match=r"dv=nan \(neuron 0\) is outside"):
         fp._decay_register("p", "dv", np.array([np.nan]), 0)
     with pytest.raises(QuantizationError, match=r"dv=1\.5 is outside .* \[0, 1\] \(tau = dt/dv too short\)"):
         fp._decay_register("p", "dv", np.array([1.5]), 0, top=4096)
+
+
+def test_fixed_point_bias_registers_round_before_the_range_check():
+    """A scaled bias takes the smallest exponent whose rounded mantissa fits 13 bits: 4095.6 rounds to 4096
+    (exponent 1, mantissa 2048); -4095.2 rounds to -4095 (exponent 0)."""
+    unit = Population("u", 2, 1.0, 0.5, np.array([4095.6, -4095.2]), None)
+    fpop, err = fp._bias_only(unit, 1.0, 4095, 2048)
+    np.testing.assert_array_equal(fpop.bias_exp, [1, 0])
+    np.testing.assert_array_equal(fpop.bias_mant, [2048, -4095])
+    assert err["bias_abs_err"] == pytest.approx(0.4, rel=1e-9)             # 4096 - 4095.6
+    assert fpop.vth_17bit is None and err["scale"] == 1.0 and "vth_rel_err" not in err
 
 
 def test_fixed_point_threshold_register_bounds():
@@ -468,6 +484,9 @@ def test_fixed_point_quantize_second_input_gets_its_own_exponent():
     tiny = fp.quantize_plan(_two_input_plan(w_in=1e-9))
     assert tiny.connections["ib"].weight_exp == -8                         # clipped to the range
     np.testing.assert_array_equal(tiny.connections["ib"].weights, [[0]])
+    off = fp.quantize_plan(_two_input_plan(w_in=0.0))
+    assert off.connections["ib"].weight_exp == 0                            # no weight: exponent 0
+    np.testing.assert_array_equal(off.connections["ib"].weights, [[0]])
     neg = fp.quantize_plan(_two_input_plan(w_in=-0.3))
     np.testing.assert_array_equal(neg.connections["ib"].weights, [[-152]])
     assert neg.connections["ib"].weight_exp == 5
