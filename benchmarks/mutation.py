@@ -305,7 +305,20 @@ def _log_run(name: str, mode: str) -> None:
     RUN_LOG.write_text(json.dumps(runs, indent=1))
 
 
-def run_session(name: str, mode: str, use_server: bool = True) -> None:
+def _sample(db: Path, n: int, seed: int = 0) -> None:
+    """Keep a seeded random sample of ``n`` of the session's pending mutants; mark the rest 'not sampled'."""
+    import random
+
+    with sqlite3.connect(db) as c:
+        pending = sorted(j for (j,) in c.execute(
+            "select job_id from mutation_specs where job_id not in (select job_id from work_results)"))
+        keep = set(random.Random(seed).sample(pending, min(n, len(pending))))
+        c.executemany("insert into work_results (worker_outcome, output, test_outcome, diff, job_id) "
+                      "values ('SKIPPED', 'not sampled', NULL, NULL, ?)", [(j,) for j in pending if j not in keep])
+    print(f"{db.stem}: a random sample of {len(keep)} of {len(pending)} mutants (seed {seed})")
+
+
+def run_session(name: str, mode: str, use_server: bool = True, sample: int | None = None) -> None:
     SESSIONS_DIR.mkdir(parents=True, exist_ok=True)
     cfg, db = config_for(name), SESSIONS_DIR / f"{name}.sqlite"
     cr = [sys.executable, "-m", "cosmic_ray.cli"]
@@ -317,6 +330,8 @@ def run_session(name: str, mode: str, use_server: bool = True) -> None:
         sh([*cr, "init", str(cfg), str(db)], cwd=SRC, env=env())
         sh([sys.executable, "-m", "cosmic_ray.tools.filters.operators_filter", str(db), str(cfg)], cwd=SRC, env=env())
         sh([sys.executable, str(HERE / "filter.py"), str(db)], cwd=SRC, env=env())
+        if sample is not None:
+            _sample(db, sample)
     elif mode == "retest":
         with sqlite3.connect(db) as c:
             n = c.execute("delete from work_results where lower(test_outcome) = 'survived'").rowcount
@@ -352,6 +367,8 @@ def classify(r: dict) -> str:
     if r["worker"] is None:
         return "pending"
     if r["worker"].lower() == "skipped":
+        if r["output"] == "not sampled":
+            return "not sampled"
         return "excluded (operator selection)" if r["output"] == "Filtered operator" else str(r["output"])
     if r["worker"].lower() != "normal":
         return "error"
@@ -405,7 +422,7 @@ def report(command: str) -> str:
               "both filters skip counts under operators, which run first. Strings and docstrings are never "
               "mutated by cosmic-ray.", ""]
     lines += ["| module | mutants | excluded: operators | excluded: by design | killed | timeout | survived "
-              "| of them equivalent | pending | score | score without equivalents |",
+              "| of them equivalent | not run | score | score without equivalents |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     survivors, total = [], {"n": 0, "o": 0, "x": 0, "k": 0, "t": 0, "s": 0, "e": 0, "p": 0}
     for name in SESSIONS:
@@ -414,7 +431,7 @@ def report(command: str) -> str:
             mr = [r for r in rs if r["module"] == module]
             cls = [classify(r) for r in mr]
             k, t, s = cls.count("killed"), cls.count("timeout"), cls.count("survived")
-            p = cls.count("pending")
+            p = cls.count("pending") + cls.count("not sampled")
             xo = cls.count("excluded (operator selection)")
             x = sum(c.startswith("excluded") for c in cls) - xo
             sv = [r for r, c in zip(mr, cls) if c == "survived"]
@@ -433,7 +450,7 @@ def report(command: str) -> str:
     runs = json.loads(RUN_LOG.read_text()) if RUN_LOG.exists() else []
     if runs:
         lines += ["", "Runs behind these numbers (`fresh`: every mutant; `resume`: the pending ones after an "
-                  "interruption; `retest`: the survivors again, after tests were added; tests were only ever "
+                  "interruption; `retest`: the survivors again, after tests were added, and any pending; tests were only ever "
                   "added, so a mutant killed earlier stays killed):", ""]
         lines += [f"- {r['session']}: {r['mode']}, commit {r['commit']}, {r['date']}" for r in runs]
     lines += ["", "### Surviving mutants", "",
@@ -475,6 +492,8 @@ def main(argv=None) -> int:
     g.add_argument("--report", action="store_true", help="only rewrite the BENCHMARKS.md section")
     g.add_argument("--test", metavar="SESSION", help=argparse.SUPPRESS)  # the per-mutant test command
     g.add_argument("--serve", metavar="SESSION", help=argparse.SUPPRESS)  # the session's test server
+    ap.add_argument("--sample", action="append", default=[], metavar="SESSION=N",
+                    help="run a seeded random sample of N mutants of a fresh session (e.g. compiler=300)")
     ap.add_argument("--no-server", action="store_true",
                     help="run each mutant's tests as fresh pytest processes (slower; same tests)")
     ap.add_argument("--command", default="make mutation", help="the command named in BENCHMARKS.md")
@@ -493,8 +512,9 @@ def main(argv=None) -> int:
         sync_copy()
         check_import_path()
         mode = "retest" if args.retest_survivors else "resume" if args.resume else "fresh"
+        samples = {k: int(v) for k, v in (x.split("=", 1) for x in args.sample)}
         for name in names:
-            run_session(name, mode, use_server=not args.no_server)
+            run_session(name, mode, use_server=not args.no_server, sample=samples.get(name))
     write_report(args.command)
     return 0
 
