@@ -402,7 +402,8 @@ def report(command: str) -> str:
                 .stdout.splitlines() if ln.startswith("Model name")), platform.processor())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
-    lines += [f"Command: `{command}` (cosmic-ray 8.7.0, one local worker). Machine: {platform.platform()}, "
+    lines += [f"Command: `{command}` (cosmic-ray 8.7.0, one local worker; the runs behind the numbers are "
+              f"listed under the table). Machine: {platform.platform()}, "
               f"{cpu}, {os.cpu_count()} CPUs visible, Python {platform.python_version()}. "
               f"Date: {datetime.date.today().isoformat()}; tests and sources of commit {commit}.", ""]
     lines += ["What runs per mutant (no Lava; torch only for the compiler): the mutated module's own tests of "
@@ -412,7 +413,8 @@ def report(command: str) -> str:
               "test server that has numpy, nir, torch and pytest imported (spikeloop itself is imported fresh in "
               "every fork, from the mutated scratch copy). A mutant is killed when a stage fails; one that runs "
               "past its limit is killed too and counted apart (timeout). Score = (killed + timeout) / (killed + "
-              "timeout + survived); the last column also leaves out the survivors listed below as equivalent.", "",
+              "timeout + survived); the last column also leaves out the survivors listed below as equivalent. "
+              "'not run': mutants still pending, or left out of a seeded random sample (`--sample`).", "",
               "Excluded by design, not in the score: mutants inside annotations (never evaluated: every core "
               "module has `from __future__ import annotations`), inside the arguments of a `raise` (the text of "
               "the error; the condition that raises is mutated), on `# pragma: no mutate` lines (none so far), "
