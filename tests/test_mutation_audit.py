@@ -984,6 +984,8 @@ def test_energy_check_counts_layers_must_be_the_graphs():
     with pytest.raises(ConfigError, match="counts 'active'"):
         check_counts(both, populations=["h", "o"])
     assert check_counts(dict(both, active={"h": 0, "o": 0}), populations=["h", "o"]) is not None
+    with pytest.raises(ConfigError, match="counts 'updates'"):                 # 'updates' lacks o
+        check_counts(dict(GOOD_COUNTS, updates={"h": 2}, active={"h": 0, "o": 0}), populations=["h", "o"])
     for kw in ({"populations": ["h", "o"]}, {"populations": []}, {"connections": []}):
         with pytest.raises(ConfigError):
             check_counts(GOOD_COUNTS, **kw)
