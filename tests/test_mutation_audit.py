@@ -1690,3 +1690,43 @@ def test_fit_chunks_and_report_lines():
     zero = check_fit(_two_layer_net(), _limits(**dict(CORES, neurons_per_chip=0)))
     assert zero.resources[0]["utilisation"] is None
     assert zero.violations[0].rule == "neurons_per_chip"
+
+
+def test_network_conv_after_pooling_and_flat_input():
+    """A convolution fed through a SumPool2d reads the pooled size; a flat input takes the conv's input_shape."""
+    import nir
+
+    from spikeloop.hwprofiles.fit import layers_from_nir
+
+    k1, k2 = np.ones((2, 1, 3, 3)), np.ones((2, 2, 2, 2))
+    nodes = {"in": nir.Input({"input": np.array([1, 8, 8])}),
+             "c1": nir.Conv2d((8, 8), k1, 1, 0, 1, 1, np.zeros(2)), "n1": nir.IF(np.ones((2, 6, 6)), np.ones((2, 6, 6))),
+             "p": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+             "c2": nir.Conv2d((3, 3), k2, 1, 0, 1, 1, np.zeros(2)), "n2": nir.IF(np.ones((2, 2, 2)), np.ones((2, 2, 2))),
+             "out": nir.Output({"output": np.array([2, 2, 2])})}
+    edges = [("in", "c1"), ("c1", "n1"), ("n1", "p"), ("p", "c2"), ("c2", "n2"), ("n2", "out")]
+    net = layers_from_nir(nir.NIRGraph(nodes, edges, type_check=False), dt_s=1e-3)
+    a, b = net.layers
+    assert (a.out_shape, a.pool, b.in_shape, b.out_shape, b.sources) == ((2, 6, 6), 2, (2, 3, 3), (2, 2, 2), ("n1",))
+    assert (net.output, net.input_size, b.kernel_nonzero, b.neurons) == ("n2", 64, 16, 8)
+    nodes["in"] = nir.Input({"input": np.array([64])})
+    a = layers_from_nir(nir.NIRGraph(nodes, edges, type_check=False), dt_s=1e-3).layers[0]
+    assert (a.in_shape, a.out_shape) == ((1, 8, 8), (2, 6, 6))
+
+
+def test_fit_conventional_profile_runs_no_rule():
+    """A conventional profile (mapping 'none') has no rules and no notes: the verdict is unknown."""
+    from spikeloop.hwprofiles.fit import check_fit, format_fit
+
+    r = check_fit(_two_layer_net(), _limits("none"))
+    assert r.results == [] and r.notes == [] and r.fits is None and r.resources == [] and r.cores_used is None
+    assert format_fit(r).splitlines()[:2] == ["P (P title), mapping 'none': fits: unknown (no limit published)",
+                                               "  cores used: –"]
+    x = check_fit(_two_layer_net(), _limits("xylo", **XYLO))
+    assert format_fit(x).splitlines()[1] == "  cores used: –"
+    bad = check_fit(_two_layer_net(), _limits(**dict(CORES, cores=4)))
+    d = bad.to_dict()
+    assert d["violations"] == [{"rule": "cores", "layer": "<network>", "what": "cores used", "value": 5, "limit": 4,
+                                "unit": "cores", "excess": 1,
+                                "hint": "split the network over several chips (not modelled) or shrink the layers",
+                                "message": bad.violations[0].message()}]
