@@ -287,6 +287,7 @@ def test_fixed_point_effective_bias_and_weights():
     """bias_mant << exp (>> for negative exponents, rounding down); Lava's sign-mode weight truncation."""
     np.testing.assert_array_equal(fp.effective_bias([3, 12, -13, 5, -3], [2, -2, -2, 0, 3]), [12, 3, -4, 5, -24])
     assert fp.effective_bias(7, 1) == 14
+    np.testing.assert_array_equal(fp.effective_bias([12, -12, 12], [-1, -1, 0]), [6, -6, 12])
     np.testing.assert_array_equal(fp.lava_effective_weights(np.array([0, 3, 300])), [0, 3, 255])
     np.testing.assert_array_equal(fp.lava_effective_weights(np.array([-3, -300, 0])), [-3, -255, 0])
     np.testing.assert_array_equal(fp.lava_effective_weights(np.array([3, -3, 300, -300, 0])), [2, -4, 254, -256, 0])
@@ -568,6 +569,18 @@ def test_fixed_point_scale_limits_at_their_exact_values():
     # threshold 129.008: 8388544 / (129.008 * 16256) = 3.99997 -> exponent 1 (exponent 2 would not fit vth)
     fx = fp.quantize_plan(_one_li(1.0, 0.5, 2, vth=129.008))
     assert fx.connections["c"].weight_exp == 1 and fx.populations["o"].vth_17bit == 65536
+    # and from the other side: dv = 2080768 / 8388607 puts (2**23 - 1) / bound exactly on 128 * base -> exponent 7
+    fx = fp.quantize_plan(_one_li(1.0, 2080768 / 8388607, 4))
+    assert fx.connections["c"].weight_exp == 7
+    # the bias limit (4095 << 7) / max|bias| is a true division: just above 64 * base -> exponent 6
+    base = 127 * 128 / 3.0
+    b = 524160 / (base * 64) * (1 - 1e-10)
+    biased = NetworkPlan(1, [Population("o", 1, 1.0, 0.5, np.array([b]), None, kind="LI")],
+                         [Connection("c", INPUT, "o", np.array([[3.0]]))], "o", 1e-3, 2)
+    assert fp.quantize_plan(biased).connections["c"].weight_exp == 6
+    # weights above 16256 make the base scale < 1: still a valid scale (exponent 7, threshold register 2)
+    fx = fp.quantize_plan(_one_li(20000.0, 0.5, 2, vth=1.0))
+    assert fx.connections["c"].weight_exp == 7 and fx.populations["o"].vth_17bit == 2
     # tiny weights (bound 0.5 < 1): the limit divides by the bound, it does not subtract it
     enc = InputEncoding((0.0,), (1.0,))
     fx = fp.quantize_plan(_one_li(0.125, 1.0, 1, encoding=enc))
