@@ -231,6 +231,15 @@ def test_fixed_point_constants_are_loihis():
     assert (fp.WEIGHT_LEVELS, fp.WEIGHT_EXP_RANGE) == (127, (-8, 7))
 
 
+def test_fixed_point_loihi_arithmetic_is_a_frozen_value():
+    """LoihiArithmetic is a frozen dataclass like FloatArithmetic: equal instances, LOIHI immutable."""
+    from dataclasses import FrozenInstanceError
+
+    assert fp.LoihiArithmetic() == fp.LOIHI and fp.LOIHI.name == "loihi"
+    with pytest.raises(FrozenInstanceError):
+        fp.LOIHI.name = "other"
+
+
 def test_fixed_point_decay_truncates_toward_zero():
     """x * (4096 - d) >> 12 rounds toward zero (sign * (|x f| >> 12)), for one or per-neuron decays."""
     x = np.array([1001, -1001, 4096, 3])
@@ -295,6 +304,7 @@ def test_fixed_point_effective_bias_and_weights():
     np.testing.assert_array_equal(fp.lava_effective_weights(np.array([-7, -255]), num_weight_bits=6), [-4, -252])
     np.testing.assert_array_equal(fp.lava_effective_weights(np.array([7, -7]), num_weight_bits=7), [4, -8])
     np.testing.assert_array_equal(fp.lava_effective_weights(np.array([2.9, 5.0])), [2, 5])
+    np.testing.assert_array_equal(fp.lava_effective_weights(np.array([-3, 1])), [-4, 0])       # mixed signs
     assert fp.lava_effective_weights(np.array([1, 2])).dtype == np.int64
 
 
@@ -507,6 +517,13 @@ def test_fixed_point_primary_is_the_largest_weight_per_source_scale():
     assert fx.populations["b"].scale == pytest.approx(31.75 * 16256 / 30 * 2, rel=1e-12)
     assert fx.connections["ib"].weight_exp == 1
     np.testing.assert_array_equal(fx.connections["ib"].weights, [[254]])
+    # and the other way round: 5 from spikes beats 1 / 31.75 from the host
+    conns = [Connection("ab", "a", "b", np.array([[5.0]])), Connection("ib", INPUT, "b", np.array([[1.0]])),
+             Connection("ia", INPUT, "a", np.array([[1.0]]))]
+    fx = fp.quantize_plan(NetworkPlan(1, [a, b], conns, "b", 1e-3, 2, InputEncoding((0.0,), (1.0,))))
+    np.testing.assert_array_equal(fx.connections["ab"].weights, [[254]])
+    # bound: u = 5 + 1 * 4 = 9, v = 18 -> (2**23 - 1) / 18 over base 16256 / 5: log2(143.4) -> exponent 7
+    assert fx.populations["b"].scale == pytest.approx(16256 / 5 * 128, rel=1e-12)
 
 
 def test_fixed_point_quantize_bias_source_by_hand():
