@@ -12,8 +12,9 @@ What it does, in order:
    modules): ``cosmic-ray init``, the operators filter (the operator selection of
    ``benchmarks/mutation/cosmic-ray.toml``), the design filter
    (``benchmarks/mutation/filter.py``: annotations, raise messages, ``# pragma: no
-   mutate``), then ``cosmic-ray exec`` with ONE local worker, running the session's
-   fast test command (:data:`STAGES`) per mutant;
+   mutate``), then ``cosmic-ray exec`` with ONE local worker, running the session's test
+   stages (:data:`SESSIONS`) per mutant, in forks of a test server that has the heavy,
+   never-mutated imports done (:func:`serve`; ``--no-server`` runs plain pytest processes);
 4. writes the results into BENCHMARKS.md between the markers :data:`BEGIN` / :data:`END`
    (the rest of the file is kept): command, machine, date, per-module counts and score,
    and every surviving mutant with the reason it is equivalent
@@ -25,6 +26,7 @@ Usage::
     .venv/bin/python benchmarks/mutation.py --sessions neuron,counters
     .venv/bin/python benchmarks/mutation.py --resume           # finish pending mutants of existing sessions
     .venv/bin/python benchmarks/mutation.py --retest-survivors # re-run only the survivors (after adding tests)
+    .venv/bin/python benchmarks/mutation.py --sessions compiler --sample compiler=200  # a seeded random sample
     .venv/bin/python benchmarks/mutation.py --report           # only rewrite the BENCHMARKS.md section
 
 Sessions are kept in ``build/mutation/sessions/*.sqlite``.
