@@ -272,6 +272,7 @@ def test_fixed_point_loihi_arithmetic_by_hand():
     np.testing.assert_array_equal(A.wrap_u(u), [M, -M + 5, M, -M + 1, M - 5, 7])
     np.testing.assert_array_equal(A.wrap_u(np.array([M + 1])), [-M + 1])
     np.testing.assert_array_equal(A.wrap_u(np.array([-M])), [M])
+    np.testing.assert_array_equal(A.wrap_u(np.array([-M - 5])), [M - 5])   # only below the range
     np.testing.assert_array_equal(A.wrap_u(np.array([-M + 1, M])), [-M + 1, M])
     assert A.wrap_u(np.array([], np.int64)).size == 0
     np.testing.assert_array_equal(A.clip_v(np.array([M, -M, M - 1, -M + 1, 5])), [M - 1, -M + 1, M - 1, -M + 1, 5])
@@ -305,6 +306,7 @@ def test_fixed_point_effective_bias_and_weights():
     np.testing.assert_array_equal(fp.lava_effective_weights(np.array([7, -7]), num_weight_bits=7), [4, -8])
     np.testing.assert_array_equal(fp.lava_effective_weights(np.array([2.9, 5.0])), [2, 5])
     np.testing.assert_array_equal(fp.lava_effective_weights(np.array([-3, 1])), [-4, 0])       # mixed signs
+    np.testing.assert_array_equal(fp.lava_effective_weights(np.array([-1, 3])), [-2, 2])
     assert fp.lava_effective_weights(np.array([1, 2])).dtype == np.int64
 
 
@@ -348,6 +350,8 @@ def test_fixed_point_decay_register_by_hand():
         fp._decay_register("p", "dv", np.array([1.0]), 0)
     with pytest.raises(QuantizationError, match=r"du=0 is outside .* \[0\.000244141, 1\] \(tau = dt/du too long\)"):
         fp._decay_register("p", "du", np.array([0.0]), 1)
+    with pytest.raises(QuantizationError, match=r"du=0 \(neuron 0\) is outside"):
+        fp._decay_register("p", "du", np.array([0.0, 0.5]), 1)
     with pytest.raises(QuantizationError, match=r"du=0 \(neuron 1\) is outside"):
         fp._decay_register("p", "du", np.array([0.5, 0.0, -1.0]), 1)
     reg = fp._decay_register("p", "dv", np.array([0.5, 0.25]), 0)            # falling: still per neuron
@@ -411,6 +415,9 @@ def test_fixed_point_state_bound_by_hand():
     per = NetworkPlan(2, [Population("h", 2, [1.0, 0.5], [0.5, 0.25], np.array([0.0, -2.0]), None)],
                       [Connection("c1", INPUT, "h", np.array([[1.0, -2.0], [0.5, 0.0]]))], "h", 1e-3, 8)
     assert fp._state_bound(per, "h", {INPUT: 1.0, "h": 1.0}) == (6.0, 32.0)  # 3 * 2; (6 + 2) * 4
+    third = NetworkPlan(1, [Population("h", 1, 0.3, 1.0, np.zeros(1), None)],
+                        [Connection("c", INPUT, "h", np.array([[3.0]]))], "h", 1e-3, 8)
+    assert fp._state_bound(third, "h", {INPUT: 1.0, "h": 1.0}) == (3.0 / 0.3, 3.0 / 0.3)   # 1 / du, not 1 // du
 
 
 def test_fixed_point_quantize_small_plan_by_hand():
@@ -497,6 +504,7 @@ def test_fixed_point_quantize_second_input_gets_its_own_exponent():
     np.testing.assert_array_equal(tiny.connections["ib"].weights, [[0]])
     off = fp.quantize_plan(_two_input_plan(w_in=0.0))
     assert off.connections["ib"].weight_exp == 0                            # no weight: exponent 0
+    assert off.errors["b"]["weight_rel_err[ib]"] == 0.0
     np.testing.assert_array_equal(off.connections["ib"].weights, [[0]])
     neg = fp.quantize_plan(_two_input_plan(w_in=-0.3))
     np.testing.assert_array_equal(neg.connections["ib"].weights, [[-152]])
@@ -552,6 +560,10 @@ def test_fixed_point_quantize_refusals():
                        [Connection("c", INPUT, "h", np.zeros((1, 1)))], "h", 1e-3, 2)
     with pytest.raises(QuantizationError):
         fp.quantize_plan(zero)
+    zero_li = NetworkPlan(1, [Population("h", 1, 1.0, 0.5, np.zeros(1), None)],
+                          [Connection("c", INPUT, "h", np.zeros((1, 1)))], "h", 1e-3, 2)
+    with pytest.raises(QuantizationError):                                 # a zero bound, not a ZeroDivisionError
+        fp.quantize_plan(zero_li)
     alone = NetworkPlan(1, [Population("h", 1, 1.0, 0.5, np.zeros(1), 1.0)], [], "h", 1e-3, 2)
     with pytest.raises(QuantizationError):
         fp.quantize_plan(alone)
@@ -561,6 +573,11 @@ def test_fixed_point_quantize_refusals():
         fp.quantize_plan(huge)
     fine = NetworkPlan(1, [Population("h", 1, 1.0, 0.5, np.zeros(1), 100.0)],
                        [Connection("c", INPUT, "h", np.ones((1, 1)))], "h", 1e-3, 2)
+    lowest = NetworkPlan(1, [Population("h", 1, 1.0, 0.5, np.zeros(1), 93415.0)],
+                         [Connection("c", INPUT, "h", np.ones((1, 1)))], "h", 1e-3, 2)
+    low = fp.quantize_plan(lowest)                                         # log2(89.8 / 16256) = -7.5
+    assert low.connections["c"].weight_exp == -8 and low.populations["h"].scale == 63.5
+    assert low.populations["h"].vth_17bit == 92685
     ff = fp.quantize_plan(fine)   # threshold-limited: log2(131071 * 64 / 100 / 16256) = 2.37 -> exponent 2
     assert ff.connections["c"].weight_exp == 2 and ff.populations["h"].scale == 65024
     assert ff.populations["h"].vth_17bit == 101600
@@ -586,9 +603,14 @@ def test_fixed_point_scale_limits_at_their_exact_values():
     # threshold 129.008: 8388544 / (129.008 * 16256) = 3.99997 -> exponent 1 (exponent 2 would not fit vth)
     fx = fp.quantize_plan(_one_li(1.0, 0.5, 2, vth=129.008))
     assert fx.connections["c"].weight_exp == 1 and fx.populations["o"].vth_17bit == 65536
+    assert fx.errors["o"]["vth_rel_err"] == pytest.approx(abs(65536 * 64 / 32512 - 129.008) / 129.008, rel=1e-9)
     # and from the other side: dv = 2080768 / 8388607 puts (2**23 - 1) / bound exactly on 128 * base -> exponent 7
     fx = fp.quantize_plan(_one_li(1.0, 2080768 / 8388607, 4))
     assert fx.connections["c"].weight_exp == 7
+    # the u limit is a true division too: u bound 3 / du with (2**23 - 1) / bound just above 64 * 16256 / 3
+    cuba = NetworkPlan(1, [Population("o", 1, 0.12402345228487166, 1.0, np.zeros(1), None, kind="CubaLI")],
+                       [Connection("c", INPUT, "o", np.array([[3.0]]))], "o", 1e-3, 9)
+    assert fp.quantize_plan(cuba).connections["c"].weight_exp == 6
     # the bias limit (4095 << 7) / max|bias| is a true division: just above 64 * base -> exponent 6
     base = 127 * 128 / 3.0
     b = 524160 / (base * 64) * (1 - 1e-10)
