@@ -1782,3 +1782,43 @@ def test_fit_conventional_profile_runs_no_rule():
                                 "unit": "cores", "excess": 1,
                                 "hint": "split the network over several chips (not modelled) or shrink the layers",
                                 "message": bad.violations[0].message()}]
+
+
+def test_network_non_square_shapes_and_overshooting_synapses():
+    """Non-square inputs keep (h, w) in order; the pooling factor is the kernel's first side; a CubaLIF whose
+    tau_syn is shorter than dt (du > 1) still has a current state."""
+    import nir
+
+    from spikeloop.core.errors import NIRValidationError
+    from spikeloop.hwprofiles.fit import layers_from_nir
+    from spikeloop.hwprofiles.network import _nir_model
+
+    nodes = {"in": nir.Input({"input": np.array([2, 6, 8])}),
+             "c": nir.Conv2d((6, 8), np.ones((4, 2, 3, 3)), 1, 0, 1, 1, np.zeros(4)),
+             "n": nir.IF(np.ones((4, 4, 6)), np.ones((4, 4, 6))),
+             "p": nir.SumPool2d(np.array([2, 3]), np.array([2, 3]), np.array([0, 0])),
+             "f": nir.Flatten({"input": np.array([4, 2, 2])}), "fc": nir.Linear(np.ones((1, 16))),
+             "o": nir.LIF(np.ones(1), np.ones(1), np.zeros(1), np.ones(1)), "out": nir.Output({"output": np.array([1])})}
+    edges = [("in", "c"), ("c", "n"), ("n", "p"), ("p", "f"), ("f", "fc"), ("fc", "o"), ("o", "out")]
+    c = layers_from_nir(nir.NIRGraph(nodes, edges, type_check=False), dt_s=1e-3).layers[0]
+    assert (c.in_shape, c.out_shape, c.pool) == ((2, 6, 8), (4, 4, 6), 2)
+    del nodes["out"]
+    with pytest.raises(NIRValidationError):
+        layers_from_nir(nir.NIRGraph(nodes, edges[:-1], type_check=False), dt_s=1e-3)
+    one = np.ones(1)
+    for tau_syn in (0.5e-3, 0.6e-3):
+        assert _nir_model(nir.CubaLIF(one * tau_syn, one, one, one, one), 1e-3) == "CubaLIF"
+
+
+def test_fit_speck_input_side_and_channel_hints_of_conv_layers():
+    """Speck reads the longer input side (here the width); a convolution's channel violation has no dense hint."""
+    from spikeloop.hwprofiles.fit import CONV2D, Layer, Network, check_fit
+
+    conv = Layer("C", CONV2D, 4 * 1 * 6, "LIF", ("input",), in_shape=(5, 2, 8), out_shape=(4, 1, 6), kernel=(2, 3),
+                 kernel_nonzero=120)
+    net = Network(80, [conv], "C")
+    r = check_fit(net, _limits("speck", **dict(SPECK, neuron_memory_per_core=(64, 64, 64),
+                                               kernel_memory_per_core=(999, 999, 999), max_kernel_size=3)))
+    got = [(v.rule, v.what, v.value, v.limit, v.hint) for v in r.violations]
+    assert ("max_input_size", "input side", 8, 4, "") in got
+    assert ("max_channels", "input channels", 5, 4, "") in got
