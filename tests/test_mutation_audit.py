@@ -1822,3 +1822,58 @@ def test_fit_speck_input_side_and_channel_hints_of_conv_layers():
     got = [(v.rule, v.what, v.value, v.limit, v.hint) for v in r.violations]
     assert ("max_input_size", "input side", 8, 4, "") in got
     assert ("max_channels", "input channels", 5, 4, "") in got
+
+
+def test_fit_speck_matching_through_a_two_step_augmenting_path():
+    """Four layers onto four unequal cores: the last layer fits only after two earlier layers move (an
+    augmenting path of length two); every layer gets a distinct core that covers both its memories."""
+    from spikeloop.hwprofiles.rules.speck import _match
+
+    need = [(2, 3), (4, 4), (1, 4), (3, 4)]
+    caps = [(2, 4), (4, 4), (3, 4), (3, 3)]
+    where = _match(need, caps)
+    assert where == [3, 1, 0, 2]
+    assert sorted(where) == [0, 1, 2, 3]
+    assert all(n <= caps[j][0] and k <= caps[j][1] for (n, k), j in zip(need, where))
+
+
+def test_fit_dense_defaults_and_layer_lookup():
+    """A dense layer has stride 1 and no padding (so Speck's stride and padding rules pass); Network.layer
+    finds a layer by its exact name whatever the order; the input's height is read as well as its width."""
+    from spikeloop.hwprofiles.fit import CONV2D, DENSE, Layer, Network, check_fit
+
+    lay = Layer("x", DENSE, 1, "LIF", ())
+    assert (lay.stride, lay.padding, lay.pool) == ((1, 1), (0, 0), 1)
+    r = check_fit(_two_layer_net(), _limits("speck", **dict(SPECK, strides=(1,), max_padding=0)))
+    assert r.violations == []
+    b, a = Layer("B", DENSE, 1, "LIF", ("A",)), Layer("A", DENSE, 1, "LIF", ("input",))
+    net = Network(1, [b, a], "B")
+    assert net.layer("A") is a and net.layer("B") is b
+    tall = Layer("T", CONV2D, 4 * 6 * 1, "LIF", ("input",), in_shape=(1, 8, 2), out_shape=(4, 6, 1), kernel=(3, 2),
+                 kernel_nonzero=24)
+    r = check_fit(Network(16, [tall], "T"), _limits("speck", **dict(SPECK, neuron_memory_per_core=(64, 64, 64),
+                                                                      kernel_memory_per_core=(999, 999, 999))))
+    assert [(v.rule, v.value) for v in r.violations] == [("max_input_size", 8)]
+
+
+def test_network_conv_reader_order_cycles_and_dense_bias():
+    """Neurons are read once their source is, in any node order; a cycle of neurons is refused; an Affine
+    bias marks the dense layer as biased."""
+    import nir
+
+    from spikeloop.core.errors import NIRValidationError
+    from spikeloop.hwprofiles.fit import layers_from_nir
+
+    g = _conv_graph()
+    lif = g.nodes.pop("lif")
+    g.nodes = {"lif": lif, **g.nodes}                     # the second layer listed first
+    net = layers_from_nir(g, dt_s=1e-3)
+    assert [lay.name for lay in net.layers] == ["if", "lif"]
+    g = _conv_graph()
+    g.nodes["fc"] = nir.Affine(np.ones((3, 16)), np.array([0.0, 0.5, 0.0]))
+    assert layers_from_nir(g, dt_s=1e-3).layers[1].has_bias is True
+    g = _conv_graph()
+    g.nodes["fc_back"] = nir.Linear(np.ones((64, 3)))
+    g.edges = [e for e in g.edges if e != ("conv", "if")] + [("lif", "fc_back"), ("fc_back", "if")]
+    with pytest.raises(NIRValidationError):
+        layers_from_nir(g, dt_s=1e-3)
