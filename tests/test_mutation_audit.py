@@ -1877,3 +1877,30 @@ def test_network_conv_reader_order_cycles_and_dense_bias():
     g.edges = [e for e in g.edges if e != ("conv", "if")] + [("lif", "fc_back"), ("fc_back", "if")]
     with pytest.raises(NIRValidationError):
         layers_from_nir(g, dt_s=1e-3)
+
+
+def test_fit_more_rule_edges():
+    """Negative weights are synapses and axons too; as many layers as cores with one unplaceable means no
+    placement; Xylo's conv refusal reports every rule; Speck reads the kernel's longer side and adds the
+    dense-layer note only for dense layers; a string padding counts as no padding."""
+    import nir
+
+    from spikeloop.hwprofiles.fit import CONV2D, DENSE, Layer, Network, check_fit, layers_from_nir, place_on_speck
+    from spikeloop.hwprofiles.rules.cores import _core_load
+
+    neg = Layer("N", DENSE, 2, "LIF", ("input",), {"input": np.array([[-1.0, 0.0], [0.0, -2.0]])})
+    assert _core_load(neg, 0, 2) == (2, 2)
+    two = dict(SPECK, neuron_memory_per_core=(4, 1), kernel_memory_per_core=(20, 1))
+    assert place_on_speck(_two_layer_net(), _limits("speck", **two)) == (None, "B")
+    conv = Network(4, [Layer("C", CONV2D, 8, "IF", ("input",), in_shape=(1, 2, 2), out_shape=(2, 2, 2),
+                             kernel=(1, 1), kernel_nonzero=2)], "C")
+    assert len(check_fit(conv, _limits("xylo", **XYLO)).results) == 8    # 5 Xylo rules, 2 common, 1 unimplemented
+    wide = Layer("K", CONV2D, 4 * 2 * 2, "LIF", ("input",), in_shape=(1, 2, 6), out_shape=(4, 2, 2), kernel=(1, 5),
+                 kernel_nonzero=20)
+    r = check_fit(Network(12, [wide], "K"), _limits("speck", **dict(SPECK, neuron_memory_per_core=(64, 64, 64),
+                                                                      kernel_memory_per_core=(999, 999, 999))))
+    assert [(v.rule, v.value) for v in r.violations] == [("max_input_size", 6), ("max_kernel_size", 5)]
+    assert not any(n.startswith("dense layers are mapped") for n in r.notes) and len(r.notes) == 1
+    g = _conv_graph()
+    g.nodes["conv"] = nir.Conv2d((6, 6), g.nodes["conv"].weight, 1, "valid", 1, 1, np.zeros(4))
+    assert layers_from_nir(g, dt_s=1e-3).layers[0].out_shape == (4, 4, 4)
