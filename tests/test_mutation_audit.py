@@ -1904,3 +1904,44 @@ def test_fit_more_rule_edges():
     g = _conv_graph()
     g.nodes["conv"] = nir.Conv2d((6, 6), g.nodes["conv"].weight, 1, "valid", 1, 1, np.zeros(4))
     assert layers_from_nir(g, dt_s=1e-3).layers[0].out_shape == (4, 4, 4)
+
+
+def test_fit_record_defaults_and_remaining_reader_edges():
+    """Layer defaults (no bias, no kernel), frozen Rule records, kernel sides in order, Speck's kernel
+    height, the cores rules on a conv network (not checked), fractional Xylo utilisation, a graph without
+    Input, a non-square stride, and an IF readout layer without a bias."""
+    from dataclasses import FrozenInstanceError
+
+    import nir
+
+    from spikeloop.core.errors import NIRValidationError
+    from spikeloop.hwprofiles.fit import CONV2D, DENSE, NOT_CHECKED, Layer, Network, check_fit, layers_from_nir
+    from spikeloop.hwprofiles.rules import RULES
+
+    lay = Layer("x", DENSE, 1, "LIF", ())
+    assert lay.has_bias is False and lay.kernel_nonzero == 0 and lay.kernel is None
+    with pytest.raises(FrozenInstanceError):
+        RULES["cores"][0].name = "other"
+    tallk = Layer("K", CONV2D, 4 * 2 * 2, "LIF", ("input",), in_shape=(1, 6, 2), out_shape=(4, 2, 2), kernel=(5, 1),
+                  kernel_nonzero=20)
+    assert tallk.speck_geometry()[1:3] == (5, 1)
+    r = check_fit(Network(12, [tallk], "K"), _limits("speck", **dict(SPECK, neuron_memory_per_core=(64, 64, 64),
+                                                                       kernel_memory_per_core=(999, 999, 999))))
+    assert [(v.rule, v.value) for v in r.violations] == [("max_input_size", 6), ("max_kernel_size", 5)]
+    r = check_fit(Network(12, [tallk], "K"), _limits(**CORES))
+    st = {x.rule: (x.status, x.detail) for x in r.results}
+    assert st["neurons_per_core"][0] == NOT_CHECKED and st["neurons_per_core"][1].startswith("no placement: placing")
+    x = check_fit(_two_layer_net(), _limits("xylo", **dict(XYLO, input_channels=8, total_weights=40)))
+    assert x.resources[0]["utilisation"] == 0.5 and x.resources[3]["utilisation"] == 0.25
+    g = _conv_graph()
+    del g.nodes["in"]
+    g.edges = [e for e in g.edges if e[0] != "in"]
+    with pytest.raises(NIRValidationError):
+        layers_from_nir(g, dt_s=1e-3)
+    g = _conv_graph(pool=1)
+    g.nodes["conv"] = nir.Conv2d((6, 6), g.nodes["conv"].weight, np.array([1, 2]), 0, 1, 1, np.zeros(4))
+    g.nodes["fc"] = nir.Affine(np.ones((3, 32)), np.zeros(3))
+    assert layers_from_nir(g, dt_s=1e-3).layers[0].out_shape == (4, 4, 2)
+    g = _conv_graph()
+    g.nodes["lif"] = nir.IF(np.ones(3), np.ones(3))
+    assert layers_from_nir(g, dt_s=1e-3).layers[1].has_bias is False
