@@ -1945,3 +1945,38 @@ def test_fit_record_defaults_and_remaining_reader_edges():
     g = _conv_graph()
     g.nodes["lif"] = nir.IF(np.ones(3), np.ones(3))
     assert layers_from_nir(g, dt_s=1e-3).layers[1].has_bias is False
+
+
+def test_fit_last_reader_and_xylo_edges():
+    """Xylo's hidden pool is every layer but the output (whatever the names); its hint counts the neurons
+    over the limit; positive-only plan biases and negative conv biases or leaks are biases; a Linear has
+    none; odd sides pool down to whole numbers; padding counts on both sides of both axes."""
+    import nir
+
+    from spikeloop.hwprofiles.fit import DENSE, Layer, Network, check_fit, layers_from_nir, layers_from_plan
+    from spikeloop.hwprofiles.rules.xylo import hidden_layers
+
+    z = Layer("Z", DENSE, 3, "LIF", ("input",), {"input": np.array([[1, 1, 1], [1, 0, 0], [1, 1, 0]])})
+    a = Layer("A", DENSE, 1, "LIF", ("Z",), {"Z": np.ones((1, 3))})
+    net = Network(3, [z, a], "A")
+    assert hidden_layers(net) == [z]
+    r = check_fit(net, _limits("xylo", **dict(XYLO, fan_in_per_neuron=2)))
+    v = [x for x in r.violations if x.layer == "Z"][0]
+    assert (v.value, v.hint) == (3, "1 of 3 neurons exceed it; prune to at most 2 inputs per neuron")
+    assert layers_from_plan(small_plan(h_bias=(0.25, 0.0))).layers[0].has_bias is True
+    g = _conv_graph(bias=-0.5, leak=-0.25)
+    c, d = layers_from_nir(g, dt_s=1e-3).layers
+    assert c.has_bias is True and d.has_bias is True
+    g = _conv_graph()
+    g.nodes["fc"] = nir.Linear(np.ones((3, 16)))
+    assert layers_from_nir(g, dt_s=1e-3).layers[1].has_bias is False
+    c = layers_from_nir(_conv_graph(pool=1, padding=1), dt_s=1e-3).layers[0]
+    assert c.out_shape == (4, 6, 6)
+    nodes = {"in": nir.Input({"input": np.array([1, 7, 7])}),
+             "c1": nir.Conv2d((7, 7), np.ones((2, 1, 3, 3)), 1, 0, 1, 1, np.zeros(2)), "n1": nir.IF(np.ones((2, 5, 5)), np.ones((2, 5, 5))),
+             "p": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+             "c2": nir.Conv2d((2, 2), np.ones((2, 2, 1, 1)), 1, 0, 1, 1, np.zeros(2)), "n2": nir.IF(np.ones((2, 2, 2)), np.ones((2, 2, 2))),
+             "out": nir.Output({"output": np.array([2, 2, 2])})}
+    edges = [("in", "c1"), ("c1", "n1"), ("n1", "p"), ("p", "c2"), ("c2", "n2"), ("n2", "out")]
+    b = layers_from_nir(nir.NIRGraph(nodes, edges, type_check=False), dt_s=1e-3).layers[1]
+    assert b.in_shape == (2, 2, 2) and all(isinstance(s, int) for s in b.in_shape + b.out_shape)
