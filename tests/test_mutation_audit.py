@@ -1980,3 +1980,37 @@ def test_fit_last_reader_and_xylo_edges():
     edges = [("in", "c1"), ("c1", "n1"), ("n1", "p"), ("p", "c2"), ("c2", "n2"), ("n2", "out")]
     b = layers_from_nir(nir.NIRGraph(nodes, edges, type_check=False), dt_s=1e-3).layers[1]
     assert b.in_shape == (2, 2, 2) and all(isinstance(s, int) for s in b.in_shape + b.out_shape)
+
+
+def test_fit_exact_capacities_negative_fan_out_and_notes():
+    """A layer whose need equals a core's capacity fits it (so a crowded chip has no placement); negative
+    weights are output axons; Speck and Xylo note the binary input; a neuron with no synapse node is
+    refused; a conv layer reads its source layer's shape whatever the source's name."""
+    import nir
+
+    from spikeloop.core.errors import NIRValidationError
+    from spikeloop.hwprofiles.fit import DENSE, Layer, Network, check_fit, layers_from_nir, place_on_cores, place_on_speck
+
+    a = Layer("A", DENSE, 3, "LIF", ("input",), {"input": np.ones((3, 4))})
+    b = Layer("B", DENSE, 3, "LIF", ("A",), {"A": np.ones((3, 3))})
+    exact = dict(SPECK, cores=2, neuron_memory_per_core=(3, 1), kernel_memory_per_core=(16, 1))
+    assert place_on_speck(Network(4, [a, b], "B"), _limits("speck", **exact)) == (None, "B")
+    net = _two_layer_net()
+    net.layers[1].weights["A"] = -net.layers[1].weights["A"]
+    cores, _ = place_on_cores(net, _limits(**CORES))
+    assert [c["fan_out"] for c in cores] == [1, 1, 2, 0, 0]
+    binary = "P takes binary events only: the 4 graded observation values need a spike encoder"
+    assert any(n.startswith(binary) for n in check_fit(_two_layer_net(), _limits("speck", **SPECK)).notes)
+    assert any(n.startswith(binary) for n in check_fit(_two_layer_net(), _limits("xylo", **XYLO)).notes)
+    g = _conv_graph()
+    g.edges = [e for e in g.edges if e != ("fc", "lif")]
+    with pytest.raises(NIRValidationError):
+        layers_from_nir(g, dt_s=1e-3)
+    k1, k2 = np.ones((2, 1, 3, 3)), np.ones((2, 2, 2, 2))
+    nodes = {"in": nir.Input({"input": np.array([1, 8, 8])}),
+             "c1": nir.Conv2d((8, 8), k1, 1, 0, 1, 1, np.zeros(2)), "a1": nir.IF(np.ones((2, 6, 6)), np.ones((2, 6, 6))),
+             "c2": nir.Conv2d((6, 6), k2, 1, 0, 1, 1, np.zeros(2)), "n2": nir.IF(np.ones((2, 5, 5)), np.ones((2, 5, 5))),
+             "out": nir.Output({"output": np.array([2, 5, 5])})}
+    edges = [("in", "c1"), ("c1", "a1"), ("a1", "c2"), ("c2", "n2"), ("n2", "out")]
+    second = layers_from_nir(nir.NIRGraph(nodes, edges, type_check=False), dt_s=1e-3).layers[1]
+    assert (second.in_shape, second.out_shape) == ((2, 6, 6), (2, 5, 5))
