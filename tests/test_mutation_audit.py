@@ -1573,6 +1573,8 @@ def test_compiler_composes_linear_chains_and_biases():
     assert len(bias_conn) == 1 and bias_conn[0].dst == "cuba" and bias_conn[0].name == "cuba.bias"
     np.testing.assert_allclose(bias_conn[0].weight, [[0.125]])  # du dv = 0.25, times 0.5
     np.testing.assert_allclose([c.weight for c in plan.connections if c.src == "lif"][0], [[0.25, 0.25]])
+    g.nodes["fc"] = nir.Affine(W, np.array([1.0, 1.0]))                   # a bias of exactly 1 is a bias too
+    np.testing.assert_allclose(_compile(g).populations[0].bias, [1.0, 1.5])
 
 
 def test_compiler_recurrence_delay_and_reset_modes():
@@ -1590,6 +1592,7 @@ def test_compiler_recurrence_delay_and_reset_modes():
     assert by["rec"].graph_delay == 1 and (by["rec"].src, by["rec"].dst) == ("lif", "lif")
     assert by["d+fc2"].graph_delay == 2 and by["fc"].graph_delay == 0
     np.testing.assert_allclose(by["rec"].weight, np.eye(2) * 0.5)
+    np.testing.assert_allclose(by["d+fc2"].weight, [[0.5, 0.5]])          # the delayed path keeps its weights
     assert plan.populations[0].reset == "hard"
     assert _compile(g, reset="soft").populations[0].reset == "soft"
     g.nodes["lif"].metadata = {"reset": b"soft"}
@@ -1621,11 +1624,20 @@ def test_compiler_unrolls_conv_and_pooling_into_dense():
     np.testing.assert_allclose(_compile(pool).connections[0].weight, 1e-3 * np.ones((1, 4)))
     pool.nodes["p"] = nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0]))
     np.testing.assert_allclose(_compile(pool).connections[0].weight, 1e-3 * np.full((1, 4), 0.25))
+    pool.nodes["input"] = nir.Input({"input": np.array([2, 2])})          # (H, W): one channel
+    np.testing.assert_allclose(_compile(pool).connections[0].weight, 1e-3 * np.full((1, 4), 0.25))
+    flat = _g({"conv": nir.Conv2d((2, 3), k, 1, 0, 1, 1, np.zeros(1)), "if": nir.IF(np.ones((1, 1, 2)), np.ones((1, 1, 2))),
+               "flat": nir.Flatten({"input": np.array([1, 1, 2])}), "fc": nir.Linear(np.ones((1, 2))),
+               "li": nir.LI(np.array([0.001]), np.ones(1), np.zeros(1))},
+              [("input", "conv"), ("conv", "if"), ("if", "flat"), ("flat", "fc"), ("fc", "li"), ("li", "output")], 6, 1)
+    np.testing.assert_allclose(_compile(flat).connections[0].weight,           # flat input read as (1, 2, 3)
+                               1e-3 * np.array([[1, 2, 0, 3, 4, 0], [0, 1, 2, 0, 3, 4]]))
 
 
 @pytest.mark.parametrize("case", ["v_reset", "tau", "two_thresholds", "negative_threshold", "unknown_node",
                                   "two_outputs", "no_edge", "graded_feed", "op_cycle", "shape", "bad_reset",
-                                  "bias_into_delay", "fractional_delay"])
+                                  "bias_into_delay", "fractional_delay", "empty_tau", "bad_params",
+                                  "output_from_op", "fractional_stride", "short_encoding"])
 def test_compiler_refuses_malformed_graphs(case):
     """Each malformed graph is one NIRValidationError (Lava's reset to 0, positive time constants,
     one threshold per population, supported nodes, one Input and Output, no instant op cycle ...)."""
@@ -1669,6 +1681,25 @@ def test_compiler_refuses_malformed_graphs(case):
         nodes["fc"] = nir.Affine(W, np.ones(2))
         nodes["d"] = nir.Delay(np.array([0.001, 0.001]))
         edges = [("input", "fc"), ("fc", "d"), ("d", "lif"), ("lif", "output")]
+    elif case == "empty_tau":
+        nodes["lif"].tau = np.array([])
+    elif case == "bad_params":
+        nodes["lif"].r = np.ones(3)                              # 2 time constants, 3 resistances
+    elif case == "output_from_op":
+        nodes["fc2"] = nir.Linear(np.eye(2))
+        edges = [("input", "fc"), ("fc", "lif"), ("lif", "fc2"), ("fc2", "output")]
+    elif case == "fractional_stride":
+        nodes["conv"] = nir.Conv2d((1, 2), np.ones((1, 1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
+        nodes["conv"].stride = np.array([2.5, 2.5])
+        edges = [("input", "conv"), ("conv", "fc"), ("fc", "lif"), ("lif", "output")]
+    elif case == "short_encoding":
+        from spikeloop.core.coding import InputEncoding
+        from spikeloop.core.metadata import GraphMeta
+
+        g = _g(nodes, edges, 2, 2, GraphMeta(dt_s=1e-3, encoding=InputEncoding((0.0,), (1.0,))).to_nir_metadata())
+        with pytest.raises(NIRValidationError):
+            _compile(g)
+        return
     elif case == "fractional_delay":
         nodes["d"] = nir.Delay(np.array([0.0015, 0.001]))
         edges = [("input", "fc"), ("fc", "d"), ("d", "lif"), ("lif", "output")]
