@@ -1637,7 +1637,8 @@ def test_compiler_unrolls_conv_and_pooling_into_dense():
 @pytest.mark.parametrize("case", ["v_reset", "tau", "two_thresholds", "negative_threshold", "unknown_node",
                                   "two_outputs", "no_edge", "graded_feed", "op_cycle", "shape", "bad_reset",
                                   "bias_into_delay", "fractional_delay", "empty_tau", "bad_params",
-                                  "output_from_op", "fractional_stride", "short_encoding"])
+                                  "output_from_op", "fractional_stride", "short_encoding",
+                                  "no_input", "empty_stride"])
 def test_compiler_refuses_malformed_graphs(case):
     """Each malformed graph is one NIRValidationError (Lava's reset to 0, positive time constants,
     one threshold per population, supported nodes, one Input and Output, no instant op cycle ...)."""
@@ -1691,6 +1692,18 @@ def test_compiler_refuses_malformed_graphs(case):
     elif case == "fractional_stride":
         nodes["conv"] = nir.Conv2d((1, 2), np.ones((1, 1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
         nodes["conv"].stride = np.array([2.5, 2.5])
+        edges = [("input", "conv"), ("conv", "fc"), ("fc", "lif"), ("lif", "output")]
+    elif case == "no_input":
+        import nir as _nir
+
+        g = _nir.NIRGraph({k: v for k, v in nodes.items()} | {"output": _nir.Output({"output": np.array([2])})},
+                          [e for e in edges if e[0] != "input"], type_check=False)
+        with pytest.raises(NIRValidationError):
+            _compile(g)
+        return
+    elif case == "empty_stride":
+        nodes["conv"] = nir.Conv2d((1, 2), np.ones((1, 1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
+        nodes["conv"].stride = np.array([])
         edges = [("input", "conv"), ("conv", "fc"), ("fc", "lif"), ("lif", "output")]
     elif case == "short_encoding":
         from spikeloop.core.coding import InputEncoding
@@ -2045,3 +2058,27 @@ def test_fit_exact_capacities_negative_fan_out_and_notes():
     edges = [("in", "c1"), ("c1", "a1"), ("a1", "c2"), ("c2", "n2"), ("n2", "out")]
     second = layers_from_nir(nir.NIRGraph(nodes, edges, type_check=False), dt_s=1e-3).layers[1]
     assert (second.in_shape, second.out_shape) == ((2, 6, 6), (2, 5, 5))
+
+
+def test_compiler_shapes_through_ops_and_chained_biases():
+    """A neuron with one scalar parameter set takes the shape of the op before it (conv: channels kept;
+    pooling: no batch axis); a non-square pooling kernel; biases of two Affine nodes in a row add up."""
+    import nir
+
+    k = np.ones((2, 1, 1, 1))
+    g = _g({"conv": nir.Conv2d((2, 2), k, 1, 0, 1, 1, np.zeros(2)), "if": nir.IF(np.ones(1), np.ones(1))},
+           [("input", "conv"), ("conv", "if"), ("if", "output")], 4, 8)
+    g.nodes["input"] = nir.Input({"input": np.array([1, 2, 2])})
+    assert _compile(g).populations[0].shape == (2, 2, 2)
+    g = _g({"conv": nir.Conv2d((2, 2), k, 1, 0, 1, 1, np.zeros(2)),
+            "p": nir.SumPool2d(np.array([1, 2]), np.array([1, 2]), np.array([0, 0])), "if": nir.IF(np.ones(1), np.ones(1))},
+           [("input", "conv"), ("conv", "p"), ("p", "if"), ("if", "output")], 4, 4)
+    g.nodes["input"] = nir.Input({"input": np.array([1, 2, 2])})
+    plan = _compile(g)
+    assert plan.populations[0].shape == (2, 2, 1)
+    np.testing.assert_allclose(plan.connections[0].weight, 1e-3 * np.array(
+        [[1, 1, 0, 0], [0, 0, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1]]))
+    g = _g({"a1": nir.Affine(np.eye(2), np.array([1.0, 2.0])), "a2": nir.Affine(W, np.array([0.5, 0.5])),
+            "lif": nir.LIF(np.full(2, 0.002), np.ones(2), np.zeros(2), np.ones(2))},
+           [("input", "a1"), ("a1", "a2"), ("a2", "lif"), ("lif", "output")], 2, 2)
+    np.testing.assert_allclose(_compile(g).populations[0].bias, 0.5 * (W @ [1.0, 2.0] + 0.5))
