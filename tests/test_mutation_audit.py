@@ -1638,7 +1638,7 @@ def test_compiler_unrolls_conv_and_pooling_into_dense():
                                   "two_outputs", "no_edge", "graded_feed", "op_cycle", "shape", "bad_reset",
                                   "bias_into_delay", "fractional_delay", "empty_tau", "bad_params",
                                   "output_from_op", "fractional_stride", "short_encoding",
-                                  "no_input", "empty_stride"])
+                                  "no_input", "empty_stride", "two_output_sources"])
 def test_compiler_refuses_malformed_graphs(case):
     """Each malformed graph is one NIRValidationError (Lava's reset to 0, positive time constants,
     one threshold per population, supported nodes, one Input and Output, no instant op cycle ...)."""
@@ -1701,6 +1701,9 @@ def test_compiler_refuses_malformed_graphs(case):
         with pytest.raises(NIRValidationError):
             _compile(g)
         return
+    elif case == "two_output_sources":
+        nodes["lif2"] = nir.LIF(**lif)
+        edges = [("input", "fc"), ("fc", "lif"), ("fc", "lif2"), ("lif", "output"), ("lif2", "output")]
     elif case == "empty_stride":
         nodes["conv"] = nir.Conv2d((1, 2), np.ones((1, 1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
         nodes["conv"].stride = np.array([])
