@@ -600,10 +600,11 @@ def test_fixed_point_scale_limits_at_their_exact_values():
     fx = fp.quantize_plan(_one_li(1.0, 127 / 512, 4))
     assert fx.connections["c"].weight_exp == 6 and fx.populations["o"].scale == 16256 * 64
     assert fx.populations["o"].dv_12bit == 1016
-    # threshold 129.008: 8388544 / (129.008 * 16256) = 3.99997 -> exponent 1 (exponent 2 would not fit vth)
-    fx = fp.quantize_plan(_one_li(1.0, 0.5, 2, vth=129.008))
+    # threshold 129.0074: the threshold limit 8388544 / (129.0074 * 16256) = 3.99998 -> exponent 1, while the
+    # 24-bit limit alone, 8388607 / (129.0074 * 16256) = 4.000004, would allow 2 (and vth would not fit 17 bits)
+    fx = fp.quantize_plan(_one_li(1.0, 0.5, 2, vth=129.0074))
     assert fx.connections["c"].weight_exp == 1 and fx.populations["o"].vth_17bit == 65536
-    assert fx.errors["o"]["vth_rel_err"] == pytest.approx(abs(65536 * 64 / 32512 - 129.008) / 129.008, rel=1e-9)
+    assert fx.errors["o"]["vth_rel_err"] == pytest.approx(abs(65536 * 64 / 32512 - 129.0074) / 129.0074, rel=1e-9)
     # and from the other side: dv = 2080768 / 8388607 puts (2**23 - 1) / bound exactly on 128 * base -> exponent 7
     fx = fp.quantize_plan(_one_li(1.0, 2080768 / 8388607, 4))
     assert fx.connections["c"].weight_exp == 7
@@ -917,12 +918,13 @@ def test_energy_graded_chip_without_host_and_unknown_constants():
     assert d["chip_J"] == 25.5 and d["host_J"] == 0 and d["chip_complete"] is False
     none = _profile(synop=None, neuron_update_active=None, neuron_update_inactive=None, spike_route=None,
                     static_power=None, timestep=1.0, graded=True)
-    r = price_neuromorphic(PER_DECISION, _shape(), none)
+    host = _profile("H", kind="conventional", mac_fp32=4.0, ac_fp32=1.0)
+    r = price_neuromorphic(PER_DECISION, _shape(), none, host)          # priced host terms are not the chip's
     st = next(t for t in r.terms if t.name == "static power x window")
     assert st.source == "static power not published" and st.energy is None
     d = r.to_dict()
     assert d["chip_J"] is None and d["chip_dynamic_J"] is None and d["chip_complete"] is False
-    assert d["total_J"] == 0
+    assert d["total_J"] == 10.0 and d["host_J"] == 10.0
     done = _profile(graded=True, synop=1.0, neuron_update_active=1.0, neuron_update_inactive=1.0,
                     spike_route=1.0, static_power=0.0, timestep=1.0)
     zero_spikes = dict(PER_DECISION, spikes={"h": 0}, active={"h": 12, "o": 6})
