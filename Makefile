@@ -13,7 +13,7 @@ SINABS := sinabs==3.1.3
 ROCKPOOL := rockpool==3.1.0
 PBR    := pbr==7.1.3
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench mutation clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,12 @@ test-slow: setup
 
 bench: setup
 	$(PY) benchmarks/closed_loop.py
+
+# Mutation testing of the core modules (cosmic-ray, pinned and installed on first use; one worker;
+# hours on a 2-core machine). Not part of `make test`. SESSIONS=neuron,counters runs some of them.
+# Writes its section of BENCHMARKS.md; see benchmarks/mutation.py.
+mutation: setup
+	$(PY) benchmarks/mutation.py $(if $(SESSIONS),--sessions $(SESSIONS)) --command "make mutation$(if $(SESSIONS), SESSIONS=$(SESSIONS))"
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -166,7 +166,7 @@ def _conv_network(graph, dt, source) -> Network:
     shape_of = {inputs[0]: tuple(int(s) for s in np.asarray(nodes[inputs[0]].input_type["input"]).reshape(-1))}
     layers: dict[str, Layer] = {}
     pools: dict[str, int] = {}
-    done, order = set(inputs), []
+    done, order = {INPUT, *inputs}, []  # _walk_back names the Input node INPUT, whatever its own name
     pending = [k for k in nodes if isinstance(nodes[k], neuron_types)]
     while pending:  # topological: a neuron is read once its synapse's source is
         progressed = False
