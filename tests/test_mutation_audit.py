@@ -2087,3 +2087,24 @@ def test_compiler_shapes_through_ops_and_chained_biases():
             "lif": nir.LIF(np.full(2, 0.002), np.ones(2), np.zeros(2), np.ones(2))},
            [("input", "a1"), ("a1", "a2"), ("a2", "lif"), ("lif", "output")], 2, 2)
     np.testing.assert_allclose(_compile(g).populations[0].bias, 0.5 * (W @ [1.0, 2.0] + 0.5))
+
+
+def test_fit_negative_bias_padding_outputs_and_two_outputs():
+    """A negative-only bias is a bias; Speck's input side is the input's, not a padded output's; a conv
+    graph with two Output nodes is refused."""
+    import nir
+
+    from spikeloop.core.errors import NIRValidationError
+    from spikeloop.hwprofiles.fit import CONV2D, Layer, Network, check_fit, layers_from_nir, layers_from_plan
+
+    assert layers_from_plan(small_plan(h_bias=(0.0, -0.5))).layers[0].has_bias is True
+    padded = Layer("P", CONV2D, 36, "LIF", ("input",), in_shape=(1, 2, 2), out_shape=(1, 6, 6), kernel=(1, 1),
+                   padding=(2, 2), kernel_nonzero=1)
+    r = check_fit(Network(4, [padded], "P"), _limits("speck", **dict(SPECK, neuron_memory_per_core=(64, 64, 64),
+                                                                       kernel_memory_per_core=(999, 999, 999))))
+    assert [v.rule for v in r.violations] == ["max_padding"]
+    g = _conv_graph()
+    g.nodes["out2"] = nir.Output({"output": np.array([3])})
+    g.edges.append(("lif", "out2"))
+    with pytest.raises(NIRValidationError):
+        layers_from_nir(g, dt_s=1e-3)
