@@ -1575,8 +1575,8 @@ def test_compiler_composes_linear_chains_and_biases():
     assert len(bias_conn) == 1 and bias_conn[0].dst == "cuba" and bias_conn[0].name == "cuba.bias"
     np.testing.assert_allclose(bias_conn[0].weight, [[0.125]])  # du dv = 0.25, times 0.5
     np.testing.assert_allclose([c.weight for c in plan.connections if c.src == "lif"][0], [[0.25, 0.25]])
-    g.nodes["fc"] = nir.Affine(W, np.array([1.0, 1.0]))                   # a bias of exactly 1 is a bias too
-    np.testing.assert_allclose(_compile(g).populations[0].bias, [1.0, 1.5])
+    g.nodes["fc"] = nir.Affine(W, np.array([0.5, 1 / 3]))                 # a current of exactly 1 is a bias too
+    np.testing.assert_allclose(_compile(g).populations[0].bias, [0.5, 0.5])
 
 
 def test_compiler_recurrence_delay_and_reset_modes():
@@ -1640,7 +1640,8 @@ def test_compiler_unrolls_conv_and_pooling_into_dense():
                                   "two_outputs", "no_edge", "graded_feed", "op_cycle", "shape", "bad_reset",
                                   "bias_into_delay", "fractional_delay", "empty_tau", "bad_params",
                                   "output_from_op", "fractional_stride", "short_encoding",
-                                  "no_input", "empty_stride", "two_output_sources"])
+                                  "no_input", "empty_stride", "two_output_sources",
+                                  "fractional_padding", "bool_padding"])
 def test_compiler_refuses_malformed_graphs(case):
     """Each malformed graph is one NIRValidationError (Lava's reset to 0, positive time constants,
     one threshold per population, supported nodes, one Input and Output, no instant op cycle ...)."""
@@ -1706,6 +1707,10 @@ def test_compiler_refuses_malformed_graphs(case):
     elif case == "two_output_sources":
         nodes["lif2"] = nir.LIF(**lif)
         edges = [("input", "fc"), ("fc", "lif"), ("fc", "lif2"), ("lif", "output"), ("lif2", "output")]
+    elif case in ("fractional_padding", "bool_padding"):
+        nodes["conv"] = nir.Conv2d((1, 2), np.ones((1, 1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
+        nodes["conv"].padding = np.array([2.5, 2.5]) if case == "fractional_padding" else np.array([True, False])
+        edges = [("input", "conv"), ("conv", "fc"), ("fc", "lif"), ("lif", "output")]
     elif case == "empty_stride":
         nodes["conv"] = nir.Conv2d((1, 2), np.ones((1, 1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
         nodes["conv"].stride = np.array([])
