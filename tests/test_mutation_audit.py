@@ -1709,7 +1709,7 @@ def test_compiler_refuses_malformed_graphs(case):
         edges = [("input", "fc"), ("fc", "lif"), ("fc", "lif2"), ("lif", "output"), ("lif2", "output")]
     elif case in ("fractional_padding", "bool_padding"):
         nodes["conv"] = nir.Conv2d((1, 2), np.ones((1, 1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
-        nodes["conv"].padding = np.array([2.5, 2.5]) if case == "fractional_padding" else np.array([True, False])
+        nodes["conv"].padding = np.array([0.5, 0.5]) if case == "fractional_padding" else np.array([False, False])
         edges = [("input", "conv"), ("conv", "fc"), ("fc", "lif"), ("lif", "output")]
     elif case == "empty_stride":
         nodes["conv"] = nir.Conv2d((1, 2), np.ones((1, 1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
