@@ -448,6 +448,13 @@ def report(command: str) -> str:
     k, t, s = total["k"], total["t"], total["s"]
     lines.append(f"| **all run** | {total['n']} | {total['o']} | {total['x']} | {k} | {t} | {s} | {total['e']} | "
                  f"{total['p']} | **{_score(k + t, s)}** | **{_score(k + t, s - total['e'])}** |")
+    for name in SESSIONS:
+        cls = [classify(r) for r in results(name)]
+        if "not sampled" in cls:
+            ran = len([c for c in cls if not c.startswith("excluded")]) - cls.count("not sampled")
+            lines += ["", f"{name}: a seeded random sample (seed 0) of {ran} of its "
+                      f"{ran + cls.count('not sampled')} mutants left after the exclusions was run "
+                      "(`--sample`); the full session did not fit the time of this run."]
     missing = [n for n in SESSIONS if not results(n)]
     if missing:
         lines += ["", f"Not run: {', '.join(missing)}."]

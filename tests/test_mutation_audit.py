@@ -1575,8 +1575,8 @@ def test_compiler_composes_linear_chains_and_biases():
     assert len(bias_conn) == 1 and bias_conn[0].dst == "cuba" and bias_conn[0].name == "cuba.bias"
     np.testing.assert_allclose(bias_conn[0].weight, [[0.125]])  # du dv = 0.25, times 0.5
     np.testing.assert_allclose([c.weight for c in plan.connections if c.src == "lif"][0], [[0.25, 0.25]])
-    g.nodes["fc"] = nir.Affine(W, np.array([1.0, 1.0]))                   # a bias of exactly 1 is a bias too
-    np.testing.assert_allclose(_compile(g).populations[0].bias, [1.0, 1.5])
+    g.nodes["fc"] = nir.Affine(W, np.array([0.5, 1 / 3]))                 # a current of exactly 1 is a bias too
+    np.testing.assert_allclose(_compile(g).populations[0].bias, [0.5, 0.5])
 
 
 def test_compiler_recurrence_delay_and_reset_modes():
@@ -1640,7 +1640,8 @@ def test_compiler_unrolls_conv_and_pooling_into_dense():
                                   "two_outputs", "no_edge", "graded_feed", "op_cycle", "shape", "bad_reset",
                                   "bias_into_delay", "fractional_delay", "empty_tau", "bad_params",
                                   "output_from_op", "fractional_stride", "short_encoding",
-                                  "no_input", "empty_stride", "two_output_sources"])
+                                  "no_input", "empty_stride", "two_output_sources",
+                                  "fractional_padding", "bool_padding"])
 def test_compiler_refuses_malformed_graphs(case):
     """Each malformed graph is one NIRValidationError (Lava's reset to 0, positive time constants,
     one threshold per population, supported nodes, one Input and Output, no instant op cycle ...)."""
@@ -1706,6 +1707,10 @@ def test_compiler_refuses_malformed_graphs(case):
     elif case == "two_output_sources":
         nodes["lif2"] = nir.LIF(**lif)
         edges = [("input", "fc"), ("fc", "lif"), ("fc", "lif2"), ("lif", "output"), ("lif2", "output")]
+    elif case in ("fractional_padding", "bool_padding"):
+        nodes["conv"] = nir.Conv2d((1, 2), np.ones((1, 1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
+        nodes["conv"].padding = np.array([0.5, 0.5]) if case == "fractional_padding" else np.array([False, False])
+        edges = [("input", "conv"), ("conv", "fc"), ("fc", "lif"), ("lif", "output")]
     elif case == "empty_stride":
         nodes["conv"] = nir.Conv2d((1, 2), np.ones((1, 1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
         nodes["conv"].stride = np.array([])
@@ -2087,3 +2092,24 @@ def test_compiler_shapes_through_ops_and_chained_biases():
             "lif": nir.LIF(np.full(2, 0.002), np.ones(2), np.zeros(2), np.ones(2))},
            [("input", "a1"), ("a1", "a2"), ("a2", "lif"), ("lif", "output")], 2, 2)
     np.testing.assert_allclose(_compile(g).populations[0].bias, 0.5 * (W @ [1.0, 2.0] + 0.5))
+
+
+def test_fit_negative_bias_padding_outputs_and_two_outputs():
+    """A negative-only bias is a bias; Speck's input side is the input's, not a padded output's; a conv
+    graph with two Output nodes is refused."""
+    import nir
+
+    from spikeloop.core.errors import NIRValidationError
+    from spikeloop.hwprofiles.fit import CONV2D, Layer, Network, check_fit, layers_from_nir, layers_from_plan
+
+    assert layers_from_plan(small_plan(h_bias=(0.0, -0.5))).layers[0].has_bias is True
+    padded = Layer("P", CONV2D, 36, "LIF", ("input",), in_shape=(1, 2, 2), out_shape=(1, 6, 6), kernel=(1, 1),
+                   padding=(2, 2), kernel_nonzero=1)
+    r = check_fit(Network(4, [padded], "P"), _limits("speck", **dict(SPECK, neuron_memory_per_core=(64, 64, 64),
+                                                                       kernel_memory_per_core=(999, 999, 999))))
+    assert [v.rule for v in r.violations] == ["max_padding"]
+    g = _conv_graph()
+    g.nodes["out2"] = nir.Output({"output": np.array([3])})
+    g.edges.append(("lif", "out2"))
+    with pytest.raises(NIRValidationError):
+        layers_from_nir(g, dt_s=1e-3)
