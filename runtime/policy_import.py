@@ -140,6 +140,17 @@ def _import(graph, choices: PolicyChoices, source: str, warnings) -> ImportedPol
         meta.encoding = choices.encoding
     if choices.memory is not None:
         meta.extra["memory"] = choices.memory
+    env_id = meta.extra.get("env_id")
+    if choices.fit_encoding:  # sizes as the peer's plan has them (reading the output by voltage keeps them)
+        if env_id is None:
+            raise ConfigError(f"{source}: --encoding fit needs an environment to observe; pass --env ENV_ID")
+        out = imp.plan.population(imp.plan.output)
+        n_values = out.size // len(decoding.atoms) if decoding.atoms else out.size
+        check_env_fits(env_id, imp.plan.input_size, n_values, source)
+        obs = random_observations(env_id, choices.fit_steps, choices.fit_seed)
+        meta.encoding = InputEncoding.fit(obs, clip=choices.clip, bits=choices.bits)
+    # compiled once, as every later command compiles it; the provenance added below
+    # ('imported') is not read by the compiler
     plan = plan_from_nir(_with_meta(mapped, meta), source=source)
     if converted is not None:
         warnings.append(_integrator_warning(plan, converted, source))
@@ -148,18 +159,6 @@ def _import(graph, choices: PolicyChoices, source: str, warnings) -> ImportedPol
                                   "peer_reset_timing": choices.peer_reset_timing,
                                   "exact": all(w.exact for w in warnings)}
     annotated = _with_meta(mapped, meta)
-    plan = plan_from_nir(annotated, source=source)  # the graph as every later command compiles it
-    env_id = meta.extra.get("env_id")
-    if choices.fit_encoding:
-        if env_id is None:
-            raise ConfigError(f"{source}: --encoding fit needs an environment to observe; pass --env ENV_ID")
-        out = plan.population(plan.output)
-        n_values = out.size // len(decoding.atoms) if decoding.atoms else out.size
-        check_env_fits(env_id, plan.input_size, n_values, source)
-        obs = random_observations(env_id, choices.fit_steps, choices.fit_seed)
-        meta.encoding = InputEncoding.fit(obs, clip=choices.clip, bits=choices.bits)
-        annotated = _with_meta(mapped, meta)
-        plan = plan_from_nir(annotated, source=source)
     return ImportedPolicy(annotated, plan, meta, imp.peer, warnings)
 
 

@@ -110,7 +110,7 @@ def cmd_run(args) -> int:
         raise ConfigError(f"{nir_path}: the run would replace its own input with the annotated graph; "
                           "pass --out DIR (or annotate it first with `spikeloop annotate`)")
     ckpt = nir_path.parent / POLICY_CKPT if imported.peer == "spikeloop" else None
-    prepared = prepare_policy(nir_path, None, checkpoint=ckpt, graph=imported.graph)
+    prepared = prepare_policy(nir_path, None, checkpoint=ckpt, graph=imported.graph, plan=imported.plan)
     env_id = prepared.env_id
     try:
         evaluation = evaluate_stage(nir_path.parent, env_id, cfg, nir_path=nir_path, progress=not args.quiet,
@@ -293,9 +293,9 @@ def cmd_simulate(args) -> int:
     import numpy as np
 
     from spikeloop.core.artifacts import atomic_path, check_output_file
-    from spikeloop.core.errors import ConfigError, QuantizationError
+    from spikeloop.core.errors import ConfigError
+    from spikeloop.pipeline import quantize_or_say
     from spikeloop.runtime.backends import check_open_loop_backend, check_stable
-    from spikeloop.runtime.fixed_point import quantize_plan
     from spikeloop.runtime.simulate import read_inputs, simulate
 
     out = check_output_file(args.out)
@@ -305,12 +305,7 @@ def cmd_simulate(args) -> int:
         check_stable(plan)
     except ConfigError as e:
         raise ConfigError(f"{args.graph}: {e}") from None
-    fixed = None
-    if args.precision == "fixed":
-        try:
-            fixed = quantize_plan(plan)
-        except QuantizationError as e:
-            raise QuantizationError(f"{args.graph}: {e}") from None
+    fixed = quantize_or_say(plan, args.graph) if args.precision == "fixed" else None
     x = read_inputs(args.input, plan)
     res = simulate(plan, x, args.backend, args.precision, fixed=fixed, source=str(args.input))
     with atomic_path(out) as tmp:

@@ -403,20 +403,25 @@ class PreparedPolicy:
 
 def compile_graph(graph, source: str, dt_s: float | None = None):
     """``(plan, fixed)`` of a graph; quantization errors name ``source``."""
-    from spikeloop.core.errors import QuantizationError
     from spikeloop.runtime.compiler import plan_from_nir
-    from spikeloop.runtime.fixed_point import quantize_plan
 
     plan = plan_from_nir(graph, dt_s=dt_s, source=source)
+    return plan, quantize_or_say(plan, source)
+
+
+def quantize_or_say(plan, source: str):
+    """The plan's fixed-point registers; a quantization error names ``source``."""
+    from spikeloop.core.errors import QuantizationError
+    from spikeloop.runtime.fixed_point import quantize_plan
+
     try:
-        fixed = quantize_plan(plan)
+        return quantize_plan(plan)
     except QuantizationError as e:
         raise QuantizationError(f"{source}: {e}") from None
-    return plan, fixed
 
 
 def prepare_policy(nir_path: Path, env_id: str | None = None, checkpoint: Path | None = None,
-                   graph=None, policy=None) -> PreparedPolicy:
+                   graph=None, policy=None, plan=None) -> PreparedPolicy:
     """Read and check everything a closed-loop evaluation needs, before anything runs.
 
     The graph (read from ``nir_path`` unless given) compiles and quantizes; it carries an
@@ -437,7 +442,10 @@ def prepare_policy(nir_path: Path, env_id: str | None = None, checkpoint: Path |
         env_id = meta.extra.get("env_id") if meta else None
         if not env_id:
             raise ConfigError(f"{source}: the graph names no environment (env_id); pass --env ENV_ID")
-    plan, fixed = compile_graph(graph, source)
+    if plan is None:
+        plan, fixed = compile_graph(graph, source)
+    else:  # the plan of ``graph``, compiled by the caller (the import path)
+        fixed = quantize_or_say(plan, source)
     memory = (meta.extra.get("memory") if meta else None) or "window"
     try:  # the host codec and the decision schedule: encoding, decoding, what decisions carry over
         make_backend("emulator", plan, "fixed", fixed, memory=memory)
