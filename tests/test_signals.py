@@ -424,7 +424,12 @@ def test_a_second_ctrl_c_changes_nothing(runs, workdir, policy_only, when):
     def ready() -> bool:
         if when == "exit":
             return "interrupted" in run.err()
-        return any(not w.is_running() or w.status() == psutil.STATUS_ZOMBIE for w in workers)
+        def gone(w) -> bool:
+            try:
+                return not w.is_running() or w.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:  # it exited between the two questions
+                return True
+        return any(gone(w) for w in workers)
 
     run.send(signal.SIGINT, group=True)
     deadline, second = time.monotonic() + 20, False
