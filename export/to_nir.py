@@ -81,7 +81,8 @@ def _linear(m: nn.Linear, ctx: NodeContext) -> nir.NIRNode:
     weight = _f64(m.deployed_weight() if isinstance(m, QuantLinear) else m.weight)  # the deployed grid
     if m.bias is None:
         return nir.Linear(weight=weight)
-    return nir.Affine(weight=weight, bias=_f64(m.bias))
+    bias = m.deployed_bias() if isinstance(m, QuantLinear) else m.bias
+    return nir.Affine(weight=weight, bias=_f64(bias))
 
 
 @_exports(Scale)

@@ -37,25 +37,60 @@ from spikeloop.core.neuron import HARD, NEURON_KINDS, RESET_MODES, cuba_step, ne
 # ----------------------------------------------------------------------------- surrogate, quantization
 
 
-class _ArctanSpike(torch.autograd.Function):
-    """Heaviside forward, arctan surrogate backward: alpha/2 / (1 + (pi/2 alpha x)^2)."""
+SURROGATES = ("arctan", "sigmoid", "fast-sigmoid")
+"""the surrogate gradients of the spike (forward: the Heaviside step in every case)"""
+DEFAULT_SLOPES = {"arctan": 2.0, "sigmoid": 25.0, "fast-sigmoid": 25.0}
+"""each surrogate's usual slope: SpikingJelly's arctan alpha, snnTorch's sigmoid and fast-sigmoid slope"""
+
+
+def surrogate_grad(kind: str, x: torch.Tensor, slope: float, grad: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """``grad`` times d spike / d x of the surrogate ``kind`` at ``x = v - vth``.
+
+    - ``arctan`` (Fang et al. 2021): ``slope/2 / (1 + (pi/2 * slope * x)^2)``
+    - ``sigmoid``: ``slope * sig(slope x) * (1 - sig(slope x))``
+    - ``fast-sigmoid`` (SuperSpike, Zenke & Ganguli 2018): ``1 / (1 + slope |x|)^2``
+    """
+    if kind == "arctan":
+        return grad * (slope / 2) / (1 + (math.pi / 2 * slope * x) ** 2)
+    if kind == "sigmoid":
+        sg = torch.sigmoid(slope * x)
+        return grad * slope * sg * (1 - sg)
+    if kind == "fast-sigmoid":
+        return grad / (1 + slope * x.abs()) ** 2
+    raise ConfigError(f"unknown surrogate {kind!r}; expected one of {SURROGATES}")
+
+
+def check_surrogate(kind, slope) -> None:
+    """One error naming a surrogate or slope that training cannot use."""
+    if kind not in SURROGATES:
+        raise ConfigError(f"unknown surrogate {kind!r}; expected one of {SURROGATES}")
+    if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not math.isfinite(slope) or slope <= 0:
+        raise ConfigError(f"surrogate slope must be a finite positive number, got {slope!r}")
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside forward, a surrogate derivative backward (:func:`surrogate_grad`)."""
 
     @staticmethod
-    def forward(ctx, x, alpha):
+    def forward(ctx, x, slope, kind):
         ctx.save_for_backward(x)
-        ctx.alpha = alpha
+        ctx.slope, ctx.kind = slope, kind
         return (x > 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        a = ctx.alpha
-        return grad * (a / 2) / (1 + (math.pi / 2 * a * x) ** 2), None
+        return surrogate_grad(ctx.kind, x, ctx.slope, grad), None, None
+
+
+def spike(x: torch.Tensor, slope: float = 2.0, kind: str = "arctan") -> torch.Tensor:
+    """Spike where ``x > 0``, with the surrogate gradient ``kind`` of ``slope`` in training."""
+    return _Spike.apply(x, slope, kind)
 
 
 def arctan_spike(x: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
     """Spike where ``x > 0`` with the arctan surrogate gradient (Fang et al. 2021)."""
-    return _ArctanSpike.apply(x, alpha)
+    return _Spike.apply(x, alpha, "arctan")
 
 
 def fake_quantize(w: torch.Tensor, levels: int = 127) -> torch.Tensor:
@@ -88,31 +123,88 @@ class QuantLinear(nn.Linear):
 
     With ``fake_quant`` the forward pass uses :func:`fake_quantize` of the weight
     (straight-through gradient); export writes :meth:`deployed_weight`.
+
+    Two options serve value-based agents, and neither leaves a trace in the deployed graph
+    beyond a plain weight matrix:
+
+    - ``noisy_std > 0``: a noisy linear layer (factorised Gaussian noise, Fortunato et al.
+      2018), ``w = mu + sigma * f(e_out) f(e_in)^T`` with ``f(e) = sign(e) sqrt|e|`` and
+      ``sigma`` initialised to ``noisy_std / sqrt(in)``. The noise acts only while
+      :attr:`noise_on` is set (the agent sets it while it trains); otherwise, and always at
+      export, the weight is ``mu``.
+    - ``combine``: a fixed matrix ``M`` (out x rows); the layer's weight is ``M @ W``. A
+      dueling head is two of these (the value and the advantage stream) feeding one readout.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False, fake_quant: bool = False,
-                 dtype: torch.dtype | None = None):
-        super().__init__(in_features, out_features, bias=bias, dtype=dtype)
+                 dtype: torch.dtype | None = None, noisy_std: float = 0.0, combine: torch.Tensor | None = None):
+        rows = out_features if combine is None else int(combine.shape[1])
+        super().__init__(in_features, rows, bias=bias, dtype=dtype)
         self.fake_quant = bool(fake_quant)
         self._deployed: tuple | None = None
+        self.noisy_std = float(noisy_std)
+        self.noise_on = False
+        if combine is not None:
+            if tuple(combine.shape) != (out_features, rows):
+                raise ConfigError(f"combine must be ({out_features}, rows), got {tuple(combine.shape)}")
+            self.register_buffer("combine", torch.as_tensor(combine, dtype=self.weight.dtype))
+        else:
+            self.combine = None
+        if self.noisy_std > 0:
+            self.weight_sigma = nn.Parameter(torch.full_like(self.weight, self.noisy_std / math.sqrt(in_features)))
+            self.register_buffer("eps_in", torch.zeros(in_features, dtype=self.weight.dtype), persistent=False)
+            self.register_buffer("eps_out", torch.zeros(rows, dtype=self.weight.dtype), persistent=False)
+
+    @property
+    def out_size(self) -> int:
+        return self.weight.shape[0] if self.combine is None else self.combine.shape[0]
+
+    def reset_noise(self, generator: torch.Generator | None = None) -> None:
+        """Draw new factorised noise (from ``generator``, which the agent seeds)."""
+        if self.noisy_std <= 0:
+            return
+
+        def f(n):
+            e = torch.randn(n, generator=generator, dtype=self.weight.dtype)
+            return e.sign() * e.abs().sqrt()
+        self.eps_in.copy_(f(self.eps_in.numel()))
+        self.eps_out.copy_(f(self.eps_out.numel()))
+
+    def _weight(self) -> torch.Tensor:
+        w = self.weight
+        if self.noise_on and self.noisy_std > 0:
+            w = w + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
+        return w if self.combine is None else self.combine @ w
 
     def deployed_weight(self) -> torch.Tensor:
-        if not self.fake_quant:
+        if not self.fake_quant and self.combine is None and not self.noise_on:
             return self.weight
-        if torch.is_grad_enabled():
-            return fake_quantize(self.weight)
+        if torch.is_grad_enabled() or self.noise_on:
+            w = self._weight()
+            return fake_quantize(w) if self.fake_quant else w
         # without gradients (acting, evaluating) the grid is recomputed only when the weight changes
         key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
         if self._deployed is None or self._deployed[0] != key:
-            self._deployed = (key, fake_quantize(self.weight).detach())
+            w = self._weight()
+            self._deployed = (key, (fake_quantize(w) if self.fake_quant else w).detach())
         return self._deployed[1]
+
+    def deployed_bias(self) -> torch.Tensor | None:
+        if self.bias is None or self.combine is None:
+            return self.bias
+        return self.combine @ self.bias
 
     def forward(self, x):
         y = x @ self.deployed_weight().T
-        return y if self.bias is None else y + self.bias
+        return y if self.bias is None else y + self.deployed_bias()
 
     def extra_repr(self):
-        return super().extra_repr() + f", fake_quant={self.fake_quant}"
+        extra = f", fake_quant={self.fake_quant}"
+        if self.noisy_std > 0:
+            extra += f", noisy_std={self.noisy_std:g}"
+        if self.combine is not None:
+            extra += f", combine={tuple(self.combine.shape)}"
+        return super().extra_repr() + extra
 
 
 class SumPool2d(nn.Module):
@@ -150,13 +242,15 @@ class Delay(nn.Module):
 class Threshold(nn.Module):
     """Stateless spike: ``z = x > threshold`` (NIR Threshold), arctan surrogate gradient."""
 
-    def __init__(self, threshold, surrogate_alpha: float = 2.0, dtype: torch.dtype | None = None):
+    def __init__(self, threshold, surrogate_alpha: float = 2.0, dtype: torch.dtype | None = None,
+                 surrogate: str = "arctan"):
         super().__init__()
+        check_surrogate(surrogate, surrogate_alpha)
         self.register_buffer("threshold", torch.as_tensor(threshold, dtype=dtype or torch.get_default_dtype()))
-        self.alpha = surrogate_alpha
+        self.alpha, self.surrogate = surrogate_alpha, surrogate
 
     def forward(self, x):
-        return arctan_spike(x - self.threshold.to(x.dtype), self.alpha)
+        return spike(x - self.threshold.to(x.dtype), self.alpha, self.surrogate)
 
 
 
@@ -186,8 +280,9 @@ class Neuron(nn.Module):
 
     def __init__(self, shape: int | Sequence[int], kind: str = "LIF", *, du: float | None = None,
                  dv: float | None = None, vth: float | None = 1.0, reset: str = HARD, bias=0.0,
-                 surrogate_alpha: float = 2.0, dtype: torch.dtype | None = None):
+                 surrogate_alpha: float = 2.0, dtype: torch.dtype | None = None, surrogate: str = "arctan"):
         super().__init__()
+        check_surrogate(surrogate, surrogate_alpha)
         if kind not in NEURON_KINDS:
             raise ConfigError(f"unknown neuron kind {kind!r}; expected one of {NEURON_KINDS}")
         if reset not in RESET_MODES:
@@ -209,7 +304,7 @@ class Neuron(nn.Module):
             raise ConfigError(fault)
         self.shape, self.kind = shape, kind
         self.du, self.dv, self.vth, self.reset = float(du), float(dv), vth, reset
-        self.alpha = surrogate_alpha
+        self.alpha, self.surrogate = surrogate_alpha, surrogate
         dtype = dtype or torch.get_default_dtype()
         self.bias = nn.Parameter(torch.broadcast_to(torch.as_tensor(bias, dtype=dtype), shape).clone())
         if kind == "IF" and torch.any(self.bias != 0):
@@ -220,9 +315,9 @@ class Neuron(nn.Module):
         return self.vth is not None
 
     def _spike(self, x):
-        if not torch.is_grad_enabled():  # the forward of arctan_spike, without an autograd node
+        if not torch.is_grad_enabled():  # the forward of the spike, without an autograd node
             return (x > 0).to(x.dtype)
-        return arctan_spike(x, self.alpha)
+        return spike(x, self.alpha, self.surrogate)
 
     def step(self, a_in, state):
         """One step; ``state`` is ``(u, v)`` (``None`` at ``t = 0``). Returns ``(out, (u, v))``."""
@@ -240,7 +335,7 @@ class Neuron(nn.Module):
 
     def extra_repr(self):
         return (f"{self.kind}, shape={self.shape}, du={self.du}, dv={self.dv}, vth={self.vth}, "
-                f"reset={self.reset!r}")
+                f"reset={self.reset!r}, surrogate={self.surrogate!r}({self.alpha:g})")
 
 
 def _run_sequence(module, x_seq):

@@ -14,7 +14,7 @@ import torch
 
 from spikeloop.core.errors import ConfigError
 from spikeloop.core.neuron import HARD, RESET_MODES
-from spikeloop.train.graph import Neuron, QuantLinear, SpikingGraph
+from spikeloop.train.graph import Neuron, QuantLinear, SpikingGraph, check_surrogate
 
 MAX_PARAMETERS = 50_000_000
 """the largest network a checkpoint may declare (weights and biases)"""
@@ -70,49 +70,122 @@ def _sizes(sizes) -> list[int]:
     return list(sizes)
 
 
+def dueling_matrices(n_actions: int, atoms: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dueling combination ``Q = V + A - mean_a A`` as two fixed linear maps.
+
+    Outputs are ordered action-major (``a * atoms + z``). ``Mv`` (``n_actions * atoms`` x
+    ``atoms``) copies the value stream to every action; ``Ma`` (square) subtracts the mean
+    over actions of the advantage, atom by atom. Both are exact in float, so the readout
+    that sums ``Mv @ V`` and ``Ma @ A`` is the dueling head itself, in plain NIR.
+    """
+    n = n_actions * atoms
+    mv = torch.zeros(n, atoms, dtype=torch.float64)
+    ma = torch.zeros(n, n, dtype=torch.float64)
+    for a in range(n_actions):
+        for z in range(atoms):
+            mv[a * atoms + z, z] = 1.0
+            for b in range(n_actions):
+                ma[a * atoms + z, b * atoms + z] = (1.0 if a == b else 0.0) - 1.0 / n_actions
+    return mv, ma
+
+
 @register_builder("mlp")
 def spiking_mlp(sizes, du: float = 1.0, dv: float = 0.125, vth: float = 1.0, readout_dv: float | None = None,
                 readout_du: float | None = None, reset: str = HARD, fake_quant: bool = False,
-                surrogate_alpha: float = 2.0, dtype: str = "float32") -> SpikingGraph:
-    """Graded input -> hidden spiking populations -> a non-spiking leaky-integrator readout.
+                surrogate_alpha: float = 2.0, dtype: str = "float32", surrogate: str = "arctan",
+                spiking_readout: bool = False, dueling: bool = False, atoms: int = 1,
+                noisy_std: float = 0.0) -> SpikingGraph:
+    """Graded input -> hidden spiking populations -> a readout population.
 
     Nodes ``fc0, lif0, fc1, lif1, ..., fcK, liK`` (``cubalif``/``cubali`` when ``du < 1``):
     bias-free :class:`QuantLinear` synapses, the bias lives in the neuron. ``du``/``dv``
     are the per-step decays of the hidden populations, ``readout_du``/``readout_dv``
     those of the readout (default: the same), ``vth`` the hidden threshold.
+
+    Options of value-based agents (each exports as plain NIR):
+
+    - ``spiking_readout``: the readout spikes (``lifK``, threshold ``vth``), for a
+      spike-count decoding;
+    - ``dueling``: the last hidden layer becomes two streams of that size, a value stream
+      (``fc_v, lif_v``: ``atoms`` outputs) and an advantage stream (``fc_a, lif_a``), whose
+      heads (``head_v``, ``head_a``: the fixed :func:`dueling_matrices` times a trained
+      weight) sum into the readout: the dueling combination is the readout layer;
+    - ``atoms``: outputs per action of a distributional (C51) readout; ``sizes[-1]`` is
+      ``n_actions * atoms``;
+    - ``noisy_std``: every synapse a noisy linear layer (deterministic at export).
     """
     sizes = _sizes(sizes)
     for name, value in (("du", du), ("dv", dv), ("readout_du", readout_du), ("readout_dv", readout_dv)):
         if value is not None:
             _number(name, value, 0.0, 1.0)
     _number("vth", vth, 0.0)
-    _number("surrogate_alpha", surrogate_alpha, 0.0)
-    if not isinstance(fake_quant, bool):
-        raise ConfigError(f"network argument fake_quant must be true or false, got {fake_quant!r}")
+    _number("noisy_std", noisy_std, 0.0, low_open=False)
+    check_surrogate(surrogate, surrogate_alpha)
+    for name, flag in (("fake_quant", fake_quant), ("spiking_readout", spiking_readout), ("dueling", dueling)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"network argument {name} must be true or false, got {flag!r}")
+    if isinstance(atoms, bool) or not isinstance(atoms, int) or atoms < 1 or sizes[-1] % atoms:
+        raise ConfigError(f"network argument atoms must be a positive integer dividing the output size "
+                          f"{sizes[-1]}, got {atoms!r}")
     if not isinstance(reset, str) or reset not in RESET_MODES:
         raise ConfigError(f"network argument reset must be one of {RESET_MODES}, got {reset!r}")
     if dtype not in ("float32", "float64"):
         raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if dueling and len(sizes) < 3:
+        raise ConfigError("a dueling network needs at least one hidden layer (its two streams)")
     tdtype = getattr(torch, dtype)
     readout_du = du if readout_du is None else readout_du
     readout_dv = dv if readout_dv is None else readout_dv
-    nodes, edges, prev = {}, [], "input"
-    last = len(sizes) - 2
-    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        readout = k == last
+    nodes, edges = {}, []
+
+    def population(name_of, size, readout):
         d_u = readout_du if readout else du
         cuba = d_u != 1.0
-        kind = ("CubaLI" if cuba else "LI") if readout else ("CubaLIF" if cuba else "LIF")
-        nodes[f"fc{k}"] = QuantLinear(a, b, bias=False, fake_quant=fake_quant, dtype=tdtype)
+        spiking = not readout or spiking_readout
+        kind = ("CubaLIF" if cuba else "LIF") if spiking else ("CubaLI" if cuba else "LI")
         label = {"LIF": "lif", "LI": "li", "CubaLIF": "cubalif", "CubaLI": "cubali"}[kind]
-        nodes[f"{label}{k}"] = Neuron(b, kind, du=d_u if cuba else None, dv=readout_dv if readout else dv,
-                                      vth=None if readout else vth, reset=reset,
-                                      surrogate_alpha=surrogate_alpha, dtype=tdtype)
-        edges += [(prev, f"fc{k}"), (f"fc{k}", f"{label}{k}")]
-        prev = f"{label}{k}"
-    edges.append((prev, "output"))
+        name = name_of(label)
+        nodes[name] = Neuron(size, kind, du=d_u if cuba else None, dv=readout_dv if readout else dv,
+                             vth=vth if spiking else None, reset=reset, surrogate_alpha=surrogate_alpha,
+                             surrogate=surrogate, dtype=tdtype)
+        return name
+
+    def synapse(name, src, a, b, combine=None):
+        nodes[name] = QuantLinear(a, b, bias=False, fake_quant=fake_quant, dtype=tdtype, noisy_std=noisy_std,
+                                  combine=combine)
+        edges.append((src, name))
+        return name
+
+    prev = "input"
+    trunk = len(sizes) - (3 if dueling else 2)  # hidden layers before the head(s)
+    for k in range(trunk):
+        fc = synapse(f"fc{k}", prev, sizes[k], sizes[k + 1])
+        prev = population(lambda label: f"{label}{k}", sizes[k + 1], False)
+        edges.append((fc, prev))
+    if dueling:
+        width, n_out = sizes[-2], sizes[-1]
+        mv, ma = dueling_matrices(n_out // atoms, atoms)
+        readout = population(lambda label: label, n_out, True)
+        for stream, m in (("v", mv), ("a", ma)):
+            fc = synapse(f"fc_{stream}", prev, sizes[-3], width)
+            pop = population(lambda label: f"{label}_{stream}", width, False)
+            edges.append((fc, pop))
+            edges.append((synapse(f"head_{stream}", pop, width, n_out, combine=m), readout))
+    else:
+        k = len(sizes) - 2
+        fc = synapse(f"fc{k}", prev, sizes[k], sizes[k + 1])
+        readout = population(lambda label: f"{label}{k}", sizes[-1], True)
+        edges.append((fc, readout))
+    edges.append((readout, "output"))
     graph = SpikingGraph(nodes, edges, input_shape=sizes[0])
     graph.spec = {"builder": "mlp", "args": {
         "sizes": sizes, "du": du, "dv": dv, "vth": vth, "readout_du": readout_du, "readout_dv": readout_dv,
-        "reset": reset, "fake_quant": fake_quant, "surrogate_alpha": surrogate_alpha, "dtype": dtype}}
+        "reset": reset, "fake_quant": fake_quant, "surrogate_alpha": surrogate_alpha, "dtype": dtype,
+        "surrogate": surrogate, "spiking_readout": spiking_readout, "dueling": dueling, "atoms": atoms,
+        "noisy_std": noisy_std}}
     return graph
+
+
+def noisy_layers(network: torch.nn.Module) -> list[QuantLinear]:
+    """The noisy synapses of a network (empty unless it was built with ``noisy_std > 0``)."""
+    return [m for m in network.modules() if isinstance(m, QuantLinear) and m.noisy_std > 0]

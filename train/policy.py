@@ -38,11 +38,17 @@ class Provenance:
             raise ConfigError(f"malformed provenance record {d!r}: {e}") from e
 
 
-def decode_window(decoding: Decoding, y: torch.Tensor) -> torch.Tensor:
-    """Torch twin of :meth:`Decoding.reduce` (differentiable): ``(T, batch, n) -> (batch, actions)``."""
+def window_readout(decoding: Decoding, y: torch.Tensor) -> torch.Tensor:
+    """The output window reduced to the readout (``(T, batch, n) -> (batch, n)``): the voltage
+    at the last step or its mean, or the spike count; for atoms these are the logits."""
     if decoding.kind == SPIKE_COUNT:
         return y.sum(dim=0)
-    out = y[-1] if decoding.step == "last" else y.mean(dim=0)
+    return y[-1] if decoding.step == "last" else y.mean(dim=0)
+
+
+def decode_window(decoding: Decoding, y: torch.Tensor) -> torch.Tensor:
+    """Torch twin of :meth:`Decoding.reduce` (differentiable): ``(T, batch, n) -> (batch, actions)``."""
+    out = window_readout(decoding, y)
     if decoding.kind == ATOMS:
         z = torch.as_tensor(decoding.atoms, dtype=out.dtype)
         p = torch.softmax(out.reshape(*out.shape[:-1], -1, z.numel()), dim=-1)

@@ -1,11 +1,23 @@
-"""Spiking DQN in the style of DSQN (Liu et al. 2022), in one readable file.
+"""Spiking DQN in the style of DSQN (Liu et al. 2022) with the Rainbow parts, in one readable file.
 
 The Q-network is a spiking MLP (:func:`~spikeloop.train.networks.spiking_mlp`):
-observations enter as graded input held for ``T`` timesteps, hidden LIF layers (hard
-reset, arctan surrogate), and a leaky integrator readout whose voltage at the last
-step is Q(s, .). Training is DQN with experience replay, a target network and
-double-DQN targets. Every source of randomness is seeded: the same config and seed
-give the same weights.
+observations enter as graded input held for ``T`` timesteps, hidden LIF or CUBA-LIF
+layers (hard or soft reset, arctan, sigmoid or fast-sigmoid surrogate), and a readout
+decoded as its voltage at the last step, its mean over the window, or its spike count.
+Training is DQN with experience replay and a target network. Each Rainbow part
+(Hessel et al. 2018) is a switch of the config, and each deploys as plain NIR or as the
+decoding the runner applies:
+
+- ``double``: the online network picks the next action, the target network rates it;
+- ``dueling``: value and advantage streams (both spiking); ``Q = V + A - mean A`` is the
+  readout layer itself (two fixed-combination heads summing into the readout);
+- ``n_step``: n-step returns;
+- ``prioritized``: proportional prioritized replay with importance weights;
+- ``noisy``: noisy linear synapses (exploration), deterministic (their means) at export;
+- ``atoms > 1``: distributional C51; the readout holds ``atoms`` logits per action and the
+  deployed decoding takes the expectation over the atoms' softmax on the host.
+
+Every source of randomness is seeded: the same config and seed give the same weights.
 """
 from __future__ import annotations
 
@@ -19,14 +31,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from spikeloop.core.coding import Decoding, InputEncoding
+from spikeloop.core.coding import ATOMS, SPIKE_COUNT, Decoding, InputEncoding
 from spikeloop.core.envs import make_env, random_observations
 from spikeloop.core.errors import ConfigError
 from spikeloop.train.agents import TrainResult, register_agent
 from spikeloop.train.evaluate import evaluate_torch
-from spikeloop.train.networks import spiking_mlp
-from spikeloop.train.policy import Policy, Provenance
-from spikeloop.train.replay import ReplayBuffer
+from spikeloop.core.neuron import RESET_MODES
+from spikeloop.train.graph import DEFAULT_SLOPES, SURROGATES
+from spikeloop.train.networks import noisy_layers, spiking_mlp
+from spikeloop.train.policy import Policy, Provenance, window_readout
+from spikeloop.train.replay import NStep, PrioritizedReplay, ReplayBuffer
 from spikeloop.train.seeding import seed_everything
 
 
@@ -47,9 +61,48 @@ class DQNConfig:
     dv_hidden: float = 0.125
     """voltage decay per step of the hidden LIF neurons (tau = dt/dv)"""
     dv_readout: float = 0.125
-    """voltage decay per step of the leaky-integrator readout"""
+    """voltage decay per step of the leaky-integrator readout (1: no memory, a dense layer per step)"""
+    du_hidden: float = 1.0
+    """current decay per step of the hidden neurons: 1 is a LIF neuron, below 1 a CUBA-LIF (tau_syn = dt/du)"""
+    du_readout: float = 1.0
+    """current decay per step of the readout (1: LI, below 1: CUBA-LI)"""
     vth: float = 1.0
-    """firing threshold of the hidden neurons"""
+    """firing threshold of the hidden neurons (and of a spiking readout)"""
+    reset: str = "hard"
+    """reset after a spike: hard (v = 0) or soft (v -= vth)"""
+    surrogate: str = "arctan"
+    """surrogate gradient of the spike: arctan, sigmoid or fast-sigmoid"""
+    surrogate_slope: float = 0.0
+    """slope of the surrogate (0: its usual value, arctan 2, sigmoid 25, fast-sigmoid 25)"""
+    readout: str = "voltage-last"
+    """what the readout gives as Q: voltage-last, voltage-mean (both a leaky integrator) or spike-count
+    (a spiking readout; counts lie in [0, T], so scale rewards to fit with reward_scale)"""
+    reward_scale: float = 1.0
+    """rewards are multiplied by this before learning (the returns reported are unscaled)"""
+    double: bool = True
+    """double DQN: the online network picks the next action, the target network rates it"""
+    dueling: bool = False
+    """dueling value and advantage streams (both spiking) in place of the last hidden layer"""
+    n_step: int = 1
+    """n-step returns"""
+    prioritized: bool = False
+    """proportional prioritized replay (importance weights annealed from per_beta to 1)"""
+    per_alpha: float = 0.5
+    """prioritized replay: priority exponent"""
+    per_beta: float = 0.4
+    """prioritized replay: initial importance-sampling exponent"""
+    noisy: bool = False
+    """noisy linear synapses for exploration (their means deploy); set eps_start = eps_end = 0 with them"""
+    noisy_std: float = 0.5
+    """noisy synapses: initial noise scale sigma_0 (sigma = sigma_0 / sqrt(fan-in))"""
+    atoms: int = 1
+    """distributional C51 when above 1: atoms per action on [v_min, v_max]"""
+    v_min: float = -10.0
+    """C51: smallest atom (in scaled reward units)"""
+    v_max: float = 10.0
+    """C51: largest atom"""
+    adam_eps: float = 1e-8
+    """Adam's epsilon"""
     lr: float = 1e-3
     """Adam learning rate"""
     gamma: float = 0.99
@@ -127,8 +180,38 @@ class DQNConfig:
         for name in ("dv_hidden", "dv_readout"):
             if not 0 < finite(name) <= 1:
                 bad(name, "must lie in (0, 1] (a voltage decay per step)")
+        for name in ("du_hidden", "du_readout"):
+            if not 0 < finite(name) <= 1:
+                bad(name, "must lie in (0, 1] (a current decay per step; 1 is no current state)")
         if finite("vth") <= 0:
             bad("vth", "must be positive")
+        if self.reset not in RESET_MODES:
+            bad("reset", f"must be one of {', '.join(RESET_MODES)}")
+        if self.surrogate not in SURROGATES:
+            bad("surrogate", f"must be one of {', '.join(SURROGATES)}")
+        if finite("surrogate_slope") < 0:
+            bad("surrogate_slope", "must be positive (or 0 for the surrogate's usual slope)")
+        if self.readout not in READOUTS:
+            bad("readout", f"must be one of {', '.join(READOUTS)}")
+        if finite("reward_scale") <= 0:
+            bad("reward_scale", "must be positive")
+        for name in ("double", "dueling", "prioritized", "noisy"):
+            if not isinstance(getattr(self, name), bool):
+                bad(name, "must be true or false")
+        integer("n_step", 1, 1000)
+        for name in ("per_alpha", "per_beta"):
+            if not 0 <= finite(name) <= 1:
+                bad(name, "must be in [0, 1]")
+        if finite("noisy_std") <= 0:
+            bad("noisy_std", "must be positive")
+        integer("atoms", 1, 1001)
+        if finite("v_max") <= finite("v_min"):
+            raise ConfigError(f"config field 'v_max' ({self.v_max}) must exceed 'v_min' ({self.v_min})")
+        if self.atoms > 1 and self.readout == "spike-count":
+            raise ConfigError("config field 'readout' spike-count cannot carry C51 atoms (their logits are "
+                              "voltages); use voltage-last or voltage-mean with atoms > 1")
+        if finite("adam_eps") <= 0:
+            bad("adam_eps", "must be positive")
         if finite("lr") <= 0:
             bad("lr", "must be a positive learning rate")
         if not 0 < finite("gamma") <= 1:
@@ -155,10 +238,61 @@ class DQNConfig:
         return self
 
 
+READOUTS = ("voltage-last", "voltage-mean", "spike-count")
+
+DECAY_GRID = 4096
+"""Loihi's decays are 12-bit registers: with fake_quant the decays train on that grid too"""
+
+
+def _on_decay_grid(d: float, fake_quant: bool) -> float:
+    return max(1, round(d * DECAY_GRID)) / DECAY_GRID if fake_quant else d
+
+
 def build_qnet(cfg: DQNConfig, obs_dim: int, n_actions: int):
-    """The spiking Q-network of ``cfg``: a SpikingGraph MLP with a leaky-integrator readout."""
-    return spiking_mlp([obs_dim, *cfg.hidden, n_actions], du=1.0, dv=cfg.dv_hidden, vth=cfg.vth,
-                       readout_dv=cfg.dv_readout, fake_quant=cfg.fake_quant)
+    """The spiking Q-network of ``cfg``: a SpikingGraph MLP with its readout, streams and atoms."""
+    grid = cfg.fake_quant
+    return spiking_mlp([obs_dim, *cfg.hidden, n_actions * cfg.atoms], du=_on_decay_grid(cfg.du_hidden, grid),
+                       dv=_on_decay_grid(cfg.dv_hidden, grid), vth=cfg.vth,
+                       readout_du=_on_decay_grid(cfg.du_readout, grid),
+                       readout_dv=_on_decay_grid(cfg.dv_readout, grid), reset=cfg.reset,
+                       fake_quant=cfg.fake_quant, surrogate=cfg.surrogate,
+                       surrogate_alpha=cfg.surrogate_slope or DEFAULT_SLOPES[cfg.surrogate],
+                       spiking_readout=cfg.readout == "spike-count", dueling=cfg.dueling, atoms=cfg.atoms,
+                       noisy_std=cfg.noisy_std if cfg.noisy else 0.0)
+
+
+def decoding_of(cfg: DQNConfig) -> Decoding:
+    """The deployed decoding of ``cfg``'s readout (C51: the expectation over the atoms)."""
+    step = "mean" if cfg.readout == "voltage-mean" else "last"
+    if cfg.atoms > 1:
+        return Decoding(kind=ATOMS, step=step, atoms=tuple(np.linspace(cfg.v_min, cfg.v_max, cfg.atoms).tolist()))
+    if cfg.readout == "spike-count":
+        return Decoding(kind=SPIKE_COUNT)
+    return Decoding(step=step)
+
+
+def _set_noise(policy: Policy, on: bool, generator: torch.Generator | None = None) -> None:
+    for m in noisy_layers(policy.network):
+        m.noise_on = on
+        if on and generator is not None:
+            m.reset_noise(generator)
+
+
+def _c51_target(cfg: DQNConfig, q: Policy, q_target: Policy, xn, reward, discount, done, z) -> torch.Tensor:
+    """The target distribution of C51: ``r + discount * z`` under the chosen next action, projected
+    back onto the atoms (Bellemare et al. 2017)."""
+    b, n = xn.shape[0], z.numel()
+    logits_next = window_readout(q_target.decoding, q_target.network.window(xn, q_target.T))
+    p_next = torch.softmax(logits_next.reshape(b, -1, n), dim=-1)
+    chooser = q(xn) if cfg.double else p_next @ z
+    p = p_next[torch.arange(b), chooser.argmax(dim=1)]
+    tz = (reward[:, None] + (discount * (1 - done))[:, None] * z[None]).clamp(cfg.v_min, cfg.v_max)
+    pos = (tz - cfg.v_min) / ((cfg.v_max - cfg.v_min) / (n - 1))
+    lo, hi = pos.floor().long(), pos.ceil().long()
+    m = torch.zeros(b, n, dtype=p.dtype)
+    m.scatter_add_(1, lo, p * (hi.to(p.dtype) - pos + (lo == hi).to(p.dtype)))
+    m.scatter_add_(1, hi, p * (pos - lo.to(p.dtype)))
+    return m
 
 
 @register_agent("dqn", DQNConfig)
@@ -172,11 +306,17 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
     encoding = InputEncoding.fit(random_observations(cfg.env_id, cfg.norm_steps, cfg.seed + 10_000),
                                  clip=cfg.input_clip, bits=cfg.input_bits)
     provenance = Provenance("dqn", cfg.env_id, cfg.seed, asdict(cfg))
-    q = Policy(build_qnet(cfg, obs_dim, n_actions), cfg.T, encoding, Decoding(), provenance)
+    q = Policy(build_qnet(cfg, obs_dim, n_actions), cfg.T, encoding, decoding_of(cfg), provenance)
     q_target = copy.deepcopy(q)
-    opt = torch.optim.Adam(q.network.parameters(), lr=cfg.lr)
+    noise = torch.Generator().manual_seed(cfg.seed + 30_000)
+    _set_noise(q, True, noise)
+    _set_noise(q_target, True, noise)
+    opt = torch.optim.Adam(q.network.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     rng = np.random.default_rng(cfg.seed)
-    buf = ReplayBuffer(cfg.buffer_size, obs_dim)
+    buf = (PrioritizedReplay(cfg.buffer_size, obs_dim, cfg.per_alpha) if cfg.prioritized
+           else ReplayBuffer(cfg.buffer_size, obs_dim))
+    nstep = NStep(cfg.n_step, cfg.gamma)
+    z = torch.as_tensor(q.decoding.atoms, dtype=q.dtype) if cfg.atoms > 1 else None
 
     best, best_state, history = -np.inf, copy.deepcopy(q.network.state_dict()), []
     obs, _ = env.reset(seed=cfg.seed)
@@ -194,32 +334,53 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
                 x = torch.as_tensor(encoding.encode(obs[None]), dtype=torch.float32)
                 action = int(q(x).argmax(dim=1).item())
         next_obs, reward, term, trunc, _ = env.step(action)
-        buf.add(obs, action, reward, next_obs, term)  # truncation is not a terminal state
+        for t in nstep.push(obs, action, reward * cfg.reward_scale, next_obs, term, trunc):
+            buf.add(*t)  # a truncation is not a terminal state: its next state is bootstrapped
         obs, ep_return = next_obs, ep_return + reward
         if term or trunc:
             history.append({"step": step, "train_return": ep_return})
             obs, _ = env.reset()
             ep_return = 0.0
 
-        if step > cfg.learning_starts and step % cfg.train_freq == 0:
-            i = buf.sample(rng, cfg.batch_size)
+        if step > cfg.learning_starts and step % cfg.train_freq == 0 and buf.size:
+            beta = cfg.per_beta + (1.0 - cfg.per_beta) * step / cfg.total_steps
+            i, weights = buf.sample(rng, cfg.batch_size, beta)
             x = torch.as_tensor(encoding.encode(buf.obs[i]), dtype=torch.float32)
             xn = torch.as_tensor(encoding.encode(buf.next_obs[i]), dtype=torch.float32)
-            with torch.no_grad():
-                a_next = q(xn).argmax(dim=1, keepdim=True)  # double DQN: online picks, target rates
-                q_next = q_target(xn).gather(1, a_next).squeeze(1)
-                target = torch.as_tensor(buf.reward[i]) + cfg.gamma * q_next * (1 - torch.as_tensor(buf.done[i]))
-            q_sa = q(x).gather(1, torch.as_tensor(buf.action[i])[:, None]).squeeze(1)
-            loss = F.smooth_l1_loss(q_sa, target)
+            a = torch.as_tensor(buf.action[i])
+            r, done, discount = (torch.as_tensor(v[i]) for v in (buf.reward, buf.done, buf.discount))
+            if z is None:
+                with torch.no_grad():
+                    if cfg.double:  # online picks, target rates
+                        q_next = q_target(xn).gather(1, q(xn).argmax(dim=1, keepdim=True)).squeeze(1)
+                    else:
+                        q_next = q_target(xn).max(dim=1).values
+                    target = r + discount * q_next * (1 - done)
+                q_sa = q(x).gather(1, a[:, None]).squeeze(1)
+                per_sample = F.smooth_l1_loss(q_sa, target, reduction="none")
+                priority = (q_sa - target).detach()
+            else:
+                with torch.no_grad():
+                    m = _c51_target(cfg, q, q_target, xn, r, discount, done, z)
+                logits = window_readout(q.decoding, q.network.window(x, q.T)).reshape(len(i), n_actions, -1)
+                logp = torch.log_softmax(logits, dim=-1)[torch.arange(len(i)), a]
+                per_sample = -(m * logp).sum(dim=1)
+                priority = per_sample.detach()
+            loss = per_sample.mean() if weights is None else (torch.as_tensor(weights) * per_sample).mean()
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(q.network.parameters(), cfg.grad_clip)
             opt.step()
+            buf.update(i, priority.numpy())
+            _set_noise(q, True, noise)
+            _set_noise(q_target, True, noise)
         if step % cfg.target_update == 0:
             q_target.network.load_state_dict(q.network.state_dict())
 
         if step % cfg.eval_every == 0 and step > cfg.learning_starts:
+            _set_noise(q, False)  # greedy evaluation of the policy that deploys: the noise means
             rets = evaluate_torch(q, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)
+            _set_noise(q, True)
             mean = float(np.mean(rets))
             history.append({"step": step, "eval_mean": mean})
             if mean >= best:
@@ -232,6 +393,7 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
             bar.update(step - bar.n)
     bar.close()
     env.close()
+    _set_noise(q, False)
     q.network.load_state_dict(best_state)
     q.network.eval()
     return TrainResult(q, float(best), step, time.time() - t0, history)
