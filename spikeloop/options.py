@@ -253,7 +253,27 @@ def add_agent(p: argparse.ArgumentParser, agent_cls) -> None:
     p.add_argument("--agent", default=None, choices=agent_names(),
                    help="training algorithm (default: dqn, or the one named in --config)")
     p.add_argument("--config", type=Path, help="a run's config.toml: start from its options (flags override them)")
+    p.add_argument("--preset", choices=preset_names(), default=None,
+                   help="start from a documented preset config (flags override it): "
+                        + ", ".join(preset_names()))
     add_config_options(p, agent_cls)
+
+
+def preset_names() -> list[str]:
+    """The preset configs shipped with spikeloop (``train/presets/<name>.toml``)."""
+    from importlib import resources
+
+    folder = resources.files("spikeloop.train") / "presets"
+    return sorted(f.name.removesuffix(".toml") for f in folder.iterdir() if f.name.endswith(".toml"))
+
+
+def preset_path(name: str) -> Path:
+    """The config file of preset ``name`` (one of :func:`preset_names`; nothing else is opened)."""
+    from importlib import resources
+
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())}")
+    return Path(str(resources.files("spikeloop.train") / "presets" / f"{name}.toml"))
 
 
 def agent_config(args):
@@ -262,10 +282,14 @@ def agent_config(args):
     from spikeloop.train.agents import config_from_dict, get_agent
 
     base, agent = {}, args.agent
-    if args.config is not None:
-        file_agent, base = read_config(args.config)
+    preset = getattr(args, "preset", None)
+    if preset is not None and args.config is not None:
+        raise ConfigError("give --preset or --config, not both (a run's config.toml already holds its preset)")
+    source = preset_path(preset) if preset is not None else args.config
+    if source is not None:
+        file_agent, base = read_config(source)
         if agent is not None and agent != file_agent:
-            raise ConfigError(f"--agent {agent} disagrees with {args.config}, which was written by "
+            raise ConfigError(f"--agent {agent} disagrees with {source}, which configures "
                               f"agent {file_agent!r}")
         agent = file_agent
     spec = get_agent(agent or "dqn")
@@ -279,9 +303,14 @@ def preparse_agent(argv: list[str]) -> str:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--agent")
     pre.add_argument("--config", type=Path)
+    pre.add_argument("--preset")
     known, _ = pre.parse_known_args(argv)
     if known.agent:
         return known.agent
+    if known.preset in preset_names():
+        from spikeloop.pipeline import read_config
+
+        return read_config(preset_path(known.preset))[0]
     if known.config is not None and known.config.is_file():
         from spikeloop.pipeline import read_config
 
