@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml Makefile
 	# Rockpool (AGPL-3.0: a test dependency only, never imported by spikeloop) declares its
 	# own pins; its torch modules and to_nir need nothing beyond what is installed.
 	$(PIP) install -q --no-deps $(ROCKPOOL)
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,envs]"
 	$(PY) -c "import spikeloop.runtime.lava_compat as c; c.check()"
 	touch $(STAMP)
 

@@ -7,6 +7,10 @@ import numpy as np
 from spikeloop.core.errors import ConfigError
 
 
+DISCRETE_EXAMPLES = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3")
+"""gymnasium ids whose spaces fit: a flat Box observation and Discrete actions"""
+
+
 def registered_id(env_id) -> str:
     """``env_id`` if gymnasium has registered it; never import a module an id names.
 
@@ -53,11 +57,17 @@ def make_env(env_id: str, seed: int | None = None) -> gym.Env:
         raise ConfigError(f"cannot create environment {env_id!r}: {type(e).__name__}: {e}") from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()
-        raise ConfigError(f"{env_id}: spikeloop's policies need a Discrete action space, "
-                          f"got {env.action_space}")
+        raise ConfigError(f"{env_id}: its action space is {env.action_space}; spikeloop's policies choose one "
+                          f"of n actions, so they need a Discrete action space (as {', '.join(DISCRETE_EXAMPLES)} "
+                          "have)")
     if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
         env.close()
-        raise ConfigError(f"{env_id}: needs a flat Box observation space, got {env.observation_space}")
+        shape = getattr(env.observation_space, "shape", None)
+        hint = (" (an image needs a convolutional policy, which spikeloop's training does not build yet; "
+                "flattening it with gymnasium.wrappers.FlattenObservation would fit an MLP)"
+                if shape is not None and len(shape) >= 2 else "")
+        raise ConfigError(f"{env_id}: its observation space is {env.observation_space}; spikeloop's MLP "
+                          f"policies take one flat Box vector (shape (n,)){hint}")
     if seed is not None:
         check_seed(seed)
         env.reset(seed=seed)

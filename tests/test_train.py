@@ -64,7 +64,7 @@ def test_unknown_environment_id():
 
 
 def test_continuous_action_env_is_refused():
-    with pytest.raises(ConfigError, match=r"Pendulum-v1: .*need a Discrete action space, got Box"):
+    with pytest.raises(ConfigError, match=r"Pendulum-v1: its action space is Box.*need a Discrete action space \(as CartPole-v1, Acrobot-v1"):
         make_env("Pendulum-v1")
 
 
