@@ -87,6 +87,34 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    """Validate the source, the environment and every option; convert; write the run folder at once."""
+    from spikeloop.core.artifacts import check_output_dir, write_files, write_json
+    from spikeloop.core.nir_io import write_graph
+    from spikeloop.export.to_nir import export_policy
+    from spikeloop.pipeline import POLICY_CKPT, POLICY_NIR
+    from spikeloop.train.checkpoint import save_policy
+    from spikeloop.train.convert import ConvertOptions, convert_markdown, convert_run, load_dense
+
+    run_dir = check_output_dir(args.out)
+    dense, env_id = load_dense(Path(args.source))
+    env_id = args.env_id or env_id
+    if env_id is None:
+        raise ConfigError(f"{args.source}: a Stable-Baselines3 archive does not name its environment; pass --env")
+    opts = ConvertOptions(env_id=env_id, Ts=tuple(args.T), deploy_T=args.deploy_T, episodes=args.episodes,
+                          eval_seed=args.eval_seed, calib_steps=args.calib_steps, seed=args.seed,
+                          percentile=args.percentile, clip=args.clip, bits=args.bits).validate(dense, args.source)
+    policy, report = convert_run(dense, opts, progress=not args.quiet)
+    graph = export_policy(policy, O.DT_DEFAULT_S)
+    md = convert_markdown(report, _command_line())
+    write_files(run_dir, {POLICY_CKPT: lambda p: save_policy(p, policy, {"conversion": report}),
+                          POLICY_NIR: lambda p: write_graph(p, graph),
+                          "convert.json": lambda p: write_json(p, report),
+                          "convert.md": lambda p: p.write_text(md, encoding="utf-8")})
+    print(md)
+    return 0
+
+
 def cmd_run(args) -> int:
     """Check every input (graph and the choices on it, checkpoint, environment, profiles, run
     folder), then evaluate, then write the run folder's files at once."""
@@ -346,6 +374,29 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
     O.add_quiet(p)
     O.add_agent(p, agent_cls)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("convert", help="convert a trained ReLU DQN into a spiking policy (IF, soft reset)",
+                       description="Balance thresholds on the dense network's recorded activations, build the "
+                                   "IF/soft-reset spiking network, and report its return against the window T "
+                                   "next to the ANN (torch float and the emulator in Loihi fixed point). Writes "
+                                   "policy.safetensors, policy.nir, convert.json and convert.md.")
+    p.add_argument("source", help="a dense checkpoint (spikeloop train --network dense) or a Stable-Baselines3 "
+                                  "DQN .zip (read without executing anything in it)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--env", dest="env_id", help="gymnasium id (default: the checkpoint's; required for a .zip)")
+    p.add_argument("--T", type=int, nargs="+", default=[8, 16, 32, 64], help="windows to evaluate (default: 8 16 32 64)")
+    p.add_argument("--deploy-T", type=int, default=None,
+                   help="window of the written policy (default: the shortest within 2%% of the ANN in fixed point)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per evaluation (default: 10)")
+    p.add_argument("--eval-seed", type=O.seed_int, default=1000, help="reset seed of the first episode")
+    p.add_argument("--calib-steps", type=int, default=3000, help="observations recorded to balance thresholds")
+    p.add_argument("--seed", type=O.seed_int, default=0, help="seed of the calibration episodes")
+    p.add_argument("--percentile", type=float, default=99.9,
+                   help="activation percentile that maps to one spike per step (default: 99.9)")
+    p.add_argument("--clip", type=float, default=8.0, help="input clip in standard deviations (default: 8)")
+    p.add_argument("--bits", type=int, default=10, help="graded input payload bits (default: 10)")
+    O.add_quiet(p)
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("export", help="export a checkpoint to a NIR graph or lava-dl netx hdf5",
                        description="Export a policy checkpoint (or a run folder) to NIR with dt, T, reset, "

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from spikeloop.core.errors import ConfigError
-from spikeloop.core.neuron import HARD, RESET_MODES
+from spikeloop.core.neuron import HARD, RESET_MODES, SOFT
 from spikeloop.train.graph import Neuron, QuantLinear, SpikingGraph, check_surrogate
 
 MAX_PARAMETERS = 50_000_000
@@ -189,3 +189,65 @@ def spiking_mlp(sizes, du: float = 1.0, dv: float = 0.125, vth: float = 1.0, rea
 def noisy_layers(network: torch.nn.Module) -> list[QuantLinear]:
     """The noisy synapses of a network (empty unless it was built with ``noisy_std > 0``)."""
     return [m for m in network.modules() if isinstance(m, QuantLinear) and m.noisy_std > 0]
+
+
+@register_builder("dense")
+def dense_mlp(sizes, dtype: str = "float32") -> SpikingGraph:
+    """A conventional ReLU MLP ``fc0, relu0, ..., fcK`` (biases in the Linear layers).
+
+    The dense twin of a spiking Q-network and the source of ANN-to-SNN conversion
+    (:mod:`spikeloop.train.convert`). It has no state, so one timestep is a decision; it
+    does not export to NIR (NIR has no ReLU): convert it first.
+    """
+    sizes = _sizes(sizes)
+    if dtype not in ("float32", "float64"):
+        raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    tdtype = getattr(torch, dtype)
+    nodes, edges, prev = {}, [], "input"
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        nodes[f"fc{k}"] = torch.nn.Linear(a, b, dtype=tdtype)
+        edges.append((prev, f"fc{k}"))
+        prev = f"fc{k}"
+        if k < len(sizes) - 2:
+            nodes[f"relu{k}"] = torch.nn.ReLU()
+            edges.append((prev, f"relu{k}"))
+            prev = f"relu{k}"
+    edges.append((prev, "output"))
+    graph = SpikingGraph(nodes, edges, input_shape=sizes[0])
+    graph.spec = {"builder": "dense", "args": {"sizes": sizes, "dtype": dtype}}
+    return graph
+
+
+def dense_layers(network: SpikingGraph) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``[(weight, bias), ...]`` of a :func:`dense_mlp`, input to output."""
+    if getattr(network, "spec", {}).get("builder") != "dense":
+        raise ConfigError("not a dense ReLU network (spikeloop.train.networks.dense_mlp)")
+    k = len(network.spec["args"]["sizes"]) - 1
+    return [(network.nodes[f"fc{i}"].weight.detach(), network.nodes[f"fc{i}"].bias.detach()) for i in range(k)]
+
+
+@register_builder("converted")
+def converted_snn(sizes, dtype: str = "float64") -> SpikingGraph:
+    """The shape of an ANN-to-SNN conversion (:mod:`spikeloop.train.convert`).
+
+    ``fc0, if0, ..., fcK, liK``: Linear synapses with biases (a constant current per step)
+    into IF neurons (threshold 1, soft reset), and a readout without memory (``dv = 1``)
+    whose mean over the window is the dense output layer applied to the spike rates.
+    """
+    sizes = _sizes(sizes)
+    if dtype not in ("float32", "float64"):
+        raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    tdtype = getattr(torch, dtype)
+    nodes, edges, prev = {}, [], "input"
+    last = len(sizes) - 2
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        nodes[f"fc{k}"] = QuantLinear(a, b, bias=True, fake_quant=True, dtype=tdtype)
+        name = f"li{k}" if k == last else f"if{k}"
+        nodes[name] = (Neuron(b, "LI", dv=1.0, dtype=tdtype) if k == last
+                       else Neuron(b, "IF", vth=1.0, reset=SOFT, dtype=tdtype))
+        edges += [(prev, f"fc{k}"), (f"fc{k}", name)]
+        prev = name
+    edges.append((prev, "output"))
+    graph = SpikingGraph(nodes, edges, input_shape=sizes[0])
+    graph.spec = {"builder": "converted", "args": {"sizes": sizes, "dtype": dtype}}
+    return graph

@@ -38,7 +38,7 @@ from spikeloop.train.agents import TrainResult, register_agent
 from spikeloop.train.evaluate import evaluate_torch
 from spikeloop.core.neuron import RESET_MODES
 from spikeloop.train.graph import DEFAULT_SLOPES, SURROGATES
-from spikeloop.train.networks import noisy_layers, spiking_mlp
+from spikeloop.train.networks import dense_mlp, noisy_layers, spiking_mlp
 from spikeloop.train.policy import Policy, Provenance, window_readout
 from spikeloop.train.replay import NStep, PrioritizedReplay, ReplayBuffer
 from spikeloop.train.seeding import seed_everything
@@ -56,6 +56,9 @@ class DQNConfig:
     """environment steps at most (training stops early once the eval target is met)"""
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     """hidden LIF layer sizes"""
+    network: str = "spiking"
+    """spiking (the deployable Q-network) or dense (a ReLU twin of the same sizes: the comparison baseline and
+    the source of `spikeloop convert`; it does not export to NIR)"""
     T: int = 8
     """timesteps per decision window"""
     dv_hidden: float = 0.125
@@ -207,6 +210,11 @@ class DQNConfig:
         integer("atoms", 1, 1001)
         if finite("v_max") <= finite("v_min"):
             raise ConfigError(f"config field 'v_max' ({self.v_max}) must exceed 'v_min' ({self.v_min})")
+        if self.network not in ("spiking", "dense"):
+            bad("network", "must be spiking or dense")
+        if self.network == "dense" and (self.dueling or self.noisy or self.atoms > 1):
+            raise ConfigError("config field 'network' dense is the plain ReLU twin: it takes no dueling, noisy "
+                              "or atoms option")
         if self.atoms > 1 and self.readout == "spike-count":
             raise ConfigError("config field 'readout' spike-count cannot carry C51 atoms (their logits are "
                               "voltages); use voltage-last or voltage-mean with atoms > 1")
@@ -250,6 +258,8 @@ def _on_decay_grid(d: float, fake_quant: bool) -> float:
 
 def build_qnet(cfg: DQNConfig, obs_dim: int, n_actions: int):
     """The spiking Q-network of ``cfg``: a SpikingGraph MLP with its readout, streams and atoms."""
+    if cfg.network == "dense":
+        return dense_mlp([obs_dim, *cfg.hidden, n_actions])
     grid = cfg.fake_quant
     return spiking_mlp([obs_dim, *cfg.hidden, n_actions * cfg.atoms], du=_on_decay_grid(cfg.du_hidden, grid),
                        dv=_on_decay_grid(cfg.dv_hidden, grid), vth=cfg.vth,
@@ -306,7 +316,8 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
     encoding = InputEncoding.fit(random_observations(cfg.env_id, cfg.norm_steps, cfg.seed + 10_000),
                                  clip=cfg.input_clip, bits=cfg.input_bits)
     provenance = Provenance("dqn", cfg.env_id, cfg.seed, asdict(cfg))
-    q = Policy(build_qnet(cfg, obs_dim, n_actions), cfg.T, encoding, decoding_of(cfg), provenance)
+    window = 1 if cfg.network == "dense" else cfg.T  # a dense network decides in one step
+    q = Policy(build_qnet(cfg, obs_dim, n_actions), window, encoding, decoding_of(cfg), provenance)
     q_target = copy.deepcopy(q)
     noise = torch.Generator().manual_seed(cfg.seed + 30_000)
     _set_noise(q, True, noise)
