@@ -94,7 +94,8 @@ def cmd_convert(args) -> int:
     from spikeloop.export.to_nir import export_policy
     from spikeloop.pipeline import POLICY_CKPT, POLICY_NIR
     from spikeloop.train.checkpoint import save_policy
-    from spikeloop.train.convert import ConvertOptions, convert_markdown, convert_run, load_dense
+    from spikeloop.conversion import convert_markdown, convert_run
+    from spikeloop.train.convert import ConvertOptions, load_dense
 
     run_dir = check_output_dir(args.out)
     dense, env_id = load_dense(Path(args.source))
