@@ -155,10 +155,6 @@ class QuantLinear(nn.Linear):
             self.register_buffer("eps_in", torch.zeros(in_features, dtype=self.weight.dtype), persistent=False)
             self.register_buffer("eps_out", torch.zeros(rows, dtype=self.weight.dtype), persistent=False)
 
-    @property
-    def out_size(self) -> int:
-        return self.weight.shape[0] if self.combine is None else self.combine.shape[0]
-
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
         """Draw new factorised noise (from ``generator``, which the agent seeds)."""
         if self.noisy_std <= 0:
