@@ -72,3 +72,18 @@ def trained_run(tmp_path) -> Path:
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def signal_state_is_restored():
+    """Every test leaves spikeloop's signal handling as it found it (no handler, no pending signal):
+    a leak would make a later run swallow its Ctrl-C."""
+    import signal
+
+    from spikeloop.core import signals
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    yield
+    state = {"depth": signals._depth, "shields": signals._shields, "raised": signals._raised, "held": signals._held}
+    assert state == {"depth": 0, "shields": 0, "raised": None, "held": None}, state
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

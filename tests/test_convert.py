@@ -20,24 +20,42 @@ from spikeloop.train.convert import DenseQ, balance, convert, dense_from_policy,
 from spikeloop.train.policy import TorchPolicy
 
 
+SB3_WRITER = """
+import sys, numpy as np, torch
+from stable_baselines3 import DQN
+path = sys.argv[1]
+model = DQN("MlpPolicy", "CartPole-v1", learning_starts=200, seed=0, verbose=0, device="cpu",
+            policy_kwargs={"net_arch": [32, 32]})
+model.learn(3000)
+model.save(path)
+obs = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+with torch.no_grad():
+    q = model.q_net(torch.as_tensor(obs)).numpy()
+np.savez(path + ".q.npz", obs=obs, q=q)
+"""
+
+
 @pytest.fixture(scope="module")
 def sb3_zip(tmp_path_factory):
-    sb3 = pytest.importorskip("stable_baselines3")
+    """A DQN archive written by Stable-Baselines3 itself, in its own process (SB3 and pandas stay out
+    of the test process), with its Q-values on 50 observations."""
+    import subprocess
+    import sys
+
+    import importlib.util
+
+    if importlib.util.find_spec("stable_baselines3") is None:
+        pytest.skip("stable-baselines3 is not installed (make setup installs it)")
     path = tmp_path_factory.mktemp("sb3") / "dqn.zip"
-    model = sb3.DQN("MlpPolicy", "CartPole-v1", learning_starts=200, seed=0, verbose=0, device="cpu",
-                    policy_kwargs={"net_arch": [32, 32]})
-    model.learn(3000)
-    model.save(path)
-    return path, model
+    subprocess.run([sys.executable, "-c", SB3_WRITER, str(path)], check=True, timeout=600)
+    ref = np.load(str(path) + ".q.npz")
+    return path, (ref["obs"], ref["q"])
 
 
 def test_sb3_archive_reads_as_the_same_q_network_without_pickle(sb3_zip):
-    path, model = sb3_zip
+    path, (obs, q_sb3) = sb3_zip
     dense = read_sb3_dqn(path)
     assert [w.shape for w, _ in dense.layers] == [(32, 4), (32, 32), (2, 32)]
-    obs = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
-    with torch.no_grad():
-        q_sb3 = model.q_net(torch.as_tensor(obs)).numpy()
     assert np.allclose(dense.q(obs), q_sb3, atol=1e-5)
 
 

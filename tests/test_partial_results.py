@@ -7,9 +7,9 @@ where it was cut short.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import threading
+import subprocess
+import sys
 import time
 
 import torch
@@ -20,21 +20,25 @@ from spikeloop.core.nir_io import write_graph
 from spikeloop.export.to_nir import export_policy
 
 
-def test_ctrl_c_leaves_the_completed_episodes_marked_incomplete(tmp_path, capsys):
+def test_ctrl_c_leaves_the_completed_episodes_marked_incomplete(tmp_path):
     policy, _ = random_policy(sizes=(4, 8, 2), T=2, dtype=torch.float32)
     graph = tmp_path / "tiny.nir"  # an untrained policy: episodes of a few steps, many a second
     write_graph(graph, export_policy(policy, 1e-3, {"env_id": "CartPole-v1"}))
     out = tmp_path / "run"
-    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
+    # the command as a user runs it, in its own process, Ctrl-C'd once it has run for a while
+    proc = subprocess.Popen([sys.executable, "-m", "spikeloop", "run", str(graph), "--out", str(out), "--backend",
+                             "emulator", "--precision", "fixed", "--episodes", "1000000", "--quiet", "--profile",
+                             "loihi"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        time.sleep(12.0)
         t0 = time.time()
-        code = main(["run", str(graph), "--out", str(out), "--backend", "emulator", "--precision", "fixed",
-                     "--episodes", "1000000", "--quiet", "--profile", "loihi"])
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
     finally:
-        timer.cancel()
-    assert code == 130 and time.time() - t0 < 60
-    err = capsys.readouterr().err
+        if proc.poll() is None:
+            proc.kill()
+    code = proc.returncode
+    assert code == 130 and time.time() - t0 < 60, err
     assert "the episodes completed so far are in" in err and "interrupted" in err
     assert not (out / "report.json").exists()
     partial = json.loads((out / "partial.json").read_text())
