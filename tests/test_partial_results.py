@@ -15,7 +15,6 @@ import time
 import torch
 
 from conftest import random_policy
-from spikeloop.cli import main
 from spikeloop.core.nir_io import write_graph
 from spikeloop.export.to_nir import export_policy
 
