@@ -10,8 +10,14 @@ from spikeloop import options as O
 from spikeloop.core.errors import ConfigError, SpikeloopError
 
 
+_ARGV: list[str] | None = None
+"""the arguments of the command running now (``main``'s, not always ``sys.argv``)"""
+
+
 def _command_line() -> str:
-    return " ".join(["spikeloop"] + [shlex.quote(a) for a in sys.argv[1:]])
+    """The command as a user would type it, for reports."""
+    argv = sys.argv[1:] if _ARGV is None else _ARGV
+    return " ".join(["spikeloop"] + [shlex.quote(a) for a in argv])
 
 
 def cmd_demo(args) -> int:
@@ -490,8 +496,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     from spikeloop.core import signals
 
+    global _ARGV
     program = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
+    _ARGV = argv
     name = "spikeloop"
     with signals.handled():
         try:

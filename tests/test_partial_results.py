@@ -7,9 +7,11 @@ where it was cut short.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import torch
@@ -24,18 +26,28 @@ def test_ctrl_c_leaves_the_completed_episodes_marked_incomplete(tmp_path):
     graph = tmp_path / "tiny.nir"  # an untrained policy: episodes of a few steps, many a second
     write_graph(graph, export_policy(policy, 1e-3, {"env_id": "CartPole-v1"}))
     out = tmp_path / "run"
-    # the command as a user runs it, in its own process, Ctrl-C'd once it has run for a while
+    # the command as a user runs it, in its own process, Ctrl-C'd once its progress bar shows episodes done
     proc = subprocess.Popen([sys.executable, "-m", "spikeloop", "run", str(graph), "--out", str(out), "--backend",
-                             "emulator", "--precision", "fixed", "--episodes", "1000000", "--quiet", "--profile",
-                             "loihi"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "emulator", "--precision", "fixed", "--episodes", "1000000", "--profile", "loihi"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(256), "")), daemon=True)
+    reader.start()
     try:
-        time.sleep(12.0)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            done = re.findall(r"(\d+)/1000000", "".join(chunks[-8:]))
+            if done and int(done[-1]) >= 20:
+                break
+            time.sleep(0.1)
         t0 = time.time()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
+    err = "".join(chunks)
     code = proc.returncode
     assert code == 130 and time.time() - t0 < 60, err
     assert "the episodes completed so far are in" in err and "interrupted" in err
