@@ -106,7 +106,7 @@ class NetworkShape:
     def of(cls, plan) -> "NetworkShape":
         """The shape of a compiled plan (duck-typed: populations, connections, output)."""
         return cls(plan.input_size, plan.population(plan.output).size, plan.neuron_count,
-                   int(sum(c.weight.size for c in plan.connections)),
+                   int(sum(c.synapses for c in plan.connections)),
                    {p.name: len(plan.outgoing(p.name)) for p in plan.populations if p.spiking})
 
 

@@ -2,9 +2,13 @@
 
 Neuron nodes (LIF, CubaLIF, IF, LI, CubaLI, Threshold) become populations. Every chain
 of linear nodes between two populations (Linear, Affine, Scale, Conv2d, SumPool2d,
-AvgPool2d, Flatten, Delay) is composed into one dense connection; a convolution is
-unrolled into the dense matrix it applies (same sums, same non-zero fan-out). Nested
-subgraphs are inlined. With forward Euler at ``dt`` (DESIGN.md)::
+AvgPool2d, Flatten, Delay) is composed into one connection. A convolution (and a
+pooling, which is a depthwise convolution of ones) stays a convolution: its kernel and
+:class:`~spikeloop.runtime.plan.ConvGeometry`, never unrolled, where it is the one map
+between two populations (a Flatten after it changes nothing). Composed with another map
+it is unrolled into the dense matrix it applies (same sums, same non-zero fan-out),
+within :data:`~spikeloop.runtime.plan.MAX_UNROLLED` entries. Nested subgraphs are inlined.
+With forward Euler at ``dt`` (DESIGN.md)::
 
     CubaLIF: du = dt/tau_syn, dv = dt/tau_mem, gain = du*dv*r*w_in, bias = dv*v_leak
     LIF:     du = 1,          dv = dt/tau,     gain = dv*r,         bias = dv*v_leak
@@ -33,12 +37,11 @@ from dataclasses import dataclass
 
 import nir
 import numpy as np
-import torch
 
 from spikeloop.core.errors import NIRValidationError
 from spikeloop.core.metadata import check_T
 from spikeloop.core.nir_io import check_finite, check_graph, flatten_graph, graph_meta
-from spikeloop.runtime.plan import INPUT, Connection, NetworkPlan, Population
+from spikeloop.runtime.plan import INPUT, MAX_UNROLLED, Connection, ConvGeometry, NetworkPlan, Population
 from spikeloop.core.graphs import graph_order
 from spikeloop.core.neuron import HARD, RESET_MODES, first_offender, neuron_fault
 
@@ -78,13 +81,22 @@ def _scalar_vth(name, v_threshold):
 
 
 TIME_CONSTANTS = ("tau", "tau_syn", "tau_mem")
-MAX_UNROLLED = 50_000_000
-"""the most entries of the dense matrix a convolution or pooling node is unrolled into"""
+
+
+@dataclass(frozen=True)
+class _ConvMap:
+    """A convolution in a composed map, kept as its kernel until something needs a matrix."""
+
+    kernel: np.ndarray
+    geometry: ConvGeometry
 
 
 def _dense(m, size: int, node: str = "", source: str = "graph") -> np.ndarray:
     """A composed map as a matrix: ``None`` (the identity, kept lazy) becomes ``eye(size)``,
-    refused past :data:`MAX_UNROLLED` entries so that a huge input never allocates one."""
+    a convolution its unrolled matrix, each refused past :data:`MAX_UNROLLED` entries so
+    that a huge input never allocates one."""
+    if isinstance(m, _ConvMap):
+        return m.geometry.matrix(m.kernel, f"{source}: node {node!r}, a convolution composed with another map,")
     if m is not None:
         return m
     if size * size > MAX_UNROLLED:
@@ -153,13 +165,22 @@ NEURONS = {nir.LIF: _lif, nir.LI: _li, nir.CubaLIF: _cubalif, nir.CubaLI: _cubal
 
 # ------------------------------------------------------------------------- linear ops
 
-def _conv_matrix(fn, in_shape: tuple) -> tuple[np.ndarray, tuple]:
-    """The dense matrix of a linear map on one sample of shape ``in_shape`` (C-order)."""
-    n = int(np.prod(in_shape))
-    with torch.no_grad():
-        basis = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
-        out = fn(basis)
-    return out.reshape(n, -1).T.numpy().copy(), tuple(out.shape[1:])
+def _compose(m, mm, size: int, node: str, source: str):
+    """The map ``m`` after ``mm`` (``None`` is the identity; convolutions stay so alone)."""
+    if m is None:
+        return mm
+    if mm is None:
+        return m
+    return _dense(m, size, node, source) @ _dense(mm, size, node, source)
+
+
+def _matvec(m, v: np.ndarray) -> np.ndarray:
+    """A composed map applied to a constant vector."""
+    if m is None:
+        return v
+    if isinstance(m, _ConvMap):
+        return m.geometry.apply(m.kernel, v)
+    return m @ v
 
 
 def _pair(x) -> tuple[int, int]:
@@ -172,7 +193,6 @@ def _op(name: str, node, in_shape: tuple, dt: float, source: str, shape_only: bo
 
     With ``shape_only`` the (possibly large) matrix of a convolution is not built.
     """
-    F = torch.nn.functional
     n_in = int(np.prod(in_shape))
     if isinstance(node, (nir.Linear, nir.Affine)):
         w = np.asarray(node.weight, np.float64)
@@ -209,7 +229,7 @@ def _op(name: str, node, in_shape: tuple, dt: float, source: str, shape_only: bo
         raise NIRValidationError(f"{source}: node {name!r} ({type(node).__name__}) needs a (C, H, W) input, "
                                  f"its source gives shape {in_shape}")
     if isinstance(node, nir.Conv2d):
-        w = torch.as_tensor(np.asarray(node.weight, np.float64))
+        w = np.asarray(node.weight, np.float64)
         groups = int(np.asarray(node.groups).reshape(-1)[0])
         if w.ndim != 4 or w.shape[1] * groups != in_shape[0]:
             raise NIRValidationError(f"{source}: shape mismatch at {name!r}: kernel {tuple(w.shape)} "
@@ -217,23 +237,21 @@ def _op(name: str, node, in_shape: tuple, dt: float, source: str, shape_only: bo
         pad = node.padding
         if isinstance(pad, str):
             raise NIRValidationError(f"{source}: node {name!r}: string padding {pad!r} is not supported")
-        fn = lambda x: F.conv2d(x, w, stride=_pair(node.stride), padding=_pair(pad),  # noqa: E731
-                                dilation=_pair(node.dilation), groups=groups)
+        geo = ConvGeometry.of(w.shape, in_shape, node.stride, pad, node.dilation, groups)
         if shape_only:
-            return None, None, tuple(fn(torch.zeros(1, *in_shape, dtype=torch.float64)).shape[1:]), None
-        m, out = _conv_matrix(fn, in_shape)
+            return None, None, geo.out_shape, None
+        out = geo.out_shape
         b = np.asarray(node.bias, np.float64).reshape(-1)
         bias = None if not np.any(b) else np.repeat(np.broadcast_to(b, (out[0],)), out[1] * out[2])
-        return m, bias, out, None
+        return _ConvMap(w.copy(), geo), bias, out, None
+    # a pooling is the depthwise convolution of a kernel of ones (or of their mean)
     k, s, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
-    if isinstance(node, nir.SumPool2d):
-        fn = lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=True) * (k[0] * k[1])  # noqa: E731
-    else:
-        fn = lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=True)  # noqa: E731
+    c = in_shape[0]
+    value = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (k[0] * k[1])
+    geo = ConvGeometry.of((c, 1, *k), in_shape, s, p, 1, c)
     if shape_only:
-        return None, None, tuple(fn(torch.zeros(1, *in_shape, dtype=torch.float64)).shape[1:]), None
-    m, out = _conv_matrix(fn, in_shape)
-    return m, None, out, None
+        return None, None, geo.out_shape, None
+    return _ConvMap(np.full((c, 1, *k), value), geo), None, geo.out_shape, None
 
 
 # ------------------------------------------------------------------------- compile
@@ -328,19 +346,24 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
         out, out_via = {}, {}
         for (src, d), mm in acc.items():
             if delay is None:
-                out[(src, d)] = mm if m is None else (m if mm is None else m @ mm)
+                out[(src, d)] = _compose(m, mm, int(np.prod(shape_in)), node, source)
                 out_via[(src, d)] = names[(src, d)] + (node,)
+            elif np.unique(delay).size == 1:  # one delay for all: the map itself, later
+                key = (src, d + int(delay[0]))
+                out[key] = _dense(out[key], len(delay), node, source) + _dense(mm, len(delay), node, source) \
+                    if key in out else mm
+                out_via[key] = tuple(dict.fromkeys(out_via.get(key, ()) + names[(src, d)] + (node,)))
             else:  # per-element delays split the map by delay value
                 for steps in np.unique(delay):
                     key = (src, d + int(steps))
-                    part = (delay == steps).astype(np.float64)[:, None] * _dense(mm, len(delay))
+                    part = (delay == steps).astype(np.float64)[:, None] * _dense(mm, len(delay), node, source)
                     out[key] = out[key] + part if key in out else part
                     out_via[key] = tuple(dict.fromkeys(out_via.get(key, ()) + names[(src, d)] + (node,)))
         if delay is not None and const is not None and np.any(const) and np.any(delay):
             raise NIRValidationError(f"{source}: a bias flows into Delay {node!r}; a delayed constant is "
                                      "not constant over the first steps. Move the bias after the delay")
         maps[node], via[node] = out, out_via
-        c = None if const is None else (const if m is None else m @ const)
+        c = None if const is None else _matvec(m, const)
         consts[node] = c if bias is None else (bias if c is None else c + bias)
         shapes[node] = out_shape
 
@@ -359,7 +382,8 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
                                      f"gives shape {shape_in}")
         incoming[name] = {
             (src, d + (d == 0 and src != INPUT and position[src] >= position[name])):
-                (_dense(m, int(np.prod(shape_in)), name, source), names[(src, d)])
+                (m if isinstance(m, _ConvMap) else _dense(m, int(np.prod(shape_in)), name, source),
+                 names[(src, d)])
             for (src, d), m in acc.items()}
         if const is not None:
             incoming_bias[name] = const
@@ -397,13 +421,14 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
     for dst in sorted(incoming, key=position.get):
         for (src, g), (m, ops_on_path) in sorted(incoming[dst].items(),
                                                  key=lambda kv: (position.get(kv[0][0], -1), kv[0][1])):
-            if not np.any(m):
+            if not np.any(m.kernel if isinstance(m, _ConvMap) else m):
                 continue
             label = "+".join(ops_on_path) or f"{src}->{dst}"
             if sum(k[0] == src for k in incoming[dst]) > 1 or any(
                     k[0] != src and incoming[dst][k][1] == ops_on_path for k in incoming[dst]):
                 label += f"[{src}" + (f"@{g}]" if g else "]")
-            connections.append(Connection(label, src, dst, m * neurons[dst].gain[:, None], graph_delay=g))
+            weight, conv = _scaled(m, neurons[dst].gain, dst, source)
+            connections.append(Connection(label, src, dst, weight, graph_delay=g, conv=conv))
     order = list(order)
     for name, current in current_bias.items():
         src = bias_source_name(name)
@@ -420,6 +445,17 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
                            meta.decoding, input_shape=in_shape)
     except NIRValidationError as e:
         raise NIRValidationError(f"{source}: {e}") from None
+
+
+def _scaled(m, gain: np.ndarray, node: str, source: str) -> tuple[np.ndarray, ConvGeometry | None]:
+    """A connection's weights times its target's per-neuron gain: a convolution stays one
+    where the gain is one per output channel (a kernel scales per channel), else unrolls."""
+    if isinstance(m, _ConvMap):
+        per_channel = np.broadcast_to(gain, (m.geometry.n_out,)).reshape(m.geometry.out_shape[0], -1)
+        if np.all(per_channel == per_channel[:, :1]):
+            return m.kernel * per_channel[:, 0][:, None, None, None], m.geometry
+        m = _dense(m, m.geometry.n_in, node, source)
+    return m * gain[:, None], None
 
 
 BIAS_SOURCE_SUFFIX = ".bias"
@@ -458,16 +494,6 @@ def _safe_op(name: str, node, in_shape: tuple, dt: float, source: str, shape_onl
             if a.dtype.kind not in "iuf" or a.size == 0 or np.any(a < 0) or np.any(a != np.rint(a)):
                 raise NIRValidationError(f"{source}: node {name!r} ({kind}) field 'padding' must hold "
                                          f"non-negative integers, got {a.tolist()}")
-    if isinstance(node, OP_TYPES) and not isinstance(node, (nir.Linear, nir.Affine, nir.Scale, nir.Flatten,
-                                                             nir.Delay)) and not shape_only:
-        n_in = int(np.prod(in_shape))
-        out_shape = _safe_op(name, node, in_shape, dt, source, shape_only=True)[2]
-        entries = max(n_in * n_in, n_in * int(np.prod(out_shape)))
-        if entries > MAX_UNROLLED:
-            raise NIRValidationError(
-                f"{source}: node {name!r} ({kind}) on an input of {n_in:,} values would unroll into a dense "
-                f"matrix of {entries:,} entries, more than the limit {MAX_UNROLLED:,} (spikeloop's compiler "
-                "unrolls convolutions and pooling into Dense connections)")
     try:
         return _op(name, node, in_shape, dt, source, shape_only)
     except NIRValidationError:

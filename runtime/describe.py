@@ -45,8 +45,10 @@ def describe_lava(plan: NetworkPlan) -> list[str]:
              f"{'graded payload' if plan.input_graded else 'binary spikes'}"]
     depth = plan.depths()
     for c in plan.connections:
-        proc = f"CountingDelayDense (+{c.delay} steps)" if c.delay else "CountingDense"
-        lines.append(f"  {c.name:15s} {proc} {c.weight.shape}  {c.src} -> {c.dst}"
+        proc = (f"CountingDelayDense (+{c.delay} steps)" if c.delay else
+                f"CountingConv kernel {tuple(c.weight.shape)} stride {c.conv.stride}" if c.conv is not None
+                else "CountingDense")
+        lines.append(f"  {c.name:15s} {proc} {c.shape}  {c.src} -> {c.dst}"
                      f"{'  (graded)' if c.src == INPUT and plan.input_graded else ''}"
                      f"{f'  graph delay {c.graph_delay}' if c.graph_delay else ''}")
     for p in plan.populations:

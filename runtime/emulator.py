@@ -16,9 +16,9 @@ import numpy as np
 
 from spikeloop.core.errors import ConfigError
 from spikeloop.runtime.backends import FIXED_PRECISION, FLOAT_PRECISION, WINDOW, PlanBackend, Recording
-from spikeloop.runtime.counters import OpCounts, fanout, neuron_activity, synops
+from spikeloop.runtime.counters import OpCounts, neuron_activity, synops
 from spikeloop.runtime.fixed_point import LOIHI, FixedPlan, dense_accumulate
-from spikeloop.runtime.plan import INPUT, STREAM_INTERVAL, NetworkPlan
+from spikeloop.runtime.plan import INPUT, STREAM_INTERVAL, Connection, NetworkPlan
 from spikeloop.core.neuron import FLOAT, cuba_step
 
 
@@ -53,6 +53,8 @@ class _Conn:
     delay: int
     graph_delay: int = 0
     dst_offset: int = 0
+    plan: Connection | None = None
+    """the plan's connection (its map: a matrix or a convolution)"""
 
 
 class Emulator(PlanBackend):
@@ -103,8 +105,8 @@ class Emulator(PlanBackend):
                 w, exp = f.w_eff.astype(np.float64), f.weight_exp  # exact: see dense_accumulate
             else:
                 w, exp = np.asarray(c.weight, np.float64), 0
-            self.conns.append(_Conn(c.name, c.src, c.dst, w, exp, fanout(w), c.delay, c.graph_delay,
-                                    offsets[c.dst]))
+            self.conns.append(_Conn(c.name, c.src, c.dst, w, exp, c.fanout(w), c.delay, c.graph_delay,
+                                    offsets[c.dst], c))
         self._in_conns = {p.name: [i for i, c in enumerate(self.conns) if c.dst == p.name] for p in self.pops}
         self.dtype = dtype
         self.reset()
@@ -115,7 +117,7 @@ class Emulator(PlanBackend):
         self.u = {p.name: np.zeros(self.shape + (p.size,), self.dtype) for p in self.pops}
         self.v = {p.name: np.zeros(self.shape + (p.size,), self.dtype) for p in self.pops}
         # One slot per step of delay: slot 0 reaches the target in the next step.
-        self.pipe = [[np.zeros(self.shape + (c.weight.shape[0],), self.dtype) for _ in range(c.delay + 1)]
+        self.pipe = [[np.zeros(self.shape + (c.plan.shape[0],), self.dtype) for _ in range(c.delay + 1)]
                      for c in self.conns]
         self.ops = OpCounts(graded={c.name: self.plan.is_graded(c) for c in self.plan.connections})
         """the live counters (:meth:`counts` returns a copy)"""
@@ -169,8 +171,8 @@ class Emulator(PlanBackend):
             s_in = out[c.src]
             counts.synops[c.name] += synops(c.fan, s_in[m])
             if self.precision == FIXED_PRECISION:
-                a = dense_accumulate(c.weight, s_in, c.exp)
-            elif self.batch is None:
+                a = dense_accumulate(c.weight, s_in, c.exp, c.plan)
+            elif self.batch is None or c.plan.conv is not None:  # a convolution sums per copy
                 a = _float_dense(c, s_in)
             else:  # per copy, in the order one copy sums (float addition is not associative)
                 a = np.stack([_float_dense(c, row) for row in s_in])
@@ -215,7 +217,10 @@ class Emulator(PlanBackend):
 
 
 def _float_dense(c: _Conn, s_in: np.ndarray) -> np.ndarray:
-    """One copy's float Dense output, summed in the order Lava's float models sum."""
+    """One copy's float Dense output, summed in the order Lava's float models sum (a
+    convolution: the plan's one function, which spikeloop's Lava convolution model runs)."""
+    if c.plan.conv is not None:
+        return c.plan.apply(c.weight, s_in)
     if c.delay:  # Lava's float DelayDense sums rows of weights * input
         return (c.weight * np.asarray(s_in, np.float64)).sum(axis=1)
     if c.src == INPUT:

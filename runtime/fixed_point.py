@@ -115,15 +115,19 @@ def lava_effective_weights(weights: np.ndarray, num_weight_bits: int = 8) -> np.
     return -w if mode == "inh" else w
 
 
-def dense_accumulate(w_eff: np.ndarray, s_in: np.ndarray, weight_exp: int) -> np.ndarray:
+def dense_accumulate(w_eff: np.ndarray, s_in: np.ndarray, weight_exp: int, conn=None) -> np.ndarray:
     """Dendritic sum of Lava's bit-accurate Dense: ``(w @ s) << exp`` (arithmetic >> if < 0).
 
     ``w_eff`` may be given as float64: integer sums below 2**53 are exact there, and BLAS
     is far faster than numpy's integer matmul. ``s_in`` is ``(n,)`` or ``(batch, n)``
-    (integer sums: the same numbers in any order).
+    (integer sums: the same numbers in any order). ``conn``: the plan's connection, whose
+    map (a convolution kernel's, where it has one) ``w_eff`` is applied as.
     """
-    s = np.asarray(s_in, dtype=w_eff.dtype)
-    acc = (w_eff @ s if s.ndim == 1 else s @ w_eff.T).astype(np.int64)
+    if conn is not None and conn.conv is not None:
+        acc = np.rint(conn.apply(np.asarray(w_eff, np.float64), s_in)).astype(np.int64)
+    else:
+        s = np.asarray(s_in, dtype=w_eff.dtype)
+        acc = (w_eff @ s if s.ndim == 1 else s @ w_eff.T).astype(np.int64)
     return np.left_shift(acc, weight_exp) if weight_exp > 0 else np.right_shift(acc, -weight_exp)
 
 
@@ -199,7 +203,7 @@ def _state_bound(plan: NetworkPlan, name: str, src_max: dict[str, float]) -> tup
     p = plan.population(name)
     step_in = np.zeros(p.size)
     for c in plan.incoming(name):
-        step_in += np.abs(c.weight).sum(axis=1) * src_max[c.src]
+        step_in += c.row_abs_sum() * src_max[c.src]
     # The slowest decay of the population bounds every neuron's state (a valid bound, not a
     # replacement of the per-neuron decays, which the backends run as they are).
     du = float(np.min(p.du))

@@ -457,12 +457,19 @@ class LavaPerNode(LavaBackend):
         for c in plan.connections:
             bits = 24 if c.src == INPUT else 0
             cls, extra = (P.CountingDelayDense, {"delays": c.delay}) if c.delay else (P.CountingDense, {})
-            if self.precision == FIXED_PRECISION:
-                f = fixed.connections[c.name]
-                dense = cls(weights=f.weights, weight_exp=f.weight_exp, num_weight_bits=f.num_weight_bits,
+            if c.conv is not None and not c.delay:
+                cls, extra = P.CountingConv, {"geometry": c.conv}
+            fixed_c = fixed.connections[c.name] if self.precision == FIXED_PRECISION else None
+            if c.conv is not None and c.delay:  # DelayDense holds a matrix: unrolled (within its limit)
+                weights = c.dense() if fixed_c is None else np.rint(
+                    c.conv.matrix(fixed_c.weights.astype(np.float64), f"connection {c.name!r}")).astype(np.int32)
+            else:
+                weights = np.asarray(c.weight) if fixed_c is None else fixed_c.weights
+            if fixed_c is not None:
+                dense = cls(weights=weights, weight_exp=fixed_c.weight_exp, num_weight_bits=fixed_c.num_weight_bits,
                             num_message_bits=bits, name=c.name, **extra)
             else:
-                dense = cls(weights=np.asarray(c.weight), num_message_bits=bits, name=c.name, **extra)
+                dense = cls(weights=weights, num_message_bits=bits, name=c.name, **extra)
             src = host_in.s_out if c.src == INPUT else self.procs[c.src].s_out
             src.connect(dense.s_in)
             dense.a_out.connect(self.procs[c.dst].a_in)

@@ -44,8 +44,8 @@ Not supported (:class:`~spikeloop.core.errors.ExportError` naming the node): sof
 a population fed by more than one connection or not by the previous layer (skips,
 merges, recurrence), delayed connections (netx's ``delay`` field is not written), a
 non-spiking population that is not the last layer, ``dv = 1`` (vDecay 4096 does not
-fit 12 bits), and a threshold or weights that vanish on netx's grid. Convolutions
-arrive here already composed into dense connections and are written as ``dense``.
+fit 12 bits), a threshold or weights that vanish on netx's grid, and convolutions
+(the plan keeps them as kernels; netx's conv block is not written).
 """
 from __future__ import annotations
 
@@ -102,6 +102,9 @@ def _chain(plan: NetworkPlan) -> None:
             if c.graph_delay or c.delay:
                 raise ExportError(f"node {c.name!r}: delayed connections (a Delay node) are not exported "
                                   "to netx")
+            if c.conv is not None:
+                raise ExportError(f"node {c.name!r}: a convolution; spikeloop writes netx's dense blocks only "
+                                  "(netx's conv block is not written yet). Run it with a Lava backend")
         last = i == len(plan.populations) - 1
         if not p.spiking and not last:
             raise ExportError(f"node {p.name!r}: a non-spiking {p.kind} that feeds another layer is not "

@@ -117,9 +117,121 @@ class DecisionWindow:
         return {"T": self.T, "latency": self.latency}
 
 
+MAX_UNROLLED = 50_000_000
+"""the most entries of a dense matrix that a convolution (or a map composed with one) is
+unrolled into where nothing else expresses it"""
+
+
+def _pair(x) -> tuple[int, int]:
+    a = np.asarray(x).reshape(-1)
+    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Where a convolution kernel ``(C_out, C_in / groups, kh, kw)`` slides: the layout of
+    its input ``in_shape`` and output ``out_shape`` (both ``(C, H, W)``, flattened in C
+    order into the populations), stride, padding, dilation and groups.
+
+    The kernel is what a convolutional chip stores, and what every backend applies: one
+    function, :meth:`apply`, in float64 (integer sums below 2**53 are exact there, so the
+    fixed-point backends use it too). :meth:`matrix` unrolls it only on request.
+    """
+
+    in_shape: tuple
+    out_shape: tuple
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    groups: int = 1
+
+    @classmethod
+    def of(cls, kernel_shape, in_shape, stride=1, padding=0, dilation=1, groups=1) -> "ConvGeometry":
+        """The geometry of a kernel of ``kernel_shape`` on ``in_shape``; the output shape follows."""
+        c, h, w = (int(n) for n in in_shape)
+        co, ci, kh, kw = (int(n) for n in kernel_shape)
+        (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+        if ci * int(groups) != c or co % int(groups):
+            raise NIRValidationError(f"kernel {tuple(kernel_shape)} with groups {groups} does not take "
+                                     f"an input of {c} channels")
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if oh < 1 or ow < 1:
+            raise NIRValidationError(f"kernel {tuple(kernel_shape)} does not fit an input of shape {(c, h, w)} "
+                                     f"(padding {(ph, pw)}, dilation {(dh, dw)})")
+        return cls((c, h, w), (co, oh, ow), (sh, sw), (ph, pw), (dh, dw), int(groups))
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        (ph, pw) = self.padding
+        return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+    def _taps(self, kh: int, kw: int):
+        """Per kernel tap ``(i, j)``: the slices of the padded input it reads for every output."""
+        (_, oh, ow), (sh, sw), (dh, dw) = self.out_shape, self.stride, self.dilation
+        for i in range(kh):
+            for j in range(kw):
+                yield i, j, (slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+
+    def apply(self, kernel: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The convolution of flat input(s) ``x`` (``(n_in,)`` or ``(batch, n_in)``): float64, flat.
+
+        numpy only (im2col, then one matrix product per group): it runs inside Lava's
+        forked model processes, where torch's thread pool can hang.
+        """
+        kernel = np.asarray(kernel, np.float64)
+        x = np.asarray(x, np.float64)
+        lead = x.shape[:-1]
+        c, _, _ = self.in_shape
+        co, ci, kh, kw = kernel.shape
+        _, oh, ow = self.out_shape
+        g = self.groups
+        xp = self._padded(x.reshape(-1, *self.in_shape))
+        b = xp.shape[0]
+        cols = np.empty((b, c, kh, kw, oh, ow))
+        for i, j, (rows, cells) in self._taps(kh, kw):
+            cols[:, :, i, j] = xp[:, :, rows, cells]
+        cols = cols.reshape(b, g, ci * kh * kw, oh * ow)
+        out = np.matmul(kernel.reshape(g, co // g, ci * kh * kw), cols)  # (b, g, co/g, oh*ow)
+        return out.reshape(*lead, self.n_out)
+
+    def transpose_apply(self, kernel: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The transpose of :meth:`apply` on one flat output ``y`` (what each input reaches)."""
+        kernel = np.asarray(kernel, np.float64)
+        c, h, w = self.in_shape
+        co, ci, kh, kw = kernel.shape
+        _, oh, ow = self.out_shape
+        g = self.groups
+        yg = np.asarray(y, np.float64).reshape(g, co // g, oh * ow)
+        cols = np.matmul(kernel.reshape(g, co // g, ci * kh * kw).transpose(0, 2, 1), yg)
+        cols = cols.reshape(c, kh, kw, oh, ow)
+        (ph, pw) = self.padding
+        xp = np.zeros((c, h + 2 * ph, w + 2 * pw))
+        for i, j, (rows, cells) in self._taps(kh, kw):
+            xp[:, rows, cells] += cols[:, i, j]
+        return xp[:, ph:ph + h, pw:pw + w].reshape(-1)
+
+    def matrix(self, kernel: np.ndarray, what: str = "convolution") -> np.ndarray:
+        """The dense ``(n_out, n_in)`` matrix of the convolution, refused past :data:`MAX_UNROLLED`."""
+        if self.n_in * self.n_out > MAX_UNROLLED:
+            raise NIRValidationError(f"{what} on an input of {self.n_in:,} values would unroll into a dense "
+                                     f"matrix of {self.n_in * self.n_out:,} entries, more than the limit "
+                                     f"{MAX_UNROLLED:,}")
+        return self.apply(kernel, np.eye(self.n_in)).T.copy()
+
+
 @dataclass
 class Connection:
-    """Dense synapses ``weight`` (dst.size, src size) from ``src`` into ``dst``.
+    """Synapses ``weight`` from ``src`` into ``dst``: a dense matrix (dst.size, src size), or,
+    with ``conv``, a convolution kernel ``(C_out, C_in / groups, kh, kw)`` applied as
+    :class:`ConvGeometry` says (the kernel is stored, never unrolled).
 
     ``graph_delay``: timesteps between the source's output and its arrival in the graph's
     own time (1 for a recurrent edge, plus any Delay node). ``delay``: the extra Lava
@@ -132,11 +244,47 @@ class Connection:
     weight: np.ndarray
     graph_delay: int = 0
     delay: int = 0
+    conv: ConvGeometry | None = None
 
     @property
     def graded(self) -> bool:
         """True where the source is the host input (graded spikes), not binary spikes."""
         return self.src == INPUT
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(targets, sources)``: the shape of the map as a matrix."""
+        return (self.conv.n_out, self.conv.n_in) if self.conv is not None else tuple(self.weight.shape)
+
+    def apply(self, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``weight`` (this connection's, or its integer registers) applied to flat input(s) ``x``."""
+        if self.conv is not None:
+            return self.conv.apply(weight, x)
+        x = np.asarray(x, dtype=weight.dtype)
+        return weight @ x if x.ndim == 1 else x @ weight.T
+
+    def dense(self) -> np.ndarray:
+        """The dense matrix of the connection (a convolution unrolled, within :data:`MAX_UNROLLED`)."""
+        return self.weight if self.conv is None else self.conv.matrix(self.weight, f"connection {self.name!r}")
+
+    def row_abs_sum(self, weight: np.ndarray | None = None) -> np.ndarray:
+        """Per target, the sum of ``|w|`` over its sources (the largest input one step can bring)."""
+        w = np.abs(np.asarray(self.weight if weight is None else weight, np.float64))
+        return self.conv.apply(w, np.ones(self.conv.n_in)) if self.conv is not None else w.sum(axis=1)
+
+    def fanout(self, weight: np.ndarray | None = None) -> np.ndarray:
+        """Per source, its non-zero synapses (the operations one input event costs)."""
+        nz = (np.asarray(self.weight if weight is None else weight) != 0)
+        if self.conv is None:
+            return np.count_nonzero(nz, axis=0).astype(np.int64)
+        return np.rint(self.conv.transpose_apply(nz.astype(np.float64), np.ones(self.conv.n_out))).astype(np.int64)
+
+    @property
+    def synapses(self) -> int:
+        """Source-target pairs the map connects (zeros too): a dense layer's MACs per pass."""
+        if self.conv is None:
+            return int(self.weight.size)
+        return int(self.fanout(np.ones_like(self.weight)).sum())
 
 
 @dataclass
@@ -162,7 +310,7 @@ class NetworkPlan:
         for c in self.connections:
             if c.src not in sizes or c.dst not in sizes or c.dst == INPUT:
                 raise NIRValidationError(f"connection {c.name!r}: unknown endpoint {c.src!r} -> {c.dst!r}")
-            if c.weight.shape != (sizes[c.dst], sizes[c.src]):
+            if c.shape != (sizes[c.dst], sizes[c.src]) or (c.conv is not None and c.weight.shape[0] != c.conv.out_shape[0]):
                 raise NIRValidationError(
                     f"connection {c.name!r}: weight shape {c.weight.shape} does not match "
                     f"{c.src!r} ({sizes[c.src]}) -> {c.dst!r} ({sizes[c.dst]})")

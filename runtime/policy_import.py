@@ -228,7 +228,7 @@ def _voltage_bound(plan: NetworkPlan, name: str) -> float:
             continue
         if c.graded or not plan.population(c.src).spiking:
             return float("inf")
-        u = u + np.abs(np.asarray(c.weight, np.float64)).sum(axis=1)
+        u = u + c.row_abs_sum()
     du, dv = np.asarray(pop.du, np.float64), np.asarray(pop.dv, np.float64)
     if np.any(du <= 0) or np.any(dv <= 0):
         return float("inf")

@@ -69,7 +69,9 @@ class Reference(PlanBackend):
             a_in = torch.zeros(p.size, dtype=torch.float64)
             for c in self.plan.incoming(p.name):
                 if t - c.graph_delay >= 0:
-                    a_in = a_in + self._weights[c.name] @ self._sent[c.src][t - c.graph_delay]
+                    src = self._sent[c.src][t - c.graph_delay]
+                    a_in = a_in + (torch.from_numpy(c.apply(c.weight, src.numpy())) if c.conv is not None
+                                   else self._weights[c.name] @ src)
             du, dv, bias = self._params[p.name]
             self.u[p.name], self.v[p.name], s, _ = cuba_step(
                 self.u[p.name], self.v[p.name], a_in, du=du, dv=dv, bias=bias, vth=p.vth, reset=p.reset,

@@ -474,7 +474,7 @@ def _check_same_network(policy, plan, ckpt: Path, source: str) -> None:
         raise ConfigError(f"{ckpt}: the checkpoint beside {source} cannot be compiled: {e}") from None
 
     def shape(p):
-        return ([(q.name, q.size) for q in p.populations], sorted((c.name, c.weight.shape) for c in p.connections),
+        return ([(q.name, q.size) for q in p.populations], sorted((c.name, c.shape, c.conv) for c in p.connections),
                 p.input_size, p.T)
 
     if shape(mine) != shape(plan):

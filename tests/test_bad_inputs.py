@@ -1828,11 +1828,16 @@ def _(w):
         "input": nir.Input(np.array([1, 400, 400])),
         "conv": nir.Conv2d(input_shape=np.array([400, 400]), weight=np.ones((2, 1, 3, 3)), stride=1, padding=1,
                            dilation=1, groups=1, bias=np.zeros(2)),
+        # two convolutions with no neuron between compose into one map, which is no convolution
+        "conv2": nir.Conv2d(input_shape=np.array([400, 400]), weight=np.ones((2, 2, 3, 3)), stride=1, padding=1,
+                            dilation=1, groups=1, bias=np.zeros(2)),
         "lif": nir.LIF(tau=np.full((2, 400, 400), 0.01), r=np.ones((2, 400, 400)), v_leak=np.zeros((2, 400, 400)),
                        v_threshold=np.ones((2, 400, 400))),
         "output": nir.Output(np.array([2, 400, 400]))},
-        edges=[("input", "conv"), ("conv", "lif"), ("lif", "output")], metadata={"dt": 1e-3}, type_check=False)
-    return lambda: plan_from_nir(g, source="g.nir"), E.NIRValidationError, ["g.nir", "'conv'", "unroll"]
+        edges=[("input", "conv"), ("conv", "conv2"), ("conv2", "lif"), ("lif", "output")], metadata={"dt": 1e-3},
+        type_check=False)
+    return lambda: plan_from_nir(g, source="g.nir"), E.NIRValidationError, ["g.nir", "'conv2'", "composed",
+                                                                            "unroll", "50,000,000"]
 
 
 @api("plan-encoding-size-not-input")

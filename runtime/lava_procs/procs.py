@@ -32,7 +32,7 @@ from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat
 from lava.proc.lif.process import LIFReset
 
 from spikeloop.runtime.counters import fanout, neuron_activity
-from spikeloop.runtime.fixed_point import LOIHI, VTH_SHIFT, effective_bias
+from spikeloop.runtime.fixed_point import LOIHI, VTH_SHIFT, dense_accumulate, effective_bias, lava_effective_weights
 from spikeloop.core.neuron import FLOAT, cuba_step
 
 FLOAT_TAG, FIXED_TAG = "floating_pt", "fixed_pt"
@@ -333,6 +333,85 @@ class PyCountingDelayDenseFloat(_CountingDenseMixin, PyDelayDenseModelFloat):
 @tag(FIXED_TAG, "bit_accurate_loihi")
 class PyCountingDelayDenseBitAcc(_CountingDenseMixin, PyDelayDenseModelBitAcc):
     pass
+
+
+class CountingConv(AbstractProcess):
+    """Convolutional synapses with a ``synops`` counter: a kernel that slides over its source.
+
+    Lava's own ``Conv`` process holds (W, H, C) ports and its fixed-point model applies no
+    weight exponent; this one takes the flat (C, H, W) populations of the plan and the
+    kernel with Loihi's weight exponent, and applies it with the plan's one convolution
+    function (:meth:`~spikeloop.runtime.plan.ConvGeometry.apply`), as the emulator does.
+    Timing is Dense's: the output of step ``t`` is delivered at ``t + 1``.
+    """
+
+    def __init__(self, *, weights, geometry, weight_exp=0, num_weight_bits=8, num_message_bits=0, **kwargs):
+        super().__init__(geometry=geometry, weight_exp=weight_exp, num_weight_bits=num_weight_bits,
+                         num_message_bits=num_message_bits, **kwargs)
+        self.s_in = InPort(shape=(geometry.n_in,))
+        self.a_out = OutPort(shape=(geometry.n_out,))
+        self.weights = Var(shape=weights.shape, init=weights)
+        self.a_buff = Var(shape=(geometry.n_out,), init=0)
+        self.synops = Var(shape=(1,), init=0)
+
+
+class _CountingConvModel(PyLoihiProcessModel):
+    synops: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.geometry = proc_params["geometry"]
+        self.weight_exp = int(proc_params["weight_exp"])
+        self.num_weight_bits = int(proc_params["num_weight_bits"])
+        self.graded = int(proc_params["num_message_bits"]) > 0
+        self._conn = self._fan = None
+
+    def accumulate(self, s_in: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def run_spk(self):
+        from spikeloop.runtime.plan import Connection
+
+        if self._conn is None:  # the weights are final once the model runs
+            self._conn = Connection("conv", "src", "dst", self.kernel(), conv=self.geometry)
+            self._fan = self._conn.fanout()
+        self.a_out.send(self.a_buff)
+        s = self.s_in.recv()
+        s = s if self.graded else (s != 0).astype(s.dtype)
+        self.synops[0] += int(self._fan[np.asarray(s) != 0].sum())
+        self.a_buff = self.accumulate(s)
+
+
+@implements(proc=CountingConv, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FLOAT_TAG)
+class PyCountingConvFloat(_CountingConvModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, float)
+    weights: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def kernel(self):
+        return np.asarray(self.weights, np.float64)
+
+    def accumulate(self, s_in):
+        return self._conn.apply(self._conn.weight, s_in)
+
+
+@implements(proc=CountingConv, protocol=LoihiProtocol)
+@requires(CPU)
+@tag(FIXED_TAG, "bit_accurate_loihi")
+class PyCountingConvBitAcc(_CountingConvModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    weights: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
+
+    def kernel(self):
+        return lava_effective_weights(self.weights, self.num_weight_bits)
+
+    def accumulate(self, s_in):
+        return dense_accumulate(self._conn.weight.astype(np.float64), s_in, self.weight_exp, self._conn)
 
 
 class CountingLIFReset(LIFReset):
