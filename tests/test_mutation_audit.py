@@ -1604,8 +1604,9 @@ def test_compiler_recurrence_delay_and_reset_modes():
     assert _compile(g).populations[1].reset == "hard"         # a non-spiking population: hard
 
 
-def test_compiler_unrolls_conv_and_pooling_into_dense():
-    """Conv2d, SumPool2d and AvgPool2d become the dense matrices they apply (C-order, per sample)."""
+def test_compiler_keeps_conv_and_pooling_as_kernels():
+    """Conv2d, SumPool2d and AvgPool2d stay kernels (a pooling the depthwise kernel of ones or of
+    their mean) whose unrolled matrices are the maps they apply (C-order, per sample)."""
     import nir
 
     k = np.zeros((1, 1, 2, 2))
@@ -1618,21 +1619,28 @@ def test_compiler_unrolls_conv_and_pooling_into_dense():
     g.nodes["input"] = nir.Input({"input": np.array([1, 2, 3])})
     plan = _compile(g)
     # input 2 x 3 (x0..x5), output 1 x 2: y0 = x0 + 2 x1 + 3 x3 + 4 x4, y1 = x1 + 2 x2 + 3 x4 + 4 x5; IF gain dt * r
-    np.testing.assert_allclose(plan.connections[0].weight, 1e-3 * np.array([[1, 2, 0, 3, 4, 0], [0, 1, 2, 0, 3, 4]]))
+    np.testing.assert_allclose(plan.connections[0].dense(), 1e-3 * np.array([[1, 2, 0, 3, 4, 0], [0, 1, 2, 0, 3, 4]]))
     assert plan.input_shape == (1, 2, 3) and plan.populations[0].shape == (1, 1, 2)
+    conv = plan.connections[0]
+    np.testing.assert_allclose(conv.weight, 1e-3 * k)  # the kernel itself, times the IF gain
+    assert conv.conv.in_shape == (1, 2, 3) and conv.conv.out_shape == (1, 1, 2) and conv.shape == (2, 6)
+    np.testing.assert_array_equal(conv.fanout(), [1, 2, 1, 1, 2, 1])
+    np.testing.assert_allclose(conv.row_abs_sum(), 1e-3 * np.array([10, 10]))
+    assert plan.connections[1].conv is None  # the Linear after the Flatten is dense
     pool = _g({"p": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
                "if": nir.IF(np.ones((1, 1, 1)), np.ones((1, 1, 1)))}, [("input", "p"), ("p", "if"), ("if", "output")], 4, 1)
     pool.nodes["input"] = nir.Input({"input": np.array([1, 2, 2])})
-    np.testing.assert_allclose(_compile(pool).connections[0].weight, 1e-3 * np.ones((1, 4)))
+    np.testing.assert_allclose(_compile(pool).connections[0].dense(), 1e-3 * np.ones((1, 4)))
+    assert _compile(pool).connections[0].weight.shape == (1, 1, 2, 2)
     pool.nodes["p"] = nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0]))
-    np.testing.assert_allclose(_compile(pool).connections[0].weight, 1e-3 * np.full((1, 4), 0.25))
+    np.testing.assert_allclose(_compile(pool).connections[0].dense(), 1e-3 * np.full((1, 4), 0.25))
     pool.nodes["input"] = nir.Input({"input": np.array([2, 2])})          # (H, W): one channel
-    np.testing.assert_allclose(_compile(pool).connections[0].weight, 1e-3 * np.full((1, 4), 0.25))
+    np.testing.assert_allclose(_compile(pool).connections[0].dense(), 1e-3 * np.full((1, 4), 0.25))
     flat = _g({"conv": nir.Conv2d((2, 3), k, 1, 0, 1, 1, np.zeros(1)), "if": nir.IF(np.ones((1, 1, 2)), np.ones((1, 1, 2))),
                "flat": nir.Flatten({"input": np.array([1, 1, 2])}), "fc": nir.Linear(np.ones((1, 2))),
                "li": nir.LI(np.array([0.001]), np.ones(1), np.zeros(1))},
               [("input", "conv"), ("conv", "if"), ("if", "flat"), ("flat", "fc"), ("fc", "li"), ("li", "output")], 6, 1)
-    np.testing.assert_allclose(_compile(flat).connections[0].weight,           # flat input read as (1, 2, 3)
+    np.testing.assert_allclose(_compile(flat).connections[0].dense(),           # flat input read as (1, 2, 3)
                                1e-3 * np.array([[1, 2, 0, 3, 4, 0], [0, 1, 2, 0, 3, 4]]))
 
 
