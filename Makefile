@@ -12,6 +12,7 @@ NEUROBENCH := neurobench==2.3.0
 SINABS := sinabs==3.1.3
 ROCKPOOL := rockpool==3.1.0
 PBR    := pbr==7.1.3
+MINATAR := minatar==1.0.15
 SB3    := stable-baselines3==2.7.0 cloudpickle==3.1.3 pandas==2.2.3 pytz==2026.6 tzdata==2026.6
 
 .PHONY: setup demo test test-slow bench mutation clean
@@ -42,6 +43,9 @@ $(STAMP): pyproject.toml Makefile
 	# Stable-Baselines3 (MIT; a test dependency: the tests convert DQN archives it writes) without its
 	# deps, so that pandas stays on a numpy<2 release; spikeloop reads its .zip files without it.
 	$(PIP) install -q --no-deps $(SB3)
+	# MinAtar (GPL-3.0: a test dependency and optional extra; spikeloop imports it only when a
+	# MinAtar id is made) declares gym/matplotlib/seaborn pins it does not need for its games.
+	$(PIP) install -q --no-deps $(MINATAR)
 	$(PIP) install -q -e ".[test,envs]"
 	$(PY) -c "import spikeloop.runtime.lava_compat as c; c.check()"
 	touch $(STAMP)

@@ -130,6 +130,27 @@ class InputEncoding:
         std = np.maximum(obs.std(axis=0), 1e-3)
         return cls(mean=tuple(obs.mean(axis=0).tolist()), std=tuple(std.tolist()), clip=clip, bits=bits)
 
+    @classmethod
+    def fit_image(cls, observations: np.ndarray, shape: tuple[int, int, int], bits: int = 8) -> "InputEncoding":
+        """Freeze the normalization of flattened ``(C, H, W)`` images: each channel divided by its
+        peak ``max |x|`` over the samples (1 for a channel that stays 0), no offset, clip 1.
+
+        One scale per channel, not per pixel, keeps a convolution's kernel meaning the same
+        everywhere on the image, and zero stays zero: an empty pixel sends no event.
+        """
+        from spikeloop.core.errors import ConfigError
+
+        obs = np.asarray(observations, dtype=np.float64)
+        c = int(shape[0])
+        if obs.ndim != 2 or obs.shape[0] == 0 or obs.shape[1] != int(np.prod(shape)):
+            raise ConfigError(f"input encoding: fitting images of shape {tuple(shape)} needs observations of "
+                              f"{int(np.prod(shape))} values each, got observations of shape {obs.shape}")
+        if not np.all(np.isfinite(obs)):
+            raise ConfigError("input encoding: the observations to fit hold NaN or inf")
+        peak = np.abs(obs).reshape(obs.shape[0], c, -1).max(axis=(0, 2))
+        std = np.repeat(np.where(peak > 0, peak, 1.0), obs.shape[1] // c)
+        return cls(mean=(0.0,) * obs.shape[1], std=tuple(std.tolist()), clip=1.0, bits=bits)
+
 
 READOUT_VOLTAGE, SPIKE_COUNT, ATOMS = "readout_voltage", "spike_count", "atoms"
 DECODING_KINDS = (READOUT_VOLTAGE, SPIKE_COUNT, ATOMS)

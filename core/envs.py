@@ -1,5 +1,14 @@
-"""Gymnasium environments, with one clear error for an id that does not exist."""
+"""Gymnasium environments, with one clear error for an id that does not exist.
+
+Every environment spikeloop creates gives a flat float observation: a vector stays as
+it is, and an image (a 2-D or 3-D Box) is laid out channels first, ``(C, H, W)``, and
+flattened, the layout of a convolution's input, so that the replay buffer, the frozen
+encoder and every backend see one vector per observation. :func:`observation_shape`
+gives the shape the policy's first layer takes.
+"""
 from __future__ import annotations
+
+import importlib.util
 
 import gymnasium as gym
 import numpy as np
@@ -7,8 +16,77 @@ import numpy as np
 from spikeloop.core.errors import ConfigError
 
 
-DISCRETE_EXAMPLES = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3")
-"""gymnasium ids whose spaces fit: a flat Box observation and Discrete actions"""
+DISCRETE_EXAMPLES = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "MinAtar/Breakout-v1")
+"""gymnasium ids whose spaces fit: a Box observation (a vector or an image) and Discrete actions"""
+
+MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
+"""MinAtar (Young & Tian 2019) games, registered as ``MinAtar/<Game>-v1`` when the package is installed"""
+
+
+def _register_minatar() -> None:
+    """Register MinAtar's games with gymnasium if the (optional, GPL-3.0) package is installed.
+
+    gymnasium 1.x loads no plugins, and MinAtar registers its ids only once imported; it is
+    not imported here (it stays off spikeloop's path unless a MinAtar id is made), only
+    found, and its ids name its own entry point.
+    """
+    if "MinAtar/Breakout-v1" in gym.registry or importlib.util.find_spec("minatar") is None:
+        return
+    for game in MINATAR_GAMES:
+        name = "".join(w.capitalize() for w in game.split("_"))
+        gym.register(id=f"MinAtar/{name}-v1", entry_point=_minatar_env, max_episode_steps=MINATAR_MAX_STEPS,
+                     kwargs=dict(game=game, use_minimal_action_set=True))
+
+
+MINATAR_MAX_STEPS = 10_000
+"""spikeloop's own bound on a MinAtar episode (MinAtar sets none, and a good Breakout agent
+can play on for ever); each game's own rules end an episode well before it for a random policy"""
+
+
+def _minatar_env(**kwargs) -> gym.Env:
+    """MinAtar's gymnasium environment, imported without its import-time warnings about the
+    rendering packages (matplotlib, seaborn) it does not need to play: ``logging.warning``
+    would also install a handler on the caller's root logger."""
+    import logging
+
+    root, null, level = logging.getLogger(), logging.NullHandler(), logging.root.manager.disable
+    root.addHandler(null)
+    logging.disable(logging.WARNING)
+    try:
+        from minatar.gym import BaseEnv
+    finally:
+        logging.disable(level)
+        root.removeHandler(null)
+    return BaseEnv(**kwargs)
+
+
+_register_minatar()
+
+
+class ChannelsFirstFlat(gym.ObservationWrapper):
+    """An image observation as one float32 vector, laid out ``(C, H, W)``.
+
+    ``image_shape`` is that ``(C, H, W)``. A 3-D Box is channels-last (``H, W, C``, as
+    MinAtar's) when its last axis is the shortest of its first and last axes, and
+    channels-first otherwise (as a frame stack's ``4, 84, 84``); a 2-D Box is one channel.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        shape = tuple(env.observation_space.shape)
+        self.channels_last = len(shape) == 3 and shape[-1] < shape[0]
+        self.image_shape = ((1, *shape) if len(shape) == 2 else
+                            (shape[2], shape[0], shape[1]) if self.channels_last else shape)
+        low = self._flat(env.observation_space.low)
+        high = self._flat(env.observation_space.high)
+        self.observation_space = gym.spaces.Box(low, high, (low.size,), np.float32)
+
+    def _flat(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        return (np.moveaxis(x, -1, 0) if self.channels_last else x).reshape(-1)
+
+    def observation(self, observation):
+        return self._flat(observation)
 
 
 def registered_id(env_id) -> str:
@@ -41,7 +119,10 @@ def _extra(env_id: str) -> str | None:
 
 
 def make_env(env_id: str, seed: int | None = None) -> gym.Env:
-    """Create ``env_id``; it must have a flat Box observation and Discrete actions."""
+    """Create ``env_id``; it must have a Box observation (a vector or an image) and Discrete actions.
+
+    An image comes out flattened channels-first (:class:`ChannelsFirstFlat`).
+    """
     registered_id(env_id)
     try:
         env = gym.make(env_id)
@@ -60,14 +141,19 @@ def make_env(env_id: str, seed: int | None = None) -> gym.Env:
         raise ConfigError(f"{env_id}: its action space is {env.action_space}; spikeloop's policies choose one "
                           f"of n actions, so they need a Discrete action space (as {', '.join(DISCRETE_EXAMPLES)} "
                           "have)")
-    if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Box) or not 1 <= len(space.shape) <= 3:
         env.close()
-        shape = getattr(env.observation_space, "shape", None)
-        hint = (" (an image needs a convolutional policy, which spikeloop's training does not build yet; "
-                "flattening it with gymnasium.wrappers.FlattenObservation would fit an MLP)"
-                if shape is not None and len(shape) >= 2 else "")
-        raise ConfigError(f"{env_id}: its observation space is {env.observation_space}; spikeloop's MLP "
-                          f"policies take one flat Box vector (shape (n,)){hint}")
+        shape = getattr(space, "shape", None)
+        hint = (" (a Dict or Tuple space can be flattened with gymnasium.wrappers.FlattenObservation)"
+                if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)) else
+                " (a 4-D Box, such as stacked RGB frames, can be merged into (C, H, W) first)"
+                if shape is not None and len(shape) > 3 else "")
+        raise ConfigError(f"{env_id}: its observation space is {space}; spikeloop's policies take a Box of a "
+                          f"vector (n,), for an MLP, or an image (H, W), (H, W, C) or (C, H, W), for a "
+                          f"convolutional policy{hint}")
+    if len(space.shape) > 1:
+        env = ChannelsFirstFlat(env)
     if seed is not None:
         check_seed(seed)
         env.reset(seed=seed)
@@ -89,6 +175,13 @@ def env_spaces(env_id: str) -> tuple[int, int]:
         return int(env.observation_space.shape[0]), int(env.action_space.n)
     finally:
         env.close()
+
+
+def observation_shape(env: gym.Env) -> tuple[int, ...]:
+    """The shape a policy's first layer takes from ``env`` (made by :func:`make_env`):
+    ``(n,)`` for a vector, ``(C, H, W)`` for an image."""
+    shape = getattr(env, "image_shape", None)
+    return tuple(int(n) for n in shape) if shape is not None else (int(env.observation_space.shape[0]),)
 
 
 def check_env_fits(env_id: str, obs_size: int, n_values: int, source: str) -> None:

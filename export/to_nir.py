@@ -18,7 +18,7 @@ from torch import nn
 
 from spikeloop.core.errors import ExportError, NIRValidationError
 from spikeloop.core.metadata import GraphMeta, check_dt
-from spikeloop.train.graph import Delay, Neuron, QuantLinear, Scale, SpikingGraph, SumPool2d, Threshold
+from spikeloop.train.graph import Delay, Neuron, QuantConv2d, QuantLinear, Scale, SpikingGraph, SumPool2d, Threshold
 from spikeloop.train.policy import Policy
 
 
@@ -98,7 +98,8 @@ def _conv2d(m: nn.Conv2d, ctx: NodeContext) -> nir.NIRNode:
                           "in NIR; use 'zeros'")
     bias = _f64(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float64)
     padding = m.padding if isinstance(m.padding, str) else _ints(m.padding)
-    return nir.Conv2d(input_shape=_ints(ctx.input_shape[1:]), weight=_f64(m.weight), stride=_ints(m.stride),
+    weight = _f64(m.deployed_weight() if isinstance(m, QuantConv2d) else m.weight)  # the deployed grid
+    return nir.Conv2d(input_shape=_ints(ctx.input_shape[1:]), weight=weight, stride=_ints(m.stride),
                       padding=padding, dilation=_ints(m.dilation), groups=int(m.groups), bias=bias)
 
 

@@ -238,9 +238,10 @@ def add_config_options(parser: argparse.ArgumentParser, cls) -> None:
         if isinstance(default, bool):
             group.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
                                help=f"{doc} (default: {default})")
-        elif isinstance(default, list):
-            group.add_argument(flag, dest=f.name, type=type(default[0]), nargs="+", default=None,
-                               help=f"{doc} (default: {' '.join(map(str, default))})")
+        elif isinstance(default, list):  # an empty default (no convolutions) can be asked for again: nargs *
+            item = type(default[0]) if default else {"list[float]": float, "list[str]": str}.get(str(f.type), int)
+            group.add_argument(flag, dest=f.name, type=item, nargs="+" if default else "*", default=None,
+                               help=f"{doc} (default: {' '.join(map(str, default)) or 'none'})")
         else:
             group.add_argument(flag, dest=f.name, type=type(default), default=None,
                                help=f"{doc} (default: {default})")

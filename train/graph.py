@@ -13,7 +13,7 @@ It runs in *graph time* (no Lava pipeline delays). At every timestep ``t``:
 * a Delay of ``k`` steps gives its input as it stood at the end of step ``t - k``;
 * state (neurons, delays) persists across steps from zero; nested graphs are inlined.
 
-Node modules: ``nn.Linear``, :class:`Scale`, ``nn.Conv2d``, ``nn.Flatten``,
+Node modules: ``nn.Linear``, :class:`Scale`, ``nn.Conv2d`` (and :class:`QuantConv2d`), ``nn.Flatten``,
 :class:`SumPool2d`, ``nn.AvgPool2d``, :class:`Delay`, :class:`Threshold`,
 :class:`Neuron` and a nested :class:`SpikingGraph`. Stateful nodes expose
 ``step(x, state) -> (y, state)`` (state ``None`` at ``t = 0``); the others are plain
@@ -118,7 +118,38 @@ class Scale(nn.Module):
         return x * self.scale
 
 
-class QuantLinear(nn.Linear):
+class _DeployedWeight:
+    """The weight a synapse deploys: ``_weight()`` on the 8-bit grid when ``fake_quant``.
+
+    Without gradients (acting, evaluating) the grid is recomputed only when the weight
+    changes: a decision window applies the layer ``T`` times to one weight.
+    """
+
+    fake_quant: bool
+    _deployed: tuple | None = None
+
+    def _weight(self) -> torch.Tensor:
+        return self.weight
+
+    def _exact(self) -> bool:
+        """The trained weight is what deploys (no grid, no noise, no fixed combination)."""
+        return not self.fake_quant
+
+    def deployed_weight(self) -> torch.Tensor:
+        """The weight the forward pass uses and export writes (the deployed grid)."""
+        if self._exact():
+            return self.weight
+        if torch.is_grad_enabled() or getattr(self, "noise_on", False):
+            w = self._weight()
+            return fake_quantize(w) if self.fake_quant else w
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
+        if self._deployed is None or self._deployed[0] != key:
+            w = self._weight()
+            self._deployed = (key, (fake_quantize(w) if self.fake_quant else w).detach())
+        return self._deployed[1]
+
+
+class QuantLinear(_DeployedWeight, nn.Linear):
     """``nn.Linear`` trained against the 8-bit weight grid of the fixed-point deployment.
 
     With ``fake_quant`` the forward pass uses :func:`fake_quantize` of the weight
@@ -141,7 +172,6 @@ class QuantLinear(nn.Linear):
         rows = out_features if combine is None else int(combine.shape[1])
         super().__init__(in_features, rows, bias=bias, dtype=dtype)
         self.fake_quant = bool(fake_quant)
-        self._deployed: tuple | None = None
         self.noisy_std = float(noisy_std)
         self.noise_on = False
         if combine is not None:
@@ -172,18 +202,8 @@ class QuantLinear(nn.Linear):
             w = w + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
         return w if self.combine is None else self.combine @ w
 
-    def deployed_weight(self) -> torch.Tensor:
-        if not self.fake_quant and self.combine is None and not self.noise_on:
-            return self.weight
-        if torch.is_grad_enabled() or self.noise_on:
-            w = self._weight()
-            return fake_quantize(w) if self.fake_quant else w
-        # without gradients (acting, evaluating) the grid is recomputed only when the weight changes
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
-        if self._deployed is None or self._deployed[0] != key:
-            w = self._weight()
-            self._deployed = (key, (fake_quantize(w) if self.fake_quant else w).detach())
-        return self._deployed[1]
+    def _exact(self) -> bool:
+        return not self.fake_quant and self.combine is None and not self.noise_on
 
     def deployed_bias(self) -> torch.Tensor | None:
         if self.bias is None or self.combine is None:
@@ -201,6 +221,26 @@ class QuantLinear(nn.Linear):
         if self.combine is not None:
             extra += f", combine={tuple(self.combine.shape)}"
         return super().extra_repr() + extra
+
+
+class QuantConv2d(_DeployedWeight, nn.Conv2d):
+    """A bias-free ``nn.Conv2d`` trained against the 8-bit weight grid (as :class:`QuantLinear`).
+
+    The grid is per tensor, the fixed-point compiler's grid for the one population the
+    convolution feeds; the bias lives in that population's neurons.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 fake_quant: bool = False, dtype: torch.dtype | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False,
+                         dtype=dtype)
+        self.fake_quant = bool(fake_quant)
+
+    def forward(self, x):
+        return self._conv_forward(x, self.deployed_weight(), None)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", fake_quant={self.fake_quant}"
 
 
 class SumPool2d(nn.Module):
@@ -507,14 +547,21 @@ class SpikingGraph(nn.Module):
             graph = graph.nodes[part]
         return graph._shapes[parts[-1]][0]
 
+    def _shaped(self, x: torch.Tensor, lead: int) -> torch.Tensor:
+        """``x`` with its flat per-sample input (an image laid out as a vector) given ``input_shape``."""
+        if len(self.input_shape) > 1 and x.ndim == lead + 1 and x.shape[-1] == math.prod(self.input_shape):
+            return x.reshape(*x.shape[:lead], *self.input_shape)
+        return x
+
     def forward(self, x: torch.Tensor, record: bool = False):
-        """Run ``x`` (T, batch, *input_shape) from zero state.
+        """Run ``x`` (T, batch, *input_shape) from zero state; a flat per-sample input is reshaped.
 
         With ``record``, also return traces ``{name: (T, batch, *shape)}``: for neuron
         nodes ``'<node>.spikes'`` (spiking kinds) and ``'<node>.v'`` (voltage after
         reset), for other nodes ``'<node>.out'``; nested nodes are named
         ``'<subgraph>.<node>'``.
         """
+        x = self._shaped(x, 2)
         if x.ndim < 2 or tuple(x.shape[2:]) != self.input_shape:
             raise ConfigError(f"SpikingGraph input must be (T, batch, {', '.join(map(str, self.input_shape))}), "
                               f"got {tuple(x.shape)}")
@@ -531,8 +578,11 @@ class SpikingGraph(nn.Module):
     def window(self, x: torch.Tensor, T: int) -> torch.Tensor:
         """Hold ``x`` (batch, *input_shape) for ``T`` steps from zero state: ``(T, batch, *out)``.
 
+        A flat ``(batch, prod(input_shape))`` input (as the encoder gives an image) is reshaped.
+
         The closed-loop decision window. Nodes fed by the input alone are computed once.
         """
+        x = self._shaped(x, 1)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ConfigError(f"SpikingGraph window input must be (batch, {', '.join(map(str, self.input_shape))}), "
                               f"got {tuple(x.shape)}")

@@ -14,7 +14,7 @@ import torch
 
 from spikeloop.core.errors import ConfigError
 from spikeloop.core.neuron import HARD, RESET_MODES, SOFT
-from spikeloop.train.graph import Neuron, QuantLinear, SpikingGraph, check_surrogate
+from spikeloop.train.graph import Neuron, QuantConv2d, QuantLinear, SpikingGraph, check_surrogate
 
 MAX_PARAMETERS = 50_000_000
 """the largest network a checkpoint may declare (weights and biases)"""
@@ -89,6 +89,81 @@ def dueling_matrices(n_actions: int, atoms: int = 1) -> tuple[torch.Tensor, torc
     return mv, ma
 
 
+def _check_neuron_args(du, dv, readout_du, readout_dv, vth, noisy_std, surrogate, surrogate_alpha, reset, dtype,
+                       **flags) -> None:
+    """One error naming a neuron or synapse option of a spiking builder that is out of range."""
+    for name, value in (("du", du), ("dv", dv), ("readout_du", readout_du), ("readout_dv", readout_dv)):
+        if value is not None:
+            _number(name, value, 0.0, 1.0)
+    _number("vth", vth, 0.0)
+    _number("noisy_std", noisy_std, 0.0, low_open=False)
+    check_surrogate(surrogate, surrogate_alpha)
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise ConfigError(f"network argument {name} must be true or false, got {flag!r}")
+    if not isinstance(reset, str) or reset not in RESET_MODES:
+        raise ConfigError(f"network argument reset must be one of {RESET_MODES}, got {reset!r}")
+    if dtype not in ("float32", "float64"):
+        raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def _population_kind(du: float, spiking: bool) -> tuple[str, str]:
+    """The neuron kind of a population and its node-name label (CUBA when ``du < 1``)."""
+    cuba = du != 1.0
+    kind = ("CubaLIF" if cuba else "LIF") if spiking else ("CubaLI" if cuba else "LI")
+    return kind, {"LIF": "lif", "LI": "li", "CubaLIF": "cubalif", "CubaLI": "cubali"}[kind]
+
+
+def _spiking_layers(nodes: dict, edges: list, prev: str, sizes: list[int], *, du, dv, vth, readout_du, readout_dv,
+                    reset, fake_quant, surrogate_alpha, surrogate, tdtype, spiking_readout, dueling, atoms,
+                    noisy_std) -> str:
+    """Add the fully connected spiking layers ``sizes`` after node ``prev``; return the readout's name."""
+    def population(name_of, size, readout):
+        d_u = readout_du if readout else du
+        spiking = not readout or spiking_readout
+        kind, label = _population_kind(d_u, spiking)
+        name = name_of(label)
+        nodes[name] = Neuron(size, kind, du=d_u if d_u != 1.0 else None, dv=readout_dv if readout else dv,
+                             vth=vth if spiking else None, reset=reset, surrogate_alpha=surrogate_alpha,
+                             surrogate=surrogate, dtype=tdtype)
+        return name
+
+    def synapse(name, src, a, b, combine=None):
+        nodes[name] = QuantLinear(a, b, bias=False, fake_quant=fake_quant, dtype=tdtype, noisy_std=noisy_std,
+                                  combine=combine)
+        edges.append((src, name))
+        return name
+
+    trunk = len(sizes) - (3 if dueling else 2)  # hidden layers before the head(s)
+    for k in range(trunk):
+        fc = synapse(f"fc{k}", prev, sizes[k], sizes[k + 1])
+        prev = population(lambda label: f"{label}{k}", sizes[k + 1], False)
+        edges.append((fc, prev))
+    if dueling:
+        width, n_out = sizes[-2], sizes[-1]
+        mv, ma = dueling_matrices(n_out // atoms, atoms)
+        readout = population(lambda label: label, n_out, True)
+        for stream, m in (("v", mv), ("a", ma)):
+            fc = synapse(f"fc_{stream}", prev, sizes[-3], width)
+            pop = population(lambda label: f"{label}_{stream}", width, False)
+            edges.append((fc, pop))
+            edges.append((synapse(f"head_{stream}", pop, width, n_out, combine=m), readout))
+    else:
+        k = len(sizes) - 2
+        fc = synapse(f"fc{k}", prev, sizes[k], sizes[k + 1])
+        readout = population(lambda label: f"{label}{k}", sizes[-1], True)
+        edges.append((fc, readout))
+    return readout
+
+
+def _check_head(sizes: list[int], atoms, dueling: bool) -> None:
+    if isinstance(atoms, bool) or not isinstance(atoms, int) or atoms < 1 or sizes[-1] % atoms:
+        raise ConfigError(f"network argument atoms must be a positive integer dividing the output size "
+                          f"{sizes[-1]}, got {atoms!r}")
+    if dueling and len(sizes) < 3:
+        raise ConfigError("a dueling network needs at least one hidden layer (its two streams)")
+
+
 @register_builder("mlp")
 def spiking_mlp(sizes, du: float = 1.0, dv: float = 0.125, vth: float = 1.0, readout_dv: float | None = None,
                 readout_du: float | None = None, reset: str = HARD, fake_quant: bool = False,
@@ -115,71 +190,99 @@ def spiking_mlp(sizes, du: float = 1.0, dv: float = 0.125, vth: float = 1.0, rea
     - ``noisy_std``: every synapse a noisy linear layer (deterministic at export).
     """
     sizes = _sizes(sizes)
-    for name, value in (("du", du), ("dv", dv), ("readout_du", readout_du), ("readout_dv", readout_dv)):
-        if value is not None:
-            _number(name, value, 0.0, 1.0)
-    _number("vth", vth, 0.0)
-    _number("noisy_std", noisy_std, 0.0, low_open=False)
-    check_surrogate(surrogate, surrogate_alpha)
-    for name, flag in (("fake_quant", fake_quant), ("spiking_readout", spiking_readout), ("dueling", dueling)):
-        if not isinstance(flag, bool):
-            raise ConfigError(f"network argument {name} must be true or false, got {flag!r}")
-    if isinstance(atoms, bool) or not isinstance(atoms, int) or atoms < 1 or sizes[-1] % atoms:
-        raise ConfigError(f"network argument atoms must be a positive integer dividing the output size "
-                          f"{sizes[-1]}, got {atoms!r}")
-    if not isinstance(reset, str) or reset not in RESET_MODES:
-        raise ConfigError(f"network argument reset must be one of {RESET_MODES}, got {reset!r}")
-    if dtype not in ("float32", "float64"):
-        raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    if dueling and len(sizes) < 3:
-        raise ConfigError("a dueling network needs at least one hidden layer (its two streams)")
-    tdtype = getattr(torch, dtype)
+    _check_neuron_args(du, dv, readout_du, readout_dv, vth, noisy_std, surrogate, surrogate_alpha, reset, dtype,
+                       fake_quant=fake_quant, spiking_readout=spiking_readout, dueling=dueling)
+    _check_head(sizes, atoms, dueling)
     readout_du = du if readout_du is None else readout_du
     readout_dv = dv if readout_dv is None else readout_dv
     nodes, edges = {}, []
-
-    def population(name_of, size, readout):
-        d_u = readout_du if readout else du
-        cuba = d_u != 1.0
-        spiking = not readout or spiking_readout
-        kind = ("CubaLIF" if cuba else "LIF") if spiking else ("CubaLI" if cuba else "LI")
-        label = {"LIF": "lif", "LI": "li", "CubaLIF": "cubalif", "CubaLI": "cubali"}[kind]
-        name = name_of(label)
-        nodes[name] = Neuron(size, kind, du=d_u if cuba else None, dv=readout_dv if readout else dv,
-                             vth=vth if spiking else None, reset=reset, surrogate_alpha=surrogate_alpha,
-                             surrogate=surrogate, dtype=tdtype)
-        return name
-
-    def synapse(name, src, a, b, combine=None):
-        nodes[name] = QuantLinear(a, b, bias=False, fake_quant=fake_quant, dtype=tdtype, noisy_std=noisy_std,
-                                  combine=combine)
-        edges.append((src, name))
-        return name
-
-    prev = "input"
-    trunk = len(sizes) - (3 if dueling else 2)  # hidden layers before the head(s)
-    for k in range(trunk):
-        fc = synapse(f"fc{k}", prev, sizes[k], sizes[k + 1])
-        prev = population(lambda label: f"{label}{k}", sizes[k + 1], False)
-        edges.append((fc, prev))
-    if dueling:
-        width, n_out = sizes[-2], sizes[-1]
-        mv, ma = dueling_matrices(n_out // atoms, atoms)
-        readout = population(lambda label: label, n_out, True)
-        for stream, m in (("v", mv), ("a", ma)):
-            fc = synapse(f"fc_{stream}", prev, sizes[-3], width)
-            pop = population(lambda label: f"{label}_{stream}", width, False)
-            edges.append((fc, pop))
-            edges.append((synapse(f"head_{stream}", pop, width, n_out, combine=m), readout))
-    else:
-        k = len(sizes) - 2
-        fc = synapse(f"fc{k}", prev, sizes[k], sizes[k + 1])
-        readout = population(lambda label: f"{label}{k}", sizes[-1], True)
-        edges.append((fc, readout))
+    readout = _spiking_layers(nodes, edges, "input", sizes, du=du, dv=dv, vth=vth, readout_du=readout_du,
+                              readout_dv=readout_dv, reset=reset, fake_quant=fake_quant,
+                              surrogate_alpha=surrogate_alpha, surrogate=surrogate, tdtype=getattr(torch, dtype),
+                              spiking_readout=spiking_readout, dueling=dueling, atoms=atoms, noisy_std=noisy_std)
     edges.append((readout, "output"))
     graph = SpikingGraph(nodes, edges, input_shape=sizes[0])
     graph.spec = {"builder": "mlp", "args": {
         "sizes": sizes, "du": du, "dv": dv, "vth": vth, "readout_du": readout_du, "readout_dv": readout_dv,
+        "reset": reset, "fake_quant": fake_quant, "surrogate_alpha": surrogate_alpha, "dtype": dtype,
+        "surrogate": surrogate, "spiking_readout": spiking_readout, "dueling": dueling, "atoms": atoms,
+        "noisy_std": noisy_std}}
+    return graph
+
+
+def _positive_ints(name: str, values, least: int = 1) -> list[int]:
+    if not isinstance(values, (list, tuple)) or len(values) < least or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in values):
+        raise ConfigError(f"network argument {name} must list at least {least} positive integer(s), got {values!r}")
+    return list(values)
+
+
+@register_builder("conv")
+def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1, padding: int = 0,
+                 du: float = 1.0, dv: float = 0.125, vth: float = 1.0, readout_dv: float | None = None,
+                 readout_du: float | None = None, reset: str = HARD, fake_quant: bool = False,
+                 surrogate_alpha: float = 2.0, dtype: str = "float32", surrogate: str = "arctan",
+                 spiking_readout: bool = False, dueling: bool = False, atoms: int = 1,
+                 noisy_std: float = 0.0) -> SpikingGraph:
+    """A convolutional spiking Q-network (DSQN's convolutional variant): image in, values out.
+
+    Nodes ``conv0, lif_c0, conv1, lif_c1, ...`` (bias-free :class:`QuantConv2d` into a
+    spiking population of the feature map's shape ``(C, H, W)``, the bias in the neurons),
+    then ``flatten`` and the fully connected layers of :func:`spiking_mlp` over
+    ``[C*H*W, *sizes]`` (``sizes``: hidden sizes, then the output size), with every option
+    of it (the noisy synapses are the fully connected ones). ``input_shape`` is the image's
+    ``(C, H, W)``; every convolution has the same ``kernel``, ``stride`` and zero
+    ``padding``. The compiler keeps each convolution a convolution: its kernel deploys,
+    not an unrolled matrix.
+    """
+    if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
+        raise ConfigError(f"network argument input_shape must be an image's (C, H, W), got {input_shape!r}")
+    shape = _positive_ints("input_shape", input_shape, 3)
+    channels = _positive_ints("channels", channels)
+    sizes = _positive_ints("sizes", sizes)
+    for name, value, lo in (("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise ConfigError(f"network argument {name} must be an integer >= {lo}, got {value!r}")
+    _check_neuron_args(du, dv, readout_du, readout_dv, vth, noisy_std, surrogate, surrogate_alpha, reset, dtype,
+                       fake_quant=fake_quant, spiking_readout=spiking_readout, dueling=dueling)
+    maps, params, (c, h, w) = [], 0, shape
+    for k, out in enumerate(channels):
+        h2, w2 = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
+        if h2 < 1 or w2 < 1:
+            raise ConfigError(f"network argument kernel {kernel} (stride {stride}, padding {padding}) does not "
+                              f"fit convolution {k}'s input of {c}x{h}x{w}")
+        params += c * out * kernel * kernel + out * h2 * w2  # kernel weights, then the neurons' biases
+        maps.append((c, out, (out, h2, w2)))
+        c, h, w = out, h2, w2
+    full = _sizes([c * h * w, *sizes])
+    _check_head(full, atoms, dueling)
+    params += sum(a * b + b for a, b in zip(full[:-1], full[1:]))
+    if params > MAX_PARAMETERS:
+        raise ConfigError(f"a convolutional network of channels {channels} on {shape} with sizes {sizes} declares "
+                          f"{params:,} parameters, more than the limit {MAX_PARAMETERS:,}")
+    tdtype = getattr(torch, dtype)
+    kind, label = _population_kind(du, True)
+    nodes, edges, prev = {}, [], "input"
+    for k, (c_in, c_out, out_shape) in enumerate(maps):
+        nodes[f"conv{k}"] = QuantConv2d(c_in, c_out, kernel, stride=stride, padding=padding, fake_quant=fake_quant,
+                                        dtype=tdtype)
+        nodes[f"{label}_c{k}"] = Neuron(out_shape, kind, du=du if du != 1.0 else None, dv=dv, vth=vth, reset=reset,
+                                        surrogate_alpha=surrogate_alpha, surrogate=surrogate, dtype=tdtype)
+        edges += [(prev, f"conv{k}"), (f"conv{k}", f"{label}_c{k}")]
+        prev = f"{label}_c{k}"
+    nodes["flatten"] = torch.nn.Flatten()
+    edges.append((prev, "flatten"))
+    readout_du = du if readout_du is None else readout_du
+    readout_dv = dv if readout_dv is None else readout_dv
+    readout = _spiking_layers(nodes, edges, "flatten", full, du=du, dv=dv, vth=vth, readout_du=readout_du,
+                              readout_dv=readout_dv, reset=reset, fake_quant=fake_quant,
+                              surrogate_alpha=surrogate_alpha, surrogate=surrogate, tdtype=tdtype,
+                              spiking_readout=spiking_readout, dueling=dueling, atoms=atoms, noisy_std=noisy_std)
+    edges.append((readout, "output"))
+    graph = SpikingGraph(nodes, edges, input_shape=shape)
+    graph.spec = {"builder": "conv", "args": {
+        "input_shape": shape, "channels": channels, "sizes": sizes, "kernel": kernel, "stride": stride,
+        "padding": padding, "du": du, "dv": dv, "vth": vth, "readout_du": readout_du, "readout_dv": readout_dv,
         "reset": reset, "fake_quant": fake_quant, "surrogate_alpha": surrogate_alpha, "dtype": dtype,
         "surrogate": surrogate, "spiking_readout": spiking_readout, "dueling": dueling, "atoms": atoms,
         "noisy_std": noisy_std}}

@@ -1,6 +1,8 @@
 """Spiking DQN in the style of DSQN (Liu et al. 2022) with the Rainbow parts, in one readable file.
 
-The Q-network is a spiking MLP (:func:`~spikeloop.train.networks.spiking_mlp`):
+The Q-network is a spiking MLP (:func:`~spikeloop.train.networks.spiking_mlp`), or for an
+image environment spiking convolutions before it (``conv_channels``,
+:func:`~spikeloop.train.networks.spiking_conv`, the convolutional DSQN):
 observations enter as graded input held for ``T`` timesteps, hidden LIF or CUBA-LIF
 layers (hard or soft reset, arctan, sigmoid or fast-sigmoid surrogate), and a readout
 decoded as its voltage at the last step, its mean over the window, or its spike count.
@@ -32,13 +34,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from spikeloop.core.coding import ATOMS, SPIKE_COUNT, Decoding, InputEncoding
-from spikeloop.core.envs import make_env, random_observations
+from spikeloop.core.envs import make_env, observation_shape, random_observations
 from spikeloop.core.errors import ConfigError
 from spikeloop.train.agents import TrainResult, register_agent
 from spikeloop.train.evaluate import evaluate_torch
 from spikeloop.core.neuron import RESET_MODES
 from spikeloop.train.graph import DEFAULT_SLOPES, SURROGATES
-from spikeloop.train.networks import dense_mlp, noisy_layers, spiking_mlp
+from spikeloop.train.networks import dense_mlp, noisy_layers, spiking_conv, spiking_mlp
 from spikeloop.train.policy import Policy, Provenance, window_readout
 from spikeloop.train.replay import NStep, PrioritizedReplay, ReplayBuffer
 from spikeloop.train.seeding import seed_everything
@@ -49,13 +51,20 @@ class DQNConfig:
     """Hyperparameters of a spiking DQN run (every field is a CLI option of `spikeloop train`)."""
 
     env_id: str = "CartPole-v1"
-    """gymnasium environment id (Discrete actions, flat Box observations)"""
+    """gymnasium environment id (Discrete actions; Box observations: a vector, or an image for conv_channels)"""
     seed: int = 0
     """seeds the environment, torch, numpy and replay sampling: same seed, same weights"""
     total_steps: int = 60_000
     """environment steps at most (training stops early once the eval target is met)"""
     hidden: list[int] = field(default_factory=lambda: [64, 64])
-    """hidden LIF layer sizes"""
+    """hidden LIF layer sizes (after the convolutions, if any)"""
+    conv_channels: list[int] = field(default_factory=list)
+    """channels of the spiking convolutions before the hidden layers (empty: an MLP); an image environment
+    (as MinAtar/Breakout-v1) only"""
+    conv_kernel: int = 3
+    """kernel size of every convolution"""
+    conv_stride: int = 1
+    """stride of every convolution"""
     network: str = "spiking"
     """spiking (the deployable Q-network) or dense (a ReLU twin of the same sizes: the comparison baseline and
     the source of `spikeloop convert`; it does not export to NIR)"""
@@ -139,7 +148,8 @@ class DQNConfig:
     norm_steps: int = 2_000
     """random-policy steps used to freeze the input normalization"""
     input_clip: float = 4.0
-    """normalized observations are clipped to +-input_clip"""
+    """normalized observations are clipped to +-input_clip (a vector's; an image is scaled by each channel's
+    peak into [-1, 1])"""
     input_bits: int = 8
     """bits of the graded input payload (Loihi 2 graded spikes)"""
     threads: int = 1
@@ -176,6 +186,12 @@ class DQNConfig:
         if not isinstance(self.hidden, list) or not self.hidden or not all(
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.hidden):
             raise ConfigError(f"config field 'hidden' must list positive layer sizes, got {self.hidden!r}")
+        if not isinstance(self.conv_channels, list) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.conv_channels):
+            raise ConfigError(f"config field 'conv_channels' must list positive channel counts (or be empty), got "
+                              f"{self.conv_channels!r}")
+        integer("conv_kernel", 1, 64)
+        integer("conv_stride", 1, 64)
         inner = sum(a * b + b for a, b in zip(self.hidden[:-1], self.hidden[1:]))
         if inner > MAX_PARAMETERS:
             raise ConfigError(f"config field 'hidden' {self.hidden} declares {inner:,} parameters between the "
@@ -212,9 +228,9 @@ class DQNConfig:
             raise ConfigError(f"config field 'v_max' ({self.v_max}) must exceed 'v_min' ({self.v_min})")
         if self.network not in ("spiking", "dense"):
             bad("network", "must be spiking or dense")
-        if self.network == "dense" and (self.dueling or self.noisy or self.atoms > 1):
-            raise ConfigError("config field 'network' dense is the plain ReLU twin: it takes no dueling, noisy "
-                              "or atoms option")
+        if self.network == "dense" and (self.dueling or self.noisy or self.atoms > 1 or self.conv_channels):
+            raise ConfigError("config field 'network' dense is the plain ReLU twin of an MLP: it takes no dueling, "
+                              "noisy, atoms or conv_channels option")
         if self.atoms > 1 and self.readout == "spike-count":
             raise ConfigError("config field 'readout' spike-count cannot carry C51 atoms (their logits are "
                               "voltages); use voltage-last or voltage-mean with atoms > 1")
@@ -256,19 +272,31 @@ def _on_decay_grid(d: float, fake_quant: bool) -> float:
     return max(1, round(d * DECAY_GRID)) / DECAY_GRID if fake_quant else d
 
 
-def build_qnet(cfg: DQNConfig, obs_dim: int, n_actions: int):
-    """The spiking Q-network of ``cfg``: a SpikingGraph MLP with its readout, streams and atoms."""
+def check_observations(cfg: DQNConfig, obs_shape: tuple[int, ...]) -> None:
+    """Convolutions need an image: one error naming the environment's observations otherwise."""
+    if cfg.conv_channels and len(obs_shape) != 3:
+        raise ConfigError(f"config field 'conv_channels' {cfg.conv_channels} needs an image environment; "
+                          f"{cfg.env_id} gives vectors of {obs_shape[0]} (leave conv_channels empty for an MLP)")
+
+
+def build_qnet(cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int):
+    """The spiking Q-network of ``cfg`` for observations of ``obs_shape`` (``(n,)`` or an image's
+    ``(C, H, W)``): an MLP, or convolutions then an MLP, with its readout, streams and atoms."""
+    check_observations(cfg, obs_shape)
+    n_in = int(np.prod(obs_shape))
     if cfg.network == "dense":
-        return dense_mlp([obs_dim, *cfg.hidden, n_actions])
+        return dense_mlp([n_in, *cfg.hidden, n_actions])
     grid = cfg.fake_quant
-    return spiking_mlp([obs_dim, *cfg.hidden, n_actions * cfg.atoms], du=_on_decay_grid(cfg.du_hidden, grid),
-                       dv=_on_decay_grid(cfg.dv_hidden, grid), vth=cfg.vth,
-                       readout_du=_on_decay_grid(cfg.du_readout, grid),
-                       readout_dv=_on_decay_grid(cfg.dv_readout, grid), reset=cfg.reset,
-                       fake_quant=cfg.fake_quant, surrogate=cfg.surrogate,
-                       surrogate_alpha=cfg.surrogate_slope or DEFAULT_SLOPES[cfg.surrogate],
-                       spiking_readout=cfg.readout == "spike-count", dueling=cfg.dueling, atoms=cfg.atoms,
-                       noisy_std=cfg.noisy_std if cfg.noisy else 0.0)
+    options = dict(du=_on_decay_grid(cfg.du_hidden, grid), dv=_on_decay_grid(cfg.dv_hidden, grid), vth=cfg.vth,
+                   readout_du=_on_decay_grid(cfg.du_readout, grid), readout_dv=_on_decay_grid(cfg.dv_readout, grid),
+                   reset=cfg.reset, fake_quant=cfg.fake_quant, surrogate=cfg.surrogate,
+                   surrogate_alpha=cfg.surrogate_slope or DEFAULT_SLOPES[cfg.surrogate],
+                   spiking_readout=cfg.readout == "spike-count", dueling=cfg.dueling, atoms=cfg.atoms,
+                   noisy_std=cfg.noisy_std if cfg.noisy else 0.0)
+    if cfg.conv_channels:
+        return spiking_conv(list(obs_shape), cfg.conv_channels, [*cfg.hidden, n_actions * cfg.atoms],
+                            kernel=cfg.conv_kernel, stride=cfg.conv_stride, **options)
+    return spiking_mlp([n_in, *cfg.hidden, n_actions * cfg.atoms], **options)
 
 
 def decoding_of(cfg: DQNConfig) -> Decoding:
@@ -312,12 +340,19 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     env = make_env(cfg.env_id, cfg.seed)
-    obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
-    encoding = InputEncoding.fit(random_observations(cfg.env_id, cfg.norm_steps, cfg.seed + 10_000),
-                                 clip=cfg.input_clip, bits=cfg.input_bits)
+    obs_shape, n_actions = observation_shape(env), int(env.action_space.n)
+    obs_dim = int(np.prod(obs_shape))
+    try:
+        check_observations(cfg, obs_shape)
+    except ConfigError:
+        env.close()
+        raise
+    samples = random_observations(cfg.env_id, cfg.norm_steps, cfg.seed + 10_000)
+    encoding = (InputEncoding.fit_image(samples, obs_shape, bits=cfg.input_bits) if len(obs_shape) == 3
+                else InputEncoding.fit(samples, clip=cfg.input_clip, bits=cfg.input_bits))
     provenance = Provenance("dqn", cfg.env_id, cfg.seed, asdict(cfg))
     window = 1 if cfg.network == "dense" else cfg.T  # a dense network decides in one step
-    q = Policy(build_qnet(cfg, obs_dim, n_actions), window, encoding, decoding_of(cfg), provenance)
+    q = Policy(build_qnet(cfg, obs_shape, n_actions), window, encoding, decoding_of(cfg), provenance)
     q_target = copy.deepcopy(q)
     noise = torch.Generator().manual_seed(cfg.seed + 30_000)
     _set_noise(q, True, noise)
