@@ -29,10 +29,39 @@ BUDGETS = {
     "Acrobot-v1": {"total_steps": 100_000, "target_return": 1e9},
     "MountainCar-v0": {"total_steps": 120_000, "target_return": 1e9},
     "LunarLander-v3": {"total_steps": 300_000, "target_return": 1e9},
+    # the convolutional DSQN: MinAtar's own DQN network (16 3x3 kernels, 128 hidden units; Young & Tian 2019)
+    # with a spiking window of 4, trained for 30 minutes of wall clock
+    "MinAtar/Breakout-v1": {"total_steps": 1_000_000, "max_seconds": 1800.0, "target_return": 1e9,
+                            "conv_channels": [16], "hidden": [128], "T": 4, "batch_size": 32,
+                            "buffer_size": 100_000, "learning_starts": 5_000, "target_update": 1_000,
+                            "eps_end": 0.1, "eps_fraction": 0.1, "lr": 2.5e-4, "eval_every": 10_000},
 }
-"""the step budget of each environment (the issue's targets); only CartPole stops at its solved return"""
+"""the budget of each environment (the issue's targets); only CartPole stops at its solved return"""
 TARGETS = {"CartPole-v1": "≥ 475 within 50k steps and 3 min", "Acrobot-v1": "≥ −76.6 at 100k (SB3 DQN)",
-           "MountainCar-v0": "≥ −100.8 at 120k (SB3 DQN)", "LunarLander-v3": "≥ 200 within 300k"}
+           "MountainCar-v0": "≥ −100.8 at 120k (SB3 DQN)", "LunarLander-v3": "≥ 200 within 300k",
+           "MinAtar/Breakout-v1": "the return reached in 30 minutes, against a random policy"}
+
+
+def random_return(env_id: str, episodes: int, seed: int = 1000) -> list[float]:
+    """Returns of a uniformly random policy over ``episodes`` episodes (reset seeds ``seed``...)."""
+    from spikeloop.core.envs import make_env
+
+    env, out = make_env(env_id), []
+    env.action_space.seed(seed)
+    for k in range(episodes):
+        env.reset(seed=seed + k)
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            total, done = total + r, term or trunc
+        out.append(total)
+    env.close()
+    return out
+
+
+def _budget(env_id: str) -> str:
+    b = BUDGETS[env_id]
+    return (f"{b['max_seconds'] / 60:.0f} minutes" if b.get("max_seconds") else f"{b['total_steps']:,} steps")
 
 
 def one(env_id: str, seed: int, episodes: int, lava_episodes: int) -> dict:
@@ -69,15 +98,26 @@ def write(results: list[dict], args, command: str) -> None:
 
     envs = sorted({r["env_id"] for r in results}, key=list(BUDGETS).index)
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.5), squeeze=False)
-    lines = [f"`{command}` on {machine()}; {args.workers} seeds trained at once (one torch thread each).", "",
-             "Each seed trains `spikeloop train`'s defaults with the step budget shown and keeps its best greedy "
-             f"policy; then torch float and the emulator in Loihi fixed point run {args.episodes} greedy episodes "
-             f"(reset seeds 1000...), Lava fixed point (fused mapping) the first {args.lava_episodes} of them.", ""]
+    lines = ["Each seed trains `spikeloop train`'s defaults (with the config shown) in the budget shown and keeps "
+             "its best greedy policy; then torch float and the emulator in Loihi fixed point run the greedy episodes "
+             "shown (reset seeds 1000...), Lava fixed point (fused mapping) the first few of them. Each environment "
+             "names the command and machine of its run (`benchmarks/agents.json` keeps every run's results).", ""]
     for ax, env_id in zip(axes[0], envs):
         rows = sorted((r for r in results if r["env_id"] == env_id), key=lambda r: r["seed"])
-        lines += [f"### {env_id} (budget {BUDGETS[env_id]['total_steps']:,} steps; target {TARGETS[env_id]})", "",
-                  "| seed | env steps | train s | steps/s | torch float | emulator fixed | Lava fixed | "
-                  "fixed within 2 % of float |", "|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+        run = rows[0]
+        lines += [f"### {env_id} (budget {_budget(env_id)}; target {TARGETS[env_id]})", "",
+                  f"`{run['command']}` on {run['machine']}; {run['workers']} seeds trained at once (one torch thread "
+                  f"each); {len(run['torch'])} episodes in torch and the emulator, {len(run['lava_fixed'])} in Lava.",
+                  ""]
+        extra = {k: v for k, v in BUDGETS[env_id].items() if k not in ("total_steps", "target_return", "max_seconds")}
+        if extra:
+            lines += ["Config beyond the defaults: " + ", ".join(f"`{k}={v}`" for k, v in extra.items()) + ".", ""]
+        if "random" in rows[0]:
+            lines += [f"A uniformly random policy: {_ms(rows[0]['random'])} over {len(rows[0]['random'])} episodes.",
+                      ""]
+        lines += [
+            "| seed | env steps | train s | steps/s | torch float | emulator fixed | Lava fixed | "
+            "fixed within 2 % of float |", "|---:|---:|---:|---:|---:|---:|---:|:---:|"]
         for r in rows:
             tf, ef = np.mean(r["torch"]), np.mean(r["emulator_fixed"])
             lines.append(f"| {r['seed']} | {r['steps']:,} | {r['train_s']:.0f} | {r['steps'] / r['train_s']:.0f} | "
@@ -109,21 +149,27 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--from-json", type=Path, help="rewrite the section from a saved results file")
     args = p.parse_args()
-    command = "python benchmarks/agents.py " + " ".join(sys.argv[1:])
+    command = ("python benchmarks/agents.py " + " ".join(sys.argv[1:])).strip()
+    record = ROOT / "benchmarks" / "agents.json"
     if args.from_json:
-        saved = json.loads(args.from_json.read_text())
-        write(saved["results"], args, saved["command"])
+        write(json.loads(args.from_json.read_text())["results"], args, command)
         return
     jobs = [(e, s) for e in args.envs for s in args.seeds]
+    randoms = {e: random_return(e, args.episodes) for e in args.envs if e.startswith("MinAtar/")}
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(one, e, s, args.episodes, args.lava_episodes) for e, s in jobs]
         results = []
         for f, (e, s) in zip(futures, jobs):
-            results.append(f.result())
+            results.append({**f.result(), "command": command, "machine": machine(), "workers": args.workers,
+                            **({"random": randoms[e]} if e in randoms else {})})
             print(f"{e} seed {s}: {results[-1]['steps']} steps, {results[-1]['train_s']:.0f} s, "
                   f"torch {np.mean(results[-1]['torch']):.1f}", flush=True)
-    (ROOT / "benchmarks" / "agents.json").write_text(json.dumps({"command": command.strip(), "results": results}))
-    write(results, args, command.strip())
+    # other environments' results stay: each run replaces only the (environment, seed) pairs it trained
+    kept = [r for r in json.loads(record.read_text())["results"] if (r["env_id"], r["seed"]) not in set(jobs)] \
+        if record.exists() else []
+    results = kept + results
+    record.write_text(json.dumps({"results": results}))
+    write(results, args, command)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,9 @@ class DQNConfig:
     """bits of the graded input payload (Loihi 2 graded spikes)"""
     threads: int = 1
     """torch CPU threads"""
+    max_seconds: float = 0.0
+    """wall-clock budget of the training loop in seconds, evaluations included (0: none); the run stops with
+    one last evaluation. Where it stops a run, the same seed need not stop at the same step twice"""
 
     def validate(self) -> "DQNConfig":
         """Refuse every value training cannot run with (one error naming the field and the value)."""
@@ -257,6 +260,8 @@ class DQNConfig:
         if finite("input_clip") <= 0:
             bad("input_clip", "must be positive")
         integer("input_bits", *PAYLOAD_BITS)
+        if finite("max_seconds") < 0:
+            bad("max_seconds", "must be 0 (no budget) or a positive number of seconds")
         if not isinstance(self.fake_quant, bool):
             bad("fake_quant", "must be true or false")
         return self
@@ -423,7 +428,8 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
         if step % cfg.target_update == 0:
             q_target.network.load_state_dict(q.network.state_dict())
 
-        if step % cfg.eval_every == 0 and step > cfg.learning_starts:
+        out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
+        if (step % cfg.eval_every == 0 or out_of_time) and step > cfg.learning_starts:
             _set_noise(q, False)  # greedy evaluation of the policy that deploys: the noise means
             rets = evaluate_torch(q, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)
             _set_noise(q, True)
@@ -437,6 +443,9 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
                 break
         if step % 100 == 0:
             bar.update(step - bar.n)
+        if out_of_time:  # evaluated just above: the last stretch of training counts too
+            bar.update(step - bar.n)
+            break
     bar.close()
     env.close()
     _set_noise(q, False)
