@@ -43,7 +43,7 @@ $(STAMP): pyproject.toml Makefile
 	# Stable-Baselines3 (MIT; a test dependency: the tests convert DQN archives it writes) without its
 	# deps, so that pandas stays on a numpy<2 release; spikeloop reads its .zip files without it.
 	$(PIP) install -q --no-deps $(SB3)
-	# MinAtar (GPL-3.0: a test dependency and optional extra; spikeloop imports it only when a
+	# MinAtar (GPL-3.0: a test dependency; spikeloop imports it only when a
 	# MinAtar id is made) declares gym/matplotlib/seaborn pins it does not need for its games.
 	$(PIP) install -q --no-deps $(MINATAR)
 	$(PIP) install -q -e ".[test,envs]"

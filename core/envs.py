@@ -24,7 +24,7 @@ MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 
 
 def _register_minatar() -> None:
-    """Register MinAtar's games with gymnasium if the (optional, GPL-3.0) package is installed.
+    """Register MinAtar's games with gymnasium if the (GPL-3.0, never required) package is installed.
 
     gymnasium 1.x loads no plugins, and MinAtar registers its ids only once imported; it is
     not imported here (it stays off spikeloop's path unless a MinAtar id is made), only

@@ -68,6 +68,17 @@ def test_continuous_action_env_is_refused():
         make_env("Pendulum-v1")
 
 
+def test_a_wall_clock_budget_stops_the_run_with_one_last_evaluation():
+    cfg = DQNConfig(total_steps=1_000_000, learning_starts=50, eval_every=1_000_000, eval_episodes=1,
+                    hidden=[8], T=2, norm_steps=50, max_seconds=1.5)
+    result = train_dqn(cfg, progress=False)
+    evals = [h for h in result.history if "eval_mean" in h]
+    assert result.steps < cfg.total_steps and len(evals) == 1 and evals[0]["step"] == result.steps
+    assert result.best_eval == evals[0]["eval_mean"]
+    with pytest.raises(ConfigError, match=r"'max_seconds' must be 0 \(no budget\) or a positive number"):
+        DQNConfig(max_seconds=-1).validate()
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match=r"unknown DQN config keys \['hiden'\]"):
         config_from_dict(DQNConfig, {"hiden": [3]})
