@@ -107,8 +107,8 @@ def write(results: list[dict], args, command: str) -> None:
         run = rows[0]
         lines += [f"### {env_id} (budget {_budget(env_id)}; target {TARGETS[env_id]})", "",
                   f"`{run['command']}` on {run['machine']}; {run['workers']} seeds trained at once (one torch thread "
-                  f"each); {len(run['torch'])} episodes in torch and the emulator, {len(run['lava_fixed'])} in Lava.",
-                  ""]
+                  f"each); {len(run['torch'])} episodes in torch and the emulator, {len(run['lava_fixed'])} in Lava."
+                  + (f" {run['note']}" if run.get("note") else ""), ""]
         extra = {k: v for k, v in BUDGETS[env_id].items() if k not in ("total_steps", "target_return", "max_seconds")}
         if extra:
             lines += ["Config beyond the defaults: " + ", ".join(f"`{k}={v}`" for k, v in extra.items()) + ".", ""]
@@ -147,6 +147,8 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--lava-episodes", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--note", default="", help="a sentence on how the run was made, printed with its results "
+                   "(for example what else shared the machine)")
     p.add_argument("--from-json", type=Path, help="rewrite the section from a saved results file")
     args = p.parse_args()
     command = ("python benchmarks/agents.py " + " ".join(sys.argv[1:])).strip()
@@ -161,6 +163,7 @@ def main() -> None:
         results = []
         for f, (e, s) in zip(futures, jobs):
             results.append({**f.result(), "command": command, "machine": machine(), "workers": args.workers,
+                            "note": args.note,
                             **({"random": randoms[e]} if e in randoms else {})})
             print(f"{e} seed {s}: {results[-1]['steps']} steps, {results[-1]['train_s']:.0f} s, "
                   f"torch {np.mean(results[-1]['torch']):.1f}", flush=True)
