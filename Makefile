@@ -13,6 +13,7 @@ SINABS := sinabs==3.1.3
 ROCKPOOL := rockpool==3.1.0
 PBR    := pbr==7.1.3
 MINATAR := minatar==1.0.15
+XYLOSIM := xylosim==0.1.3
 SB3    := stable-baselines3==2.7.0 cloudpickle==3.1.3 pandas==2.2.3 pytz==2026.6 tzdata==2026.6
 
 .PHONY: setup demo test test-slow bench mutation clean
@@ -43,9 +44,15 @@ $(STAMP): pyproject.toml Makefile
 	# Stable-Baselines3 (MIT; a test dependency: the tests convert DQN archives it writes) without its
 	# deps, so that pandas stays on a numpy<2 release; spikeloop reads its .zip files without it.
 	$(PIP) install -q --no-deps $(SB3)
-	# MinAtar (GPL-3.0: a test dependency; spikeloop imports it only when a
-	# MinAtar id is made) declares gym/matplotlib/seaborn pins it does not need for its games.
+	# MinAtar (GPL-3.0: a test dependency; spikeloop imports it only when a MinAtar id is made)
+	# declares gym/matplotlib/seaborn pins it does not need for its games.
 	$(PIP) install -q --no-deps $(MINATAR)
+	# xylosim (SynSense's bit-accurate Xylo simulator; it declares no licence, so it is a test dependency
+	# only, never imported by spikeloop) has no cp311 wheel: it builds from source with a C++ compiler in
+	# about 1.5-3 minutes. Without a compiler the Xylo tests fail (they do not skip).
+	if command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1; then \
+		$(PIP) install -q --no-deps $(XYLOSIM) || echo "xylosim did not build: tests/test_xylo.py will fail"; \
+	else echo "no C++ compiler: xylosim not built, tests/test_xylo.py will fail"; fi
 	$(PIP) install -q -e ".[test,envs]"
 	$(PY) -c "import spikeloop.runtime.lava_compat as c; c.check()"
 	touch $(STAMP)

@@ -18,6 +18,10 @@ What differs between float and Loihi fixed point is only the arithmetic of the
 decays, of the synaptic input, and of the state range. That is the ``arith``
 argument: :data:`FLOAT` here, and the integer variant in
 ``spikeloop.runtime.fixed_point`` (bit-exact with Lava's ``fixed_pt`` models).
+Xylo's integer neuron (``spikeloop.runtime.xylo``, bit-exact with SynSense's
+``xylosim``) is a third arithmetic: it also nests the stages of :class:`Arithmetic`
+its own way (input added before the current decays, saturating 16-bit additions,
+bit-shift decays, up to 31 spikes a step with a subtractive reset).
 """
 from __future__ import annotations
 
@@ -29,8 +33,35 @@ SOFT = "soft"
 RESET_MODES = (HARD, SOFT)
 
 
+class Arithmetic:
+    """The three stages of one update, in the order float and Loihi both use.
+
+    An arithmetic gives the primitives (``decay_u``, ``decay_v``, ``synaptic_input``,
+    ``wrap_u``, ``clip_v``); a chip whose stages nest their rounding differently (Xylo:
+    the input is added before the current decays, every addition saturates, several
+    spikes per step) overrides a stage, and :func:`cuba_step` stays the one update.
+    """
+
+    def integrate_u(self, u, a_in, du):
+        """The synaptic current after this step's input."""
+        return self.wrap_u(self.decay_u(u, du) + self.synaptic_input(a_in))
+
+    def integrate_v(self, v, u, bias, dv):
+        """The membrane voltage before the spike test."""
+        return self.clip_v(self.decay_v(v, dv) + u + bias)
+
+    def fire(self, v, vth, reset: str, spike_fn):
+        """``(spikes, v after reset)``: a spike where ``spike_fn(v - vth)``, then the reset."""
+        s = spike_fn(v - vth)
+        if reset == HARD:
+            return s, v - s * v
+        if reset == SOFT:
+            return s, v - s * vth
+        raise ValueError(f"unknown reset mode {reset!r}; expected one of {RESET_MODES}")
+
+
 @dataclass(frozen=True)
-class FloatArithmetic:
+class FloatArithmetic(Arithmetic):
     """Real-valued arithmetic; works on numpy arrays and torch tensors alike.
 
     The operation order matches Lava's ``floating_pt`` LIF models exactly, so that
@@ -83,18 +114,11 @@ def cuba_step(
     threshold elsewhere). In Loihi arithmetic ``u``, ``v``, ``bias`` and ``vth`` are
     the integer register values (``vth`` already shifted), ``du``/``dv`` 12-bit.
     """
-    u = arith.decay_u(u, du)
-    u = arith.wrap_u(u + arith.synaptic_input(a_in))
-    v = arith.clip_v(arith.decay_v(v, dv) + u + bias)
+    u = arith.integrate_u(u, a_in, du)
+    v = arith.integrate_v(v, u, bias, dv)
     if vth is None:
         return u, v, None, v
-    s = spike_fn(v - vth)
-    if reset == HARD:
-        v_out = v - s * v
-    elif reset == SOFT:
-        v_out = v - s * vth
-    else:
-        raise ValueError(f"unknown reset mode {reset!r}; expected one of {RESET_MODES}")
+    s, v_out = arith.fire(v, vth, reset, spike_fn)
     return u, v_out, s, v
 
 

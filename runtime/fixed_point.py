@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikeloop.core.errors import QuantizationError
+from spikeloop.core.neuron import Arithmetic
 from spikeloop.runtime.plan import INPUT, NetworkPlan
 
 DECAY_SHIFT = 12
@@ -62,7 +63,7 @@ def _decay(x, d_eff):
 
 
 @dataclass(frozen=True)
-class LoihiArithmetic:
+class LoihiArithmetic(Arithmetic):
     """Integer arithmetic of Loihi's CUBA-LIF; ``du``/``dv`` are the 12-bit registers."""
 
     name: str = "loihi"
