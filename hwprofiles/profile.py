@@ -8,7 +8,8 @@ term as unpriced and the mapping check reports the rule as not checked. Unknown
 sections, fields and constants are errors, so a typo never silently drops a constant.
 
 Sections: ``[profile]`` (name, title, kind, mapping, graded_spikes, notes),
-``[energy.*]``, ``[timing.*]``, ``[limits.*]`` and ``[reference.*]``. Reference
+``[energy.*]``, ``[timing.*]``, ``[cycles.*]`` (a vendor's clock-cycle model), ``[limits.*]``
+and ``[reference.*]``. Reference
 constants are published figures for other workloads (a keyword-spotting inference,
 a video task); the report shows them as context and never prices anything with them.
 """
@@ -40,6 +41,15 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
         "mac_int8": ("J", NUMBER), "ac_int8": ("J", NUMBER),
     },
     "timing": {"timestep": ("s", NUMBER)},
+    # a vendor's clock-cycle model of one timestep (Xylo: spikeloop.hwprofiles.cycles)
+    "cycles": {
+        "input_event_loop": ("cycles", NUMBER),
+        "hidden_isyn_update": ("cycles", NUMBER),
+        "output_isyn_update": ("cycles", NUMBER),
+        "hidden_neuron_fixed": ("cycles", NUMBER),
+        "output_neuron_fixed": ("cycles", NUMBER),
+        "energy_per_cycle": ("J", NUMBER),
+    },
     "limits": {
         # core-based chips (Loihi, Loihi 2, TrueNorth, SpiNNaker 2)
         "cores": ("cores", COUNT),

@@ -171,6 +171,10 @@ class XyloRegisters:
         """``(inputs, hidden, outputs)``."""
         return self.w_in.shape[0], self.w_in.shape[1], self.w_out.shape[1]
 
+    def recurrent_fanout(self) -> float:
+        """Recurrent synapses per hidden neuron, on average (the cycle model's fan-out)."""
+        return float(np.count_nonzero(self.w_rec, axis=1).mean()) if self.w_rec.size else 0.0
+
 
 def _in_range(name: str, value: np.ndarray, lo: int, hi: int) -> None:
     bad = np.flatnonzero((value < lo) | (value > hi))
@@ -220,8 +224,8 @@ class XyloEmulator:
         self.i_syn, self.v_mem = np.zeros(n_hid, np.int64), np.zeros(n_hid, np.int64)
         self.i_syn_out, self.v_mem_out = np.zeros(n_out, np.int64), np.zeros(n_out, np.int64)
         self.spikes = np.zeros(n_hid, np.int64)
-        self.record: dict[str, list] = {k: [] for k in ("i_syn", "v_mem", "spikes", "i_syn_out", "v_mem_out",
-                                                        "spikes_out")}
+        self.record: dict[str, list] = {k: [] for k in ("events", "i_syn", "v_mem", "spikes", "i_syn_out",
+                                                        "v_mem_out", "spikes_out")}
 
     def step(self, events: np.ndarray) -> np.ndarray:
         """One timestep with ``events`` (one count per input channel); returns the readout spikes."""
@@ -239,8 +243,9 @@ class XyloEmulator:
         self.i_syn_out, self.v_mem_out, out = _update(READOUT, i_out, self.v_mem_out, r.dash_syn_out,
                                                       r.dash_mem_out, r.bias_out, r.vth_out)
         if self.recording:
-            for k, v in (("i_syn", self.i_syn), ("v_mem", self.v_mem), ("spikes", self.spikes),
-                         ("i_syn_out", self.i_syn_out), ("v_mem_out", self.v_mem_out), ("spikes_out", out)):
+            for k, v in (("events", np.minimum(events, MAX_INPUT_EVENTS)), ("i_syn", self.i_syn),
+                         ("v_mem", self.v_mem), ("spikes", self.spikes), ("i_syn_out", self.i_syn_out),
+                         ("v_mem_out", self.v_mem_out), ("spikes_out", out)):
                 self.record[k].append(v.copy())
         return out
 

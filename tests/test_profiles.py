@@ -187,7 +187,7 @@ def test_unknown_constant_and_section_and_profile_field_fail():
     assert _err(MINIMAL + '\n[energy.synops]\nvalue = 1\nunit = "J"\nsource = "x"\nconfidence = "vendor"\n') \
         .startswith("toy.toml: [energy.synops]: unknown constant; allowed in [energy]: ")
     assert _err(MINIMAL + "\n[power.x]\nvalue = 1\n") == \
-        "toy.toml: unknown section(s) ['power']; allowed: profile, energy, timing, limits, reference"
+        "toy.toml: unknown section(s) ['power']; allowed: profile, energy, timing, cycles, limits, reference"
     assert _err(MINIMAL.replace('kind = "conventional"', 'kind = "conventional"\ncolour = "blue"')) == (
         "toy.toml: unknown field(s) ['colour'] in [profile]; allowed: "
         "['graded_spikes', 'kind', 'mapping', 'name', 'notes', 'title']")

@@ -7,6 +7,12 @@ missing ``xylosim`` fails these tests: it is part of the test setup, not optiona
 """
 from __future__ import annotations
 
+import importlib.util
+import sys
+import types
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from xylosim.v2 import XyloLayer, XyloSynapse
@@ -124,3 +130,63 @@ def test_registers_out_of_range_are_refused_with_the_register_named():
         XyloRegisters(**{**vars(good), "shift_rec": 8})
     with pytest.raises(ConfigError, match=r"one non-negative event count per input channel \(16\)"):
         XyloEmulator(good).step(np.zeros(3))
+
+
+def _rockpool_cycles_model():
+    """Rockpool's own cycle model of the Xylo Audio 2 core (its function, loaded from its file).
+
+    Its module imports ``samna`` (not installable here) only to name a type in a signature;
+    the function reads nothing but the config's attributes, so a bare module stands in for
+    that import and the vendor's formula runs as written.
+    """
+    import rockpool
+
+    path = Path(rockpool.__file__).parent / "devices" / "xylo" / "syns61201" / "power_cycles_model.py"
+    samna = types.ModuleType("samna")
+    samna.xyloCore2 = SimpleNamespace(configuration=SimpleNamespace(XyloConfiguration=object))
+    saved = sys.modules.get("samna")
+    sys.modules["samna"] = samna
+    try:
+        spec = importlib.util.spec_from_file_location("rockpool_xylo_a2_cycles", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del sys.modules["samna"]
+        else:
+            sys.modules["samna"] = saved
+    return module.cycles_model, module.est_clock_freq
+
+
+def _rockpool_config(r: XyloRegisters):
+    """The attributes of a Xylo Audio 2 configuration that the cycle model reads, for ``r``."""
+    ns = SimpleNamespace
+    n_hid = r.sizes[1]
+    return ns(
+        input=ns(weights=r.w_in), readout=ns(weights=r.w_out), synapse2_enable=False,
+        reservoir=ns(weights=r.w_rec, neurons=[ns(alias_target=None) for _ in range(n_hid)]))
+
+
+def test_cycle_model_agrees_with_rockpools_on_measured_rasters_and_the_worst_case():
+    from spikeloop.hwprofiles.cycles import xylo_cycles
+    from spikeloop.hwprofiles.profile import load_profile
+
+    cycles_model, est_clock_freq = _rockpool_cycles_model()
+    profile = load_profile("xylo")
+    rng = np.random.default_rng(3)
+    r = _random_registers(rng, n_hid=50, n_out=5, density=0.3)
+    emu = XyloEmulator(r, record=True)
+    emu.run(rng.integers(0, 4, (400, 16)) * (rng.random((400, 16)) < 0.2))
+    rec = {k: np.array(v) for k, v in emu.record.items()}
+    n_in, n_hid, n_out = r.sizes
+    ours = xylo_cycles(profile, n_in, n_hid, n_out, r.recurrent_fanout(), rec["events"], rec["spikes"],
+                       rec["spikes_out"])
+    theirs, isyn2_ops = cycles_model(_rockpool_config(r), rec["events"], rec["spikes"], rec["spikes_out"])
+    assert 0 < ours.hidden_rate < 1 and isyn2_ops == 0
+    assert ours.per_step == pytest.approx(theirs, rel=1e-12)
+    worst = xylo_cycles(profile, n_in, n_hid, n_out, r.recurrent_fanout())
+    assert worst.per_step == pytest.approx(cycles_model(_rockpool_config(r))[0], rel=1e-12)
+    assert worst.clock_hz(1e-3) == pytest.approx(est_clock_freq(_rockpool_config(r), 1e-3), rel=1e-12)
+    assert worst.per_step > ours.per_step
+    with pytest.raises(ConfigError, match=r"profile 'loihi' has no cycle model"):
+        xylo_cycles(load_profile("loihi"), n_in, n_hid, n_out, 1.0)
