@@ -20,6 +20,32 @@ from spikeloop.train.policy import Policy
 DATA = Path(__file__).parent / "data"
 
 
+def deploy_in_lava(tmp_path: Path, policy: Policy, env_id: str, max_steps: int = 40, seed: int = 4242):
+    """Save and reload ``policy``, export it to a NIR file, compile it and run one closed-loop episode
+    (at most ``max_steps`` decisions) on Lava (fused mapping) in float and in fixed point, each beside the
+    emulator as its twin: the runner raises unless both give the same raw output at every decision.
+
+    Returns ``(reloaded policy, plan, {precision: result})``.
+    """
+    from spikeloop.core.nir_io import read_graph, write_graph
+    from spikeloop.runtime.backends import make_backend
+    from spikeloop.runtime.runner import run_closed_loop
+    from spikeloop.train.checkpoint import load_policy, save_policy
+    from spikeloop.train.policy import TorchPolicy
+
+    save_policy(tmp_path / "policy.safetensors", policy)
+    policy, _ = load_policy(tmp_path / "policy.safetensors")
+    write_graph(tmp_path / "policy.nir", export_policy(policy, 1e-3))
+    plan = plan_from_nir(read_graph(tmp_path / "policy.nir"))
+    out = {}
+    for precision in ("float", "fixed"):
+        out[precision] = run_closed_loop(
+            make_backend("lava-fused", plan, precision), env_id, episodes=1, seed=seed,
+            reference=TorchPolicy(policy), twin=make_backend("emulator", plan, precision), progress=False,
+            max_steps=max_steps)
+    return policy, plan, out
+
+
 def random_policy(sizes=(4, 32, 32, 2), T=8, seed=0, weight_std=0.8, bias_std=0.1, du=1.0, dv=0.125,
                   fake_quant=True, dtype=torch.float64):
     """A random MLP policy that spikes a fair amount, and its input encoding."""

@@ -11,20 +11,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import deploy_in_lava
 
 from spikeloop.core.coding import InputEncoding
 from spikeloop.core.envs import make_env, observation_shape
 from spikeloop.core.errors import ConfigError
-from spikeloop.core.nir_io import read_graph, write_graph
-from spikeloop.export.to_nir import export_policy
-from spikeloop.runtime.backends import make_backend
-from spikeloop.runtime.compiler import plan_from_nir
-from spikeloop.runtime.runner import run_closed_loop
+from spikeloop.core.nir_io import read_graph
 from spikeloop.train.agents.dqn import DQNConfig, build_qnet, train_dqn
-from spikeloop.train.checkpoint import load_policy, save_policy
 from spikeloop.train.graph import QuantConv2d, fake_quantize
 from spikeloop.train.networks import build, spiking_conv
-from spikeloop.train.policy import TorchPolicy
 
 pytest.importorskip("minatar")
 
@@ -142,23 +137,12 @@ def test_conv_config_needs_an_image_environment():
 def test_conv_dsqn_trains_on_minatar_and_runs_in_lava_float_and_fixed(tmp_path):
     cfg = DQNConfig(env_id=BREAKOUT, conv_channels=[8], hidden=[32], T=4, total_steps=1200, learning_starts=200,
                     eval_every=600, eval_episodes=2, norm_steps=300, batch_size=32, target_update=200).validate()
-    result = train_dqn(cfg, progress=False)
-    save_policy(tmp_path / "policy.safetensors", result.policy)
-    policy, _ = load_policy(tmp_path / "policy.safetensors")
+    policy, plan, out = deploy_in_lava(tmp_path, train_dqn(cfg, progress=False).policy, BREAKOUT, max_steps=30)
     assert policy.network.spec["builder"] == "conv" and policy.network.input_shape == (4, 10, 10)
-    write_graph(tmp_path / "policy.nir", export_policy(policy, 1e-3))
-    graph = read_graph(tmp_path / "policy.nir")
-    assert graph.nodes["conv0"].weight.shape == (8, 4, 3, 3)
-    plan = plan_from_nir(graph)
+    assert read_graph(tmp_path / "policy.nir").nodes["conv0"].weight.shape == (8, 4, 3, 3)
     conv = plan.connections[0]
     assert conv.conv is not None and conv.conv.in_shape == (4, 10, 10) and conv.conv.out_shape == (8, 8, 8)
     assert plan.input_size == 400
-    out = {}
-    for precision in ("float", "fixed"):
-        out[precision] = run_closed_loop(
-            make_backend("lava-fused", plan, precision), BREAKOUT, episodes=1, seed=4242,
-            reference=TorchPolicy(policy), twin=make_backend("emulator", plan, precision), progress=False,
-            max_steps=30)
     # the twin check inside the runner already proved Lava == emulator at every decision
     assert out["float"].agreement >= 0.95, out["float"].agreement
     assert out["fixed"].agreement >= 0.8, out["fixed"].agreement

@@ -13,21 +13,17 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import deploy_in_lava
+
 from spikeloop.core.coding import ATOMS, SPIKE_COUNT
 from spikeloop.core.errors import ConfigError
-from spikeloop.core.nir_io import read_graph, write_graph
 from spikeloop.export.to_nir import export_policy
 from spikeloop.options import preset_path
 from spikeloop.pipeline import read_config
-from spikeloop.runtime.backends import make_backend
-from spikeloop.runtime.compiler import plan_from_nir
-from spikeloop.runtime.runner import run_closed_loop
 from spikeloop.train.agents import config_from_dict
 from spikeloop.train.agents.dqn import DQNConfig, _c51_target, train_dqn
-from spikeloop.train.checkpoint import load_policy, save_policy
 from spikeloop.train.graph import SURROGATES, QuantLinear, spike, surrogate_grad
 from spikeloop.train.networks import dueling_matrices, noisy_layers, spiking_mlp
-from spikeloop.train.policy import TorchPolicy
 from spikeloop.train.replay import NStep, PrioritizedReplay, ReplayBuffer
 
 BRIEF = dict(total_steps=1500, learning_starts=300, eval_every=750, eval_episodes=3, hidden=[32, 32],
@@ -45,19 +41,7 @@ CASES = {
 
 
 def _deploy_and_check(tmp_path, cfg: DQNConfig):
-    result = train_dqn(cfg, progress=False)
-    save_policy(tmp_path / "policy.safetensors", result.policy)
-    policy, _ = load_policy(tmp_path / "policy.safetensors")
-    graph = export_policy(policy, 1e-3)
-    write_graph(tmp_path / "policy.nir", graph)
-    plan = plan_from_nir(read_graph(tmp_path / "policy.nir"))
-    out = {}
-    for precision in ("float", "fixed"):
-        out[precision] = run_closed_loop(
-            make_backend("lava-fused", plan, precision), cfg.env_id, episodes=1, seed=4242,
-            reference=TorchPolicy(policy), twin=make_backend("emulator", plan, precision), progress=False,
-            max_steps=40)
-    return policy, plan, out
+    return deploy_in_lava(tmp_path, train_dqn(cfg, progress=False).policy, cfg.env_id)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

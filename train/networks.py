@@ -19,6 +19,15 @@ from spikeloop.train.graph import Neuron, QuantConv2d, QuantLinear, SpikingGraph
 MAX_PARAMETERS = 50_000_000
 """the largest network a checkpoint may declare (weights and biases)"""
 
+DECAY_GRID = 4096
+"""Loihi's decays are 12-bit registers: trained on the fixed-point grid, the decays are on it too"""
+
+
+def on_decay_grid(d: float, fake_quant: bool) -> float:
+    """The decay ``d`` rounded onto Loihi's 12-bit grid when ``fake_quant`` (never to 0)."""
+    return max(1, round(d * DECAY_GRID)) / DECAY_GRID if fake_quant else d
+
+
 Builder = Callable[..., SpikingGraph]
 BUILDERS: dict[str, Builder] = {}
 

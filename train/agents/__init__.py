@@ -32,6 +32,9 @@ class TrainResult:
     steps: int
     seconds: float
     history: list[dict]
+    log: list[dict] = dataclasses.field(default_factory=list)
+    """one row per episode (losses, learning rate, entropy, firing rates, gradient norms) for agents that
+    log them: written as ``training.csv`` and plotted"""
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,113 @@ class Agent:
     train: Callable
 
 
+class FieldRules:
+    """The checks agent configs share; each failure is one error naming the field and its value."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def bad(self, name: str, rule: str):
+        raise ConfigError(f"config field {name!r} {rule}, got {getattr(self.cfg, name)!r}")
+
+    def finite(self, name: str) -> float:
+        v = getattr(self.cfg, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            self.bad(name, "must be a finite number")
+        return v
+
+    def integer(self, name: str, lo: int, hi: int | None = None) -> int:
+        v = getattr(self.cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+            self.bad(name, f"must be an integer {'>= ' + str(lo) if hi is None else f'in [{lo}, {hi}]'}")
+        return v
+
+    def boolean(self, *names: str) -> None:
+        for name in names:
+            if not isinstance(getattr(self.cfg, name), bool):
+                self.bad(name, "must be true or false")
+
+    def environment(self) -> None:
+        """``env_id`` names a registered gymnasium environment (never imported on trust)."""
+        from spikeloop.core.envs import registered_id
+
+        if not isinstance(self.cfg.env_id, str):
+            self.bad("env_id", "must be a gymnasium environment id")
+        registered_id(self.cfg.env_id)
+
+    def hidden(self) -> None:
+        """``hidden`` lists positive layer sizes within the parameter limit."""
+        from spikeloop.train.networks import MAX_PARAMETERS
+
+        hidden = self.cfg.hidden
+        if not isinstance(hidden, list) or not hidden or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in hidden):
+            raise ConfigError(f"config field 'hidden' must list positive layer sizes, got {hidden!r}")
+        inner = sum(a * b + b for a, b in zip(hidden[:-1], hidden[1:]))
+        if inner > MAX_PARAMETERS:
+            raise ConfigError(f"config field 'hidden' {hidden} declares {inner:,} parameters between the "
+                              f"hidden layers alone, more than the limit {MAX_PARAMETERS:,}")
+
+    def neuron(self) -> None:
+        """The neuron options every spiking agent has (decays, threshold, reset, surrogate)."""
+        from spikeloop.core.neuron import RESET_MODES
+        from spikeloop.train.graph import SURROGATES
+
+        for name in ("dv_hidden", "dv_readout"):
+            if not 0 < self.finite(name) <= 1:
+                self.bad(name, "must lie in (0, 1] (a voltage decay per step)")
+        for name in ("du_hidden", "du_readout"):
+            if not 0 < self.finite(name) <= 1:
+                self.bad(name, "must lie in (0, 1] (a current decay per step; 1 is no current state)")
+        if self.finite("vth") <= 0:
+            self.bad("vth", "must be positive")
+        if self.cfg.reset not in RESET_MODES:
+            self.bad("reset", f"must be one of {', '.join(RESET_MODES)}")
+        if self.cfg.surrogate not in SURROGATES:
+            self.bad("surrogate", f"must be one of {', '.join(SURROGATES)}")
+        if self.finite("surrogate_slope") < 0:
+            self.bad("surrogate_slope", "must be positive (or 0 for the surrogate's usual slope)")
+
+    def encoding(self) -> None:
+        """The frozen input encoding's options, the threads and the wall-clock budget."""
+        from spikeloop.core.coding import PAYLOAD_BITS
+
+        if self.finite("input_clip") <= 0:
+            self.bad("input_clip", "must be positive")
+        self.integer("input_bits", *PAYLOAD_BITS)
+        self.integer("norm_steps", 1)
+        self.integer("threads", 1)
+        if self.finite("max_seconds") < 0:
+            self.bad("max_seconds", "must be 0 (no budget) or a positive number of seconds")
+
+
+def fit_encoding(cfg, obs_shape: tuple[int, ...]):
+    """The frozen input encoding of an agent config, fitted on random-policy observations: a vector
+    standardised and clipped to ``input_clip``, an image scaled by each channel's peak."""
+    from spikeloop.core.coding import InputEncoding
+    from spikeloop.core.envs import random_observations
+
+    samples = random_observations(cfg.env_id, cfg.norm_steps, cfg.seed + 10_000)
+    if len(obs_shape) == 3:
+        return InputEncoding.fit_image(samples, obs_shape, bits=cfg.input_bits)
+    return InputEncoding.fit(samples, clip=cfg.input_clip, bits=cfg.input_bits)
+
+
+def neuron_options(cfg) -> dict:
+    """The spiking network builder's neuron arguments from an agent config's neuron fields (decays on
+    Loihi's 12-bit grid when the config trains on the fixed-point grid)."""
+    from spikeloop.train.graph import DEFAULT_SLOPES
+    from spikeloop.train.networks import on_decay_grid
+
+    grid = cfg.fake_quant
+    return dict(du=on_decay_grid(cfg.du_hidden, grid), dv=on_decay_grid(cfg.dv_hidden, grid), vth=cfg.vth,
+                readout_du=on_decay_grid(cfg.du_readout, grid), readout_dv=on_decay_grid(cfg.dv_readout, grid),
+                reset=cfg.reset, fake_quant=cfg.fake_quant, surrogate=cfg.surrogate,
+                surrogate_alpha=cfg.surrogate_slope or DEFAULT_SLOPES[cfg.surrogate])
+
+
 AGENTS: dict[str, Agent] = {}
-AGENT_MODULES = ("spikeloop.train.agents.dqn",)
+AGENT_MODULES = ("spikeloop.train.agents.dqn", "spikeloop.train.agents.reinforce")
 """the modules that register the built-in agents (a fixed list: nothing is imported by a name read from a file)"""
 
 
@@ -112,4 +220,5 @@ def config_from_dict(cls: type, d: dict):
     return cfg.validate() if hasattr(cfg, "validate") else cfg
 
 
-__all__ = ["AGENTS", "Agent", "TrainResult", "agent_names", "config_from_dict", "get_agent", "register_agent"]
+__all__ = ["AGENTS", "Agent", "FieldRules", "TrainResult", "agent_names", "config_from_dict", "get_agent",
+           "fit_encoding", "neuron_options", "register_agent"]

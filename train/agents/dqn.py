@@ -24,7 +24,6 @@ Every source of randomness is seeded: the same config and seed give the same wei
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -33,13 +32,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from spikeloop.core.coding import ATOMS, SPIKE_COUNT, Decoding, InputEncoding
-from spikeloop.core.envs import make_env, observation_shape, random_observations
+from spikeloop.core.coding import ATOMS, SPIKE_COUNT, Decoding
+from spikeloop.core.envs import make_env, observation_shape
 from spikeloop.core.errors import ConfigError
-from spikeloop.train.agents import TrainResult, register_agent
+from spikeloop.train.agents import FieldRules, TrainResult, fit_encoding, neuron_options, register_agent
 from spikeloop.train.evaluate import evaluate_torch
-from spikeloop.core.neuron import RESET_MODES
-from spikeloop.train.graph import DEFAULT_SLOPES, SURROGATES
 from spikeloop.train.networks import dense_mlp, noisy_layers, spiking_conv, spiking_mlp
 from spikeloop.train.policy import Policy, Provenance, window_readout
 from spikeloop.train.replay import NStep, PrioritizedReplay, ReplayBuffer
@@ -160,66 +157,27 @@ class DQNConfig:
 
     def validate(self) -> "DQNConfig":
         """Refuse every value training cannot run with (one error naming the field and the value)."""
-        from spikeloop.core.coding import PAYLOAD_BITS
-        from spikeloop.core.envs import registered_id
         from spikeloop.core.metadata import MAX_T
-        from spikeloop.train.networks import MAX_PARAMETERS
 
-        def bad(name: str, rule: str):
-            raise ConfigError(f"config field {name!r} {rule}, got {getattr(self, name)!r}")
-
-        def finite(name: str) -> float:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                bad(name, "must be a finite number")
-            return v
-
-        def integer(name: str, lo: int, hi: int | None = None) -> int:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-                bad(name, f"must be an integer {'>= ' + str(lo) if hi is None else f'in [{lo}, {hi}]'}")
-            return v
-
-        if not isinstance(self.env_id, str):
-            bad("env_id", "must be a gymnasium environment id")
-        registered_id(self.env_id)
+        rules = FieldRules(self)
+        bad, finite, integer = rules.bad, rules.finite, rules.integer
+        rules.environment()
         integer("seed", 0)
         integer("total_steps", 1)
         integer("T", 1, MAX_T)
-        if not isinstance(self.hidden, list) or not self.hidden or not all(
-                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.hidden):
-            raise ConfigError(f"config field 'hidden' must list positive layer sizes, got {self.hidden!r}")
+        rules.hidden()
         if not isinstance(self.conv_channels, list) or not all(
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.conv_channels):
             raise ConfigError(f"config field 'conv_channels' must list positive channel counts (or be empty), got "
                               f"{self.conv_channels!r}")
         integer("conv_kernel", 1, 64)
         integer("conv_stride", 1, 64)
-        inner = sum(a * b + b for a, b in zip(self.hidden[:-1], self.hidden[1:]))
-        if inner > MAX_PARAMETERS:
-            raise ConfigError(f"config field 'hidden' {self.hidden} declares {inner:,} parameters between the "
-                              f"hidden layers alone, more than the limit {MAX_PARAMETERS:,}")
-        for name in ("dv_hidden", "dv_readout"):
-            if not 0 < finite(name) <= 1:
-                bad(name, "must lie in (0, 1] (a voltage decay per step)")
-        for name in ("du_hidden", "du_readout"):
-            if not 0 < finite(name) <= 1:
-                bad(name, "must lie in (0, 1] (a current decay per step; 1 is no current state)")
-        if finite("vth") <= 0:
-            bad("vth", "must be positive")
-        if self.reset not in RESET_MODES:
-            bad("reset", f"must be one of {', '.join(RESET_MODES)}")
-        if self.surrogate not in SURROGATES:
-            bad("surrogate", f"must be one of {', '.join(SURROGATES)}")
-        if finite("surrogate_slope") < 0:
-            bad("surrogate_slope", "must be positive (or 0 for the surrogate's usual slope)")
+        rules.neuron()
         if self.readout not in READOUTS:
             bad("readout", f"must be one of {', '.join(READOUTS)}")
         if finite("reward_scale") <= 0:
             bad("reward_scale", "must be positive")
-        for name in ("double", "dueling", "prioritized", "noisy"):
-            if not isinstance(getattr(self, name), bool):
-                bad(name, "must be true or false")
+        rules.boolean("double", "dueling", "prioritized", "noisy")
         integer("n_step", 1, 1000)
         for name in ("per_alpha", "per_beta"):
             if not 0 <= finite(name) <= 1:
@@ -249,7 +207,7 @@ class DQNConfig:
             raise ConfigError(f"config field 'buffer_size' ({self.buffer_size}) must hold at least one batch "
                               f"(batch_size {self.batch_size})")
         integer("learning_starts", 0)
-        for name in ("train_freq", "target_update", "eval_every", "eval_episodes", "norm_steps", "threads"):
+        for name in ("train_freq", "target_update", "eval_every", "eval_episodes"):
             integer(name, 1)
         for name in ("eps_start", "eps_end", "eps_fraction"):
             if not 0 <= finite(name) <= 1:
@@ -257,24 +215,12 @@ class DQNConfig:
         if finite("grad_clip") <= 0:
             bad("grad_clip", "must be positive")
         finite("target_return")
-        if finite("input_clip") <= 0:
-            bad("input_clip", "must be positive")
-        integer("input_bits", *PAYLOAD_BITS)
-        if finite("max_seconds") < 0:
-            bad("max_seconds", "must be 0 (no budget) or a positive number of seconds")
-        if not isinstance(self.fake_quant, bool):
-            bad("fake_quant", "must be true or false")
+        rules.encoding()
+        rules.boolean("fake_quant")
         return self
 
 
 READOUTS = ("voltage-last", "voltage-mean", "spike-count")
-
-DECAY_GRID = 4096
-"""Loihi's decays are 12-bit registers: with fake_quant the decays train on that grid too"""
-
-
-def _on_decay_grid(d: float, fake_quant: bool) -> float:
-    return max(1, round(d * DECAY_GRID)) / DECAY_GRID if fake_quant else d
 
 
 def check_observations(cfg: DQNConfig, obs_shape: tuple[int, ...]) -> None:
@@ -291,13 +237,8 @@ def build_qnet(cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int):
     n_in = int(np.prod(obs_shape))
     if cfg.network == "dense":
         return dense_mlp([n_in, *cfg.hidden, n_actions])
-    grid = cfg.fake_quant
-    options = dict(du=_on_decay_grid(cfg.du_hidden, grid), dv=_on_decay_grid(cfg.dv_hidden, grid), vth=cfg.vth,
-                   readout_du=_on_decay_grid(cfg.du_readout, grid), readout_dv=_on_decay_grid(cfg.dv_readout, grid),
-                   reset=cfg.reset, fake_quant=cfg.fake_quant, surrogate=cfg.surrogate,
-                   surrogate_alpha=cfg.surrogate_slope or DEFAULT_SLOPES[cfg.surrogate],
-                   spiking_readout=cfg.readout == "spike-count", dueling=cfg.dueling, atoms=cfg.atoms,
-                   noisy_std=cfg.noisy_std if cfg.noisy else 0.0)
+    options = dict(neuron_options(cfg), spiking_readout=cfg.readout == "spike-count", dueling=cfg.dueling,
+                   atoms=cfg.atoms, noisy_std=cfg.noisy_std if cfg.noisy else 0.0)
     if cfg.conv_channels:
         return spiking_conv(list(obs_shape), cfg.conv_channels, [*cfg.hidden, n_actions * cfg.atoms],
                             kernel=cfg.conv_kernel, stride=cfg.conv_stride, **options)
@@ -352,9 +293,7 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
     except ConfigError:
         env.close()
         raise
-    samples = random_observations(cfg.env_id, cfg.norm_steps, cfg.seed + 10_000)
-    encoding = (InputEncoding.fit_image(samples, obs_shape, bits=cfg.input_bits) if len(obs_shape) == 3
-                else InputEncoding.fit(samples, clip=cfg.input_clip, bits=cfg.input_bits))
+    encoding = fit_encoding(cfg, obs_shape)
     provenance = Provenance("dqn", cfg.env_id, cfg.seed, asdict(cfg))
     window = 1 if cfg.network == "dense" else cfg.T  # a dense network decides in one step
     q = Policy(build_qnet(cfg, obs_shape, n_actions), window, encoding, decoding_of(cfg), provenance)
