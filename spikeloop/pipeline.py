@@ -104,9 +104,28 @@ def training_files(agent: str, cfg, result) -> dict:
     from spikeloop.train.checkpoint import save_policy
 
     training = {"best_eval": result.best_eval, "steps": result.steps, "seconds": result.seconds}
-    return {POLICY_CKPT: lambda p: save_policy(p, result.policy, {"training": training}),
-            CONFIG: lambda p: write_toml(p, {"agent": {"name": agent}, agent: asdict(cfg)}),
-            "training.json": lambda p: write_json(p, {**training, "history": result.history})}
+    files = {POLICY_CKPT: lambda p: save_policy(p, result.policy, {"training": training}),
+             CONFIG: lambda p: write_toml(p, {"agent": {"name": agent}, agent: asdict(cfg)}),
+             "training.json": lambda p: write_json(p, {**training, "history": result.history})}
+    if result.log:  # an agent that logs every episode: the table and its plot
+        from spikeloop.plots import plot_training_log
+
+        files |= {"training.csv": lambda p: write_csv(p, result.log),
+                  "training.png": lambda p: plot_training_log(result.log, p)}
+    return files
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """Rows as CSV, one column per key any row has (in first-seen order; blank where a row lacks it)."""
+    import csv
+    import io
+
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, text.getvalue())
 
 
 def read_config(path: Path) -> tuple[str, dict]:

@@ -1,0 +1,279 @@
+"""Spiking REINFORCE: a policy-gradient agent with the stabilisers spiking policies need, in one file.
+
+The policy is a spiking MLP (:func:`~spikeloop.train.networks.spiking_mlp`) whose readout
+voltages are the action logits (at the last step of the window, or their mean). Training
+samples actions from their softmax; the deployed policy takes the argmax, so it exports,
+compiles and runs in Lava like any other. Plain REINFORCE (Williams 1992) with spiking
+networks tends to collapse onto one action or diverge; the stabilisers here are the ones
+that made it work in practice:
+
+- an exponential moving average of the episodes' mean discounted return as the baseline
+  (``baseline_alpha``), and advantages scaled to unit spread (not re-centred, so that the
+  baseline keeps its meaning);
+- an entropy bonus decaying linearly from ``entropy_start`` to ``entropy_end`` over
+  ``entropy_episodes`` episodes;
+- the learning rate decaying by ``lr_decay`` per episode;
+- gradient value clipping, then norm clipping;
+- Kaiming initialisation of the synapses, the output layer scaled by ``output_scale`` (a
+  near-uniform first policy, which keeps it from collapsing onto one action);
+- a shallow surrogate (slope 1 by default) and long windows.
+
+Every episode logs its return, loss, learning rate, entropy, hidden firing rates and gradient
+norm (:attr:`TrainResult.log`: ``training.csv`` and ``training.png`` in the run folder).
+Every source of randomness is seeded: the same config and seed give the same weights.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spikeloop.core.coding import Decoding
+from spikeloop.core.envs import make_env, observation_shape
+from spikeloop.train.agents import FieldRules, TrainResult, fit_encoding, neuron_options, register_agent
+from spikeloop.train.evaluate import evaluate_torch
+from spikeloop.train.graph import Neuron, QuantLinear
+from spikeloop.train.networks import spiking_mlp
+from spikeloop.train.policy import Policy, Provenance, window_readout
+from spikeloop.train.seeding import seed_everything
+
+READOUTS = ("voltage-last", "voltage-mean")
+
+
+@dataclass
+class ReinforceConfig:
+    """Hyperparameters of a spiking REINFORCE run (every field is a CLI option of `spikeloop train`)."""
+
+    env_id: str = "CartPole-v1"
+    """gymnasium environment id (Discrete actions, Box observations)"""
+    seed: int = 0
+    """seeds the environment, torch, numpy and action sampling: same seed, same weights"""
+    max_episodes: int = 500
+    """training episodes at most (training stops early once the eval target is met)"""
+    hidden: list[int] = field(default_factory=lambda: [64])
+    """hidden LIF layer sizes"""
+    T: int = 16
+    """timesteps per decision window"""
+    dv_hidden: float = 0.125
+    """voltage decay per step of the hidden LIF neurons"""
+    dv_readout: float = 0.125
+    """voltage decay per step of the leaky-integrator readout (its voltages are the logits)"""
+    du_hidden: float = 1.0
+    """current decay per step of the hidden neurons (1: LIF, below 1: CUBA-LIF)"""
+    du_readout: float = 1.0
+    """current decay per step of the readout"""
+    vth: float = 1.0
+    """firing threshold of the hidden neurons"""
+    reset: str = "hard"
+    """reset after a spike: hard (v = 0) or soft (v -= vth)"""
+    surrogate: str = "fast-sigmoid"
+    """surrogate gradient of the spike: arctan, sigmoid or fast-sigmoid"""
+    surrogate_slope: float = 1.0
+    """slope of the surrogate (0: its usual value); a shallow slope keeps gradients flowing through silent neurons"""
+    readout: str = "voltage-mean"
+    """the logits: the readout voltage at the last step (voltage-last) or its mean over the window (voltage-mean)"""
+    gamma: float = 0.99
+    """discount factor"""
+    lr: float = 0.005
+    """initial Adam learning rate"""
+    lr_decay: float = 0.015
+    """fractional learning-rate decay per episode (lr_e = lr * (1 - lr_decay)^e)"""
+    entropy_start: float = 0.15
+    """initial entropy bonus coefficient"""
+    entropy_end: float = 0.01
+    """final entropy bonus coefficient"""
+    entropy_episodes: int = 50
+    """episodes over which the entropy bonus decays linearly"""
+    baseline_alpha: float = 0.05
+    """weight of each episode's mean discounted return in the moving-average baseline"""
+    clip_value: float = 1.0
+    """gradient value clip (applied first)"""
+    clip_norm: float = 1.0
+    """gradient norm clip (applied after the value clip)"""
+    output_scale: float = 0.01
+    """the output layer's Kaiming initialisation is scaled by this (a near-uniform first policy)"""
+    eval_every: int = 10
+    """episodes between greedy evaluations (the best policy is kept)"""
+    eval_episodes: int = 10
+    """episodes per greedy evaluation"""
+    target_return: float = 475.0
+    """stop once the greedy eval mean reaches this"""
+    fake_quant: bool = True
+    """train against the 8-bit weight grid of the fixed-point deployment"""
+    norm_steps: int = 2_000
+    """random-policy steps used to freeze the input normalization"""
+    input_clip: float = 4.0
+    """normalized observations are clipped to +-input_clip"""
+    input_bits: int = 8
+    """bits of the graded input payload (Loihi 2 graded spikes)"""
+    threads: int = 1
+    """torch CPU threads"""
+    max_seconds: float = 0.0
+    """wall-clock budget of the training loop in seconds, evaluations included (0: none)"""
+
+    def validate(self) -> "ReinforceConfig":
+        """Refuse every value training cannot run with (one error naming the field and the value)."""
+        from spikeloop.core.metadata import MAX_T
+
+        rules = FieldRules(self)
+        rules.environment()
+        rules.integer("seed", 0)
+        rules.integer("max_episodes", 1)
+        rules.integer("T", 1, MAX_T)
+        rules.hidden()
+        rules.neuron()
+        if self.readout not in READOUTS:
+            rules.bad("readout", f"must be one of {', '.join(READOUTS)} (the logits are readout voltages)")
+        if not 0 < rules.finite("gamma") <= 1:
+            rules.bad("gamma", "must be in (0, 1]")
+        if rules.finite("lr") <= 0:
+            rules.bad("lr", "must be a positive learning rate")
+        for name in ("lr_decay", "baseline_alpha"):
+            if not 0 <= rules.finite(name) < 1:
+                rules.bad(name, "must be in [0, 1)")
+        for name in ("entropy_start", "entropy_end"):
+            if rules.finite(name) < 0:
+                rules.bad(name, "must be 0 or positive")
+        rules.integer("entropy_episodes", 1)
+        for name in ("clip_value", "clip_norm", "output_scale"):
+            if rules.finite(name) <= 0:
+                rules.bad(name, "must be positive")
+        rules.integer("eval_every", 1)
+        rules.integer("eval_episodes", 1)
+        rules.finite("target_return")
+        rules.encoding()
+        rules.boolean("fake_quant")
+        return self
+
+
+def entropy_coefficient(cfg: ReinforceConfig, episode: int) -> float:
+    """The entropy bonus of ``episode`` (0-based): linear from ``entropy_start`` to ``entropy_end``."""
+    f = min(1.0, episode / cfg.entropy_episodes)
+    return cfg.entropy_start + (cfg.entropy_end - cfg.entropy_start) * f
+
+
+def learning_rate(cfg: ReinforceConfig, episode: int) -> float:
+    """The learning rate of ``episode`` (0-based): ``lr * (1 - lr_decay) ** episode``."""
+    return cfg.lr * (1.0 - cfg.lr_decay) ** episode
+
+
+def discounted_returns(rewards, gamma: float) -> np.ndarray:
+    """``G_t = r_t + gamma * G_{t+1}`` for every step of one episode (float64)."""
+    out, g = np.zeros(len(rewards)), 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        g = rewards[t] + gamma * g
+        out[t] = g
+    return out
+
+
+def advantages(returns: np.ndarray, baseline: float) -> np.ndarray:
+    """``(G - baseline) / std(G - baseline)``: scaled to unit spread, not re-centred."""
+    a = returns - baseline
+    spread = a.std()
+    return a / spread if spread > 1e-8 else a
+
+
+def build_policy_net(cfg: ReinforceConfig, n_in: int, n_actions: int, generator: torch.Generator):
+    """The spiking policy network, Kaiming-initialised with the output layer scaled down."""
+    net = spiking_mlp([n_in, *cfg.hidden, n_actions], **neuron_options(cfg))
+    synapses = [m for m in net.nodes.values() if isinstance(m, QuantLinear)]
+    with torch.no_grad():
+        for m in synapses:
+            m.weight.copy_(torch.randn(m.weight.shape, generator=generator, dtype=m.weight.dtype)
+                           * np.sqrt(2.0 / m.in_features))
+        synapses[-1].weight.mul_(cfg.output_scale)
+    return net
+
+
+def _firing_rates(policy: Policy, x: torch.Tensor) -> dict[str, float]:
+    """Mean spikes per neuron per step of each hidden population over the windows of ``x``."""
+    with torch.no_grad():
+        _, rec = policy.network(x.expand(policy.T, *x.shape), record=True)
+    spiking = [n for n, m in policy.network.nodes.items() if isinstance(m, Neuron) and m.spiking]
+    return {f"rate_{n}": float(rec[n + ".spikes"].mean()) for n in spiking}
+
+
+@register_agent("reinforce", ReinforceConfig)
+def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
+    """Train a spiking policy with REINFORCE; return the best greedy policy seen."""
+    cfg.validate()
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    env = make_env(cfg.env_id, cfg.seed)
+    obs_shape, n_actions = observation_shape(env), int(env.action_space.n)
+    encoding = fit_encoding(cfg, obs_shape)
+    init = torch.Generator().manual_seed(cfg.seed + 40_000)
+    net = build_policy_net(cfg, int(np.prod(obs_shape)), n_actions, init)
+    decoding = Decoding(step="mean" if cfg.readout == "voltage-mean" else "last")
+    policy = Policy(net, cfg.T, encoding, decoding, Provenance("reinforce", cfg.env_id, cfg.seed, asdict(cfg)))
+    params = list(net.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+
+    best, best_state, history, log = -np.inf, copy.deepcopy(net.state_dict()), [], []
+    baseline, steps, t0 = None, 0, time.time()
+    obs, _ = env.reset(seed=cfg.seed)
+    bar = tqdm(total=cfg.max_episodes, desc=f"train {cfg.env_id} (reinforce)", unit="episode", disable=not progress,
+               dynamic_ncols=True)
+    episode = 0
+    for episode in range(cfg.max_episodes):
+        observations, actions, rewards, done = [], [], [], False
+        while not done:
+            x = torch.as_tensor(encoding.encode(obs[None]), dtype=policy.dtype)
+            with torch.no_grad():
+                p = torch.softmax(window_readout(decoding, net.window(x, cfg.T)), dim=1)[0].double().numpy()
+            action = int(rng.choice(n_actions, p=p / p.sum()))
+            observations.append(obs)
+            actions.append(action)
+            obs, reward, term, trunc, _ = env.step(action)
+            rewards.append(float(reward))
+            done = term or trunc
+        obs, _ = env.reset()
+        steps += len(rewards)
+
+        # the episode's windows again, with gradients, in one batch (each window starts from zero state)
+        x = torch.as_tensor(encoding.encode(np.asarray(observations)), dtype=policy.dtype)
+        logp = torch.log_softmax(window_readout(decoding, net.window(x, cfg.T)), dim=1)
+        entropy = -(logp.exp() * logp).sum(dim=1).mean()
+        g = discounted_returns(rewards, cfg.gamma)
+        baseline = g.mean() if baseline is None else (1 - cfg.baseline_alpha) * baseline + cfg.baseline_alpha * g.mean()
+        adv = torch.as_tensor(advantages(g, baseline), dtype=logp.dtype)
+        beta = entropy_coefficient(cfg, episode)
+        pg = -(logp[torch.arange(len(actions)), torch.as_tensor(actions)] * adv).mean()
+        loss = pg - beta * entropy
+        lr = learning_rate(cfg, episode)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm))
+        opt.step()
+        log.append({"episode": episode, "return": float(sum(rewards)), "length": len(rewards), "loss": float(loss.detach()),
+                    "policy_loss": float(pg.detach()), "entropy": float(entropy.detach()), "entropy_coef": beta, "lr": lr,
+                    "grad_norm": grad_norm, "baseline": float(baseline), **_firing_rates(policy, x)})
+        history.append({"step": steps, "train_return": float(sum(rewards))})
+
+        out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
+        if (episode + 1) % cfg.eval_every == 0 or out_of_time or episode == cfg.max_episodes - 1:
+            mean = float(np.mean(evaluate_torch(policy, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)))
+            history.append({"step": steps, "episode": episode, "eval_mean": mean})
+            log[-1]["eval_mean"] = mean
+            if mean >= best:
+                best, best_state = mean, copy.deepcopy(net.state_dict())
+            bar.set_postfix(eval=f"{mean:.0f}", best=f"{best:.0f}", lr=f"{lr:.1e}")
+            if mean >= cfg.target_return:
+                bar.update(1)
+                break
+        bar.update(1)
+        if out_of_time:
+            break
+    bar.close()
+    env.close()
+    net.load_state_dict(best_state)
+    net.eval()
+    return TrainResult(policy, float(best), steps, time.time() - t0, history, log)
