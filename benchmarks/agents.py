@@ -1,13 +1,15 @@
-"""Spiking DQN per environment over several seeds: return in torch float, emulator and Lava fixed point.
+"""Spiking agents per environment over several seeds: return in torch float, emulator and Lava fixed point.
 
-    .venv/bin/python benchmarks/agents.py                       # CartPole-v1, seeds 0-4, 2 workers
+    .venv/bin/python benchmarks/agents.py                       # DQN on CartPole-v1, seeds 0-4, 2 workers
     .venv/bin/python benchmarks/agents.py --envs Acrobot-v1 MountainCar-v0 LunarLander-v3
+    .venv/bin/python benchmarks/agents.py --agent reinforce     # REINFORCE on CartPole-v1
 
-Each (environment, seed) trains ``spikeloop train``'s defaults with the environment's step
-budget (below), then evaluates the best policy greedily: torch float and the emulator in Loihi
-fixed point over ``--episodes`` episodes (batched), Lava fixed point (fused mapping) over
-``--lava-episodes``. Writes the ``## Spiking value-based agents`` section of BENCHMARKS.md and
-``benchmarks/agents_curves.png`` (greedy evaluation return against environment steps).
+Each (environment, seed) trains ``spikeloop train --agent AGENT``'s defaults with the
+environment's budget (below), then evaluates the best policy greedily: torch float and the
+emulator in Loihi fixed point over ``--episodes`` episodes (batched), Lava fixed point (fused
+mapping) over ``--lava-episodes``. Writes the agent's section of BENCHMARKS.md and its learning
+curves (``benchmarks/agents_curves.png``, ``benchmarks/agents_curves_reinforce.png``); each
+agent's results are kept in ``benchmarks/agents.json`` (DQN) or ``agents_<agent>.json``.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, update_section  # noqa: E402
 
-BUDGETS = {
+DQN_BUDGETS = {
     "CartPole-v1": {"total_steps": 50_000},
     "Acrobot-v1": {"total_steps": 100_000, "target_return": 1e9},
     "MountainCar-v0": {"total_steps": 120_000, "target_return": 1e9},
@@ -36,10 +38,16 @@ BUDGETS = {
                             "buffer_size": 100_000, "learning_starts": 5_000, "target_update": 1_000,
                             "eps_end": 0.1, "eps_fraction": 0.1, "lr": 2.5e-4, "eval_every": 10_000},
 }
-"""the budget of each environment (the issue's targets); only CartPole stops at its solved return"""
-TARGETS = {"CartPole-v1": "≥ 475 within 50k steps and 3 min", "Acrobot-v1": "≥ −76.6 at 100k (SB3 DQN)",
-           "MountainCar-v0": "≥ −100.8 at 120k (SB3 DQN)", "LunarLander-v3": "≥ 200 within 300k",
-           "MinAtar/Breakout-v1": "the return reached in 30 minutes, against a random policy"}
+"""the DQN's budget of each environment (the issue's targets); only CartPole stops at its solved return"""
+BUDGETS = {"dqn": DQN_BUDGETS, "reinforce": {"CartPole-v1": {"max_episodes": 300}}}
+"""each agent's budget per environment (REINFORCE stops once its greedy evaluation reaches 475)"""
+TARGETS = {("dqn", "CartPole-v1"): "≥ 475 within 50k steps and 3 min",
+           ("dqn", "Acrobot-v1"): "≥ −76.6 at 100k (SB3 DQN)",
+           ("dqn", "MountainCar-v0"): "≥ −100.8 at 120k (SB3 DQN)", ("dqn", "LunarLander-v3"): "≥ 200 within 300k",
+           ("dqn", "MinAtar/Breakout-v1"): "the return reached in 30 minutes, against a random policy",
+           ("reinforce", "CartPole-v1"): "≥ 475 (greedy) within 300 episodes"}
+SECTIONS = {"dqn": "Spiking value-based agents (benchmarks/agents.py)",
+            "reinforce": "Spiking policy-gradient agents (benchmarks/agents.py --agent reinforce)"}
 
 
 def random_return(env_id: str, episodes: int, seed: int = 1000) -> list[float]:
@@ -59,29 +67,31 @@ def random_return(env_id: str, episodes: int, seed: int = 1000) -> list[float]:
     return out
 
 
-def _budget(env_id: str) -> str:
-    b = BUDGETS[env_id]
-    return (f"{b['max_seconds'] / 60:.0f} minutes" if b.get("max_seconds") else f"{b['total_steps']:,} steps")
+def _budget(agent: str, env_id: str) -> str:
+    b = BUDGETS[agent][env_id]
+    if b.get("max_seconds"):
+        return f"{b['max_seconds'] / 60:.0f} minutes"
+    return f"{b['max_episodes']:,} episodes" if "max_episodes" in b else f"{b['total_steps']:,} steps"
 
 
-def one(env_id: str, seed: int, episodes: int, lava_episodes: int) -> dict:
+def one(agent: str, env_id: str, seed: int, episodes: int, lava_episodes: int) -> dict:
     """Train one seed and evaluate it on every backend (runs in a worker process)."""
     from spikeloop.export.to_nir import export_policy
     from spikeloop.runtime.backends import make_backend
     from spikeloop.runtime.compiler import plan_from_nir
     from spikeloop.runtime.runner import run_closed_loop
-    from spikeloop.train.agents.dqn import DQNConfig, train_dqn
+    from spikeloop.train.agents import get_agent
     from spikeloop.train.evaluate import evaluate_torch
 
-    cfg = DQNConfig(env_id=env_id, seed=seed, **BUDGETS[env_id])
-    res = train_dqn(cfg, progress=False)
+    spec = get_agent(agent)
+    res = spec.train(spec.config(env_id=env_id, seed=seed, **BUDGETS[agent][env_id]), progress=False)
     torch_ret = evaluate_torch(res.policy, env_id, episodes, seed=1000)
     plan = plan_from_nir(export_policy(res.policy, 1e-3))
     emu = run_closed_loop(make_backend("emulator", plan, "fixed", batch=episodes), env_id, episodes, 1000,
                           progress=False)
     t = time.time()
     lava = run_closed_loop(make_backend("lava-fused", plan, "fixed"), env_id, lava_episodes, 1000, progress=False)
-    return {"env_id": env_id, "seed": seed, "steps": res.steps, "train_s": res.seconds, "best_eval": res.best_eval,
+    return {"agent": agent, "env_id": env_id, "seed": seed, "steps": res.steps, "train_s": res.seconds, "best_eval": res.best_eval,
             "torch": torch_ret, "emulator_fixed": emu.returns, "lava_fixed": lava.returns, "lava_s": time.time() - t,
             "curve": [(h["step"], h["eval_mean"]) for h in res.history if "eval_mean" in h]}
 
@@ -90,26 +100,30 @@ def _ms(x) -> str:
     return f"{np.mean(x):.1f} ± {np.std(x):.1f}"
 
 
-def write(results: list[dict], args, command: str) -> None:
+def write(agent: str, results: list[dict]) -> None:
+    """The agent's section of BENCHMARKS.md and its learning curves, from every result kept for it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    envs = sorted({r["env_id"] for r in results}, key=list(BUDGETS).index)
+    envs = sorted({r["env_id"] for r in results}, key=list(BUDGETS[agent]).index)
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.5), squeeze=False)
-    lines = ["Each seed trains `spikeloop train`'s defaults (with the config shown) in the budget shown and keeps "
+    lines = [f"Each seed trains `spikeloop train --agent {agent}`'s defaults (with the config shown) in the budget "
+             "shown and keeps "
              "its best greedy policy; then torch float and the emulator in Loihi fixed point run the greedy episodes "
              "shown (reset seeds 1000...), Lava fixed point (fused mapping) the first few of them. Each environment "
-             "names the command and machine of its run (`benchmarks/agents.json` keeps every run's results).", ""]
+             f"names the command and machine of its run (`benchmarks/{_record(agent).name}` keeps every run's results).",
+             ""]
     for ax, env_id in zip(axes[0], envs):
         rows = sorted((r for r in results if r["env_id"] == env_id), key=lambda r: r["seed"])
         run = rows[0]
-        lines += [f"### {env_id} (budget {_budget(env_id)}; target {TARGETS[env_id]})", "",
+        lines += [f"### {env_id} (budget {_budget(agent, env_id)}; target {TARGETS[agent, env_id]})", "",
                   f"`{run['command']}` on {run['machine']}; {run['workers']} seeds trained at once (one torch thread "
                   f"each); {len(run['torch'])} episodes in torch and the emulator, {len(run['lava_fixed'])} in Lava."
                   + (f" {run['note']}" if run.get("note") else ""), ""]
-        extra = {k: v for k, v in BUDGETS[env_id].items() if k not in ("total_steps", "target_return", "max_seconds")}
+        extra = {k: v for k, v in BUDGETS[agent][env_id].items()
+                 if k not in ("total_steps", "target_return", "max_seconds", "max_episodes")}
         if extra:
             lines += ["Config beyond the defaults: " + ", ".join(f"`{k}={v}`" for k, v in extra.items()) + ".", ""]
         if "random" in rows[0]:
@@ -135,31 +149,40 @@ def write(results: list[dict], args, command: str) -> None:
         ax.set_ylabel("greedy eval return")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(ROOT / "benchmarks" / "agents_curves.png", dpi=90)
-    lines.append("Learning curves: `benchmarks/agents_curves.png`.")
-    update_section("Spiking value-based agents (benchmarks/agents.py)", "\n".join(lines))
+    curves = "agents_curves.png" if agent == "dqn" else f"agents_curves_{agent}.png"
+    fig.savefig(ROOT / "benchmarks" / curves, dpi=90)
+    lines.append(f"Learning curves: `benchmarks/{curves}`.")
+    update_section(SECTIONS[agent], "\n".join(lines))
+
+
+def _record(agent: str) -> Path:
+    return ROOT / "benchmarks" / ("agents.json" if agent == "dqn" else f"agents_{agent}.json")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--envs", nargs="+", default=["CartPole-v1"], choices=list(BUDGETS))
+    p.add_argument("--agent", default="dqn", choices=list(BUDGETS))
+    p.add_argument("--envs", nargs="+", default=["CartPole-v1"], choices=sorted({e for b in BUDGETS.values() for e in b}))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--lava-episodes", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--note", default="", help="a sentence on how the run was made, printed with its results "
                    "(for example what else shared the machine)")
-    p.add_argument("--from-json", type=Path, help="rewrite the section from a saved results file")
+    p.add_argument("--from-json", action="store_true", help="rewrite the agent's section from its saved results")
     args = p.parse_args()
     command = ("python benchmarks/agents.py " + " ".join(sys.argv[1:])).strip()
-    record = ROOT / "benchmarks" / "agents.json"
+    record = _record(args.agent)
     if args.from_json:
-        write(json.loads(args.from_json.read_text())["results"], args, command)
+        write(args.agent, json.loads(record.read_text())["results"])
         return
+    unknown = [e for e in args.envs if e not in BUDGETS[args.agent]]
+    if unknown:
+        p.error(f"no {args.agent} budget for {', '.join(unknown)}; known: {', '.join(BUDGETS[args.agent])}")
     jobs = [(e, s) for e in args.envs for s in args.seeds]
     randoms = {e: random_return(e, args.episodes) for e in args.envs if e.startswith("MinAtar/")}
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(one, e, s, args.episodes, args.lava_episodes) for e, s in jobs]
+        futures = [pool.submit(one, args.agent, e, s, args.episodes, args.lava_episodes) for e, s in jobs]
         results = []
         for f, (e, s) in zip(futures, jobs):
             results.append({**f.result(), "command": command, "machine": machine(), "workers": args.workers,
@@ -172,7 +195,7 @@ def main() -> None:
         if record.exists() else []
     results = kept + results
     record.write_text(json.dumps({"results": results}))
-    write(results, args, command)
+    write(args.agent, results)
 
 
 if __name__ == "__main__":
