@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from spikeloop.core.errors import ConfigError
+from spikeloop.core.tasks import register_tasks
 
 
 DISCRETE_EXAMPLES = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "MinAtar/Breakout-v1")
@@ -61,6 +62,7 @@ def _minatar_env(**kwargs) -> gym.Env:
 
 
 _register_minatar()
+register_tasks()
 
 
 class ChannelsFirstFlat(gym.ObservationWrapper):
