@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -130,8 +131,9 @@ def write(agent: str, results: list[dict]) -> None:
         rows = sorted((r for r in results if r["env_id"] == env_id), key=lambda r: r["seed"])
         run = rows[0]
         lines += [f"### {env_id} (budget {_budget(agent, env_id)}; target {TARGETS[agent, env_id]})", "",
-                  f"`{run['command']}` on {run['machine']}; {run['workers']} seeds trained at once (one torch thread "
-                  f"each); {len(run['torch'])} episodes in torch and the emulator, {len(run['lava_fixed'])} in Lava."
+                  f"`{run['command']}` on {run['machine']}; "
+                  + ("seeds trained one at a time" if run["workers"] == 1 else f"{run['workers']} seeds trained at once")
+                  + f" (one torch thread each); {len(run['torch'])} episodes in torch and the emulator, {len(run['lava_fixed'])} in Lava."
                   + (f" {run['note']}" if run.get("note") else ""), ""]
         extra = {k: v for k, v in BUDGETS[agent][env_id].items()
                  if k not in ("total_steps", "target_return", "max_seconds", "max_episodes")}
@@ -192,7 +194,7 @@ def main() -> None:
                    "(for example what else shared the machine)")
     p.add_argument("--from-json", action="store_true", help="rewrite the agent's section from its saved results")
     args = p.parse_args()
-    command = ("python benchmarks/agents.py " + " ".join(sys.argv[1:])).strip()
+    command = ("python benchmarks/agents.py " + shlex.join(sys.argv[1:])).strip()
     record = _record(args.agent)
     if args.from_json:
         write(args.agent, json.loads(record.read_text())["results"])
