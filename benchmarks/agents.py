@@ -130,11 +130,15 @@ def write(agent: str, results: list[dict]) -> None:
     for ax, env_id in zip(axes[0], envs):
         rows = sorted((r for r in results if r["env_id"] == env_id), key=lambda r: r["seed"])
         run = rows[0]
-        lines += [f"### {env_id} (budget {_budget(agent, env_id)}; target {TARGETS[agent, env_id]})", "",
-                  f"`{run['command']}` on {run['machine']}; "
-                  + ("seeds trained one at a time" if run["workers"] == 1 else f"{run['workers']} seeds trained at once")
-                  + f" (one torch thread each); {len(run['torch'])} episodes in torch and the emulator, {len(run['lava_fixed'])} in Lava."
-                  + (f" {run['note']}" if run.get("note") else ""), ""]
+        lines += [f"### {env_id} (budget {_budget(agent, env_id)}; target {TARGETS[agent, env_id]})", ""]
+        runs: dict[tuple, list[int]] = {}
+        for r in rows:  # one line per run that made some of these seeds
+            runs.setdefault((r["command"], r["machine"], r["workers"], r.get("note", "")), []).append(r["seed"])
+        for (command, where, workers, note), seeds in runs.items():
+            lines += [f"Seeds {', '.join(map(str, seeds))}: `{command}` on {where}; "
+                      + ("seeds trained one at a time" if workers == 1 else f"{workers} seeds trained at once")
+                      + f" (one torch thread each); {len(run['torch'])} episodes in torch and the emulator, "
+                      f"{len(run['lava_fixed'])} in Lava." + (f" {note}" if note else ""), ""]
         extra = {k: v for k, v in BUDGETS[agent][env_id].items()
                  if k not in ("total_steps", "target_return", "max_seconds", "max_episodes")}
         if extra:
