@@ -80,3 +80,22 @@ def test_reinforce_trains_on_chemotaxis_and_runs_in_lava(tmp_path):
     policy, plan, out = deploy_in_lava(tmp_path, train_reinforce(cfg, progress=False).policy, CHEMOTAXIS)
     assert plan.input_size == 2 and plan.population(plan.output).size == 4
     assert out["float"].agreement >= 0.95 and out["fixed"].agreement >= 0.8
+
+
+def test_the_chemotaxis_preset_is_the_benchmarked_setup():
+    import sys
+    from pathlib import Path
+
+    from spikeloop.options import preset_path
+    from spikeloop.pipeline import read_config
+    from spikeloop.train.agents import config_from_dict
+
+    agent, table = read_config(preset_path("reinforce-chemotaxis"))
+    cfg = config_from_dict(ReinforceConfig, table)
+    assert agent == "reinforce" and cfg.env_id == CHEMOTAXIS and cfg.max_episodes == 100
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from agents import BUDGETS
+    finally:
+        sys.path.pop(0)
+    assert all(getattr(cfg, k) == v for k, v in BUDGETS["reinforce"][CHEMOTAXIS].items())
