@@ -217,9 +217,8 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
     best, best_state, history, log = -np.inf, copy.deepcopy(net.state_dict()), [], []
     baseline, steps, t0 = None, 0, time.time()
     obs, _ = env.reset(seed=cfg.seed)
-    bar = tqdm(total=cfg.max_episodes, desc=f"train {cfg.env_id} (reinforce)", unit="episode", disable=not progress,
-               dynamic_ncols=True)
-    episode = 0
+    bar = tqdm(total=cfg.max_episodes, desc=f"train {cfg.env_id} (reinforce)", unit="episode",
+               disable=not progress, dynamic_ncols=True)
     for episode in range(cfg.max_episodes):
         observations, actions, rewards, done = [], [], [], False
         while not done:
@@ -240,7 +239,8 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
         logp = torch.log_softmax(window_readout(decoding, net.window(x, cfg.T)), dim=1)
         entropy = -(logp.exp() * logp).sum(dim=1).mean()
         g = discounted_returns(rewards, cfg.gamma)
-        baseline = g.mean() if baseline is None else (1 - cfg.baseline_alpha) * baseline + cfg.baseline_alpha * g.mean()
+        a = cfg.baseline_alpha
+        baseline = g.mean() if baseline is None else (1 - a) * baseline + a * g.mean()
         adv = torch.as_tensor(advantages(g, baseline), dtype=logp.dtype)
         beta = entropy_coefficient(cfg, episode)
         pg = -(logp[torch.arange(len(actions)), torch.as_tensor(actions)] * adv).mean()
@@ -253,9 +253,10 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
         torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm))
         opt.step()
-        log.append({"episode": episode, "return": float(sum(rewards)), "length": len(rewards), "loss": float(loss.detach()),
-                    "policy_loss": float(pg.detach()), "entropy": float(entropy.detach()), "entropy_coef": beta, "lr": lr,
-                    "grad_norm": grad_norm, "baseline": float(baseline), **_firing_rates(policy, x)})
+        log.append({"episode": episode, "return": float(sum(rewards)), "length": len(rewards),
+                    "loss": float(loss.detach()), "policy_loss": float(pg.detach()),
+                    "entropy": float(entropy.detach()), "entropy_coef": beta, "lr": lr, "grad_norm": grad_norm,
+                    "baseline": float(baseline), **_firing_rates(policy, x)})
         history.append({"step": steps, "train_return": float(sum(rewards))})
 
         out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
