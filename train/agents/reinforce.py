@@ -189,12 +189,10 @@ def build_policy_net(cfg: ReinforceConfig, n_in: int, n_actions: int, generator:
     return net
 
 
-def _firing_rates(policy: Policy, x: torch.Tensor) -> dict[str, float]:
-    """Mean spikes per neuron per step of each hidden population over the windows of ``x``."""
-    with torch.no_grad():
-        _, rec = policy.network(x.expand(policy.T, *x.shape), record=True)
-    spiking = [n for n, m in policy.network.nodes.items() if isinstance(m, Neuron) and m.spiking]
-    return {f"rate_{n}": float(rec[n + ".spikes"].mean()) for n in spiking}
+def _firing_rates(net, trace: dict) -> dict[str, float]:
+    """Mean spikes per neuron per step of each hidden population, from a recorded pass."""
+    spiking = [n for n, m in net.nodes.items() if isinstance(m, Neuron) and m.spiking]
+    return {f"rate_{n}": float(trace[n + ".spikes"].detach().mean()) for n in spiking}
 
 
 @register_agent("reinforce", ReinforceConfig)
@@ -234,9 +232,11 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
         obs, _ = env.reset()
         steps += len(rewards)
 
-        # the episode's windows again, with gradients, in one batch (each window starts from zero state)
+        # the episode's windows again, with gradients, in one batch (each window starts from zero state);
+        # the same pass records the hidden spikes for the firing rates
         x = torch.as_tensor(encoding.encode(np.asarray(observations)), dtype=policy.dtype)
-        logp = torch.log_softmax(window_readout(decoding, net.window(x, cfg.T)), dim=1)
+        y, trace = net(x.expand(cfg.T, *x.shape), record=True)
+        logp = torch.log_softmax(window_readout(decoding, y), dim=1)
         entropy = -(logp.exp() * logp).sum(dim=1).mean()
         g = discounted_returns(rewards, cfg.gamma)
         a = cfg.baseline_alpha
@@ -256,7 +256,7 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
         log.append({"episode": episode, "return": float(sum(rewards)), "length": len(rewards),
                     "loss": float(loss.detach()), "policy_loss": float(pg.detach()),
                     "entropy": float(entropy.detach()), "entropy_coef": beta, "lr": lr, "grad_norm": grad_norm,
-                    "baseline": float(baseline), **_firing_rates(policy, x)})
+                    "baseline": float(baseline), **_firing_rates(net, trace)})
         history.append({"step": steps, "train_return": float(sum(rewards))})
 
         out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
