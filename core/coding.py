@@ -83,15 +83,31 @@ class InputEncoding:
         return 2 ** (self.bits - 1) - 1
 
     @property
+    def n_inputs(self) -> int:
+        """Input channels the network takes (one per observation element for a graded input)."""
+        return len(self.mean)
+
+    @property
+    def peak(self) -> float:
+        """The largest magnitude an encoded input takes (real units)."""
+        return self.clip
+
+    def describe(self) -> str:
+        return f"graded {self.bits}-bit"
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        """The frozen normalization, clipped to +-clip (float64)."""
+        x = (np.asarray(obs, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.std)
+        return np.clip(x, -self.clip, self.clip)
+
+    @property
     def scale(self) -> float:
         """Integer payload per unit of normalized input (``sigma_in``)."""
         return self.levels / self.clip
 
     def to_payload(self, obs: np.ndarray) -> np.ndarray:
         """Observation(s) -> integer graded payload (int32)."""
-        x = (np.asarray(obs, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.std)
-        x = np.clip(x, -self.clip, self.clip)
-        return np.rint(x * self.scale).astype(np.int32)
+        return np.rint(self.normalize(obs) * self.scale).astype(np.int32)
 
     def encode(self, obs: np.ndarray) -> np.ndarray:
         """Observation(s) -> the real-valued input the network sees (float64)."""
@@ -106,8 +122,11 @@ class InputEncoding:
 
         if not isinstance(d, dict):
             raise ConfigError(f"input encoding: expected a table of mean, std, clip and bits, got {d!r}")
+        if d.get("kind") in SPIKE_CODES:
+            return SpikeEncoding.from_dict(d)
         if d.get("kind", "graded") != "graded":
-            raise ConfigError(f"input encoding: kind must be 'graded', got {d.get('kind')!r}")
+            raise ConfigError(f"input encoding: kind must be 'graded' or one of the spike codes "
+                              f"{', '.join(SPIKE_CODES)}, got {d.get('kind')!r}")
         unknown = sorted(set(d) - {"kind", "mean", "std", "clip", "bits"})
         if unknown:
             raise ConfigError(f"input encoding: unknown keys {unknown}")
@@ -150,6 +169,116 @@ class InputEncoding:
         peak = np.abs(obs).reshape(obs.shape[0], c, -1).max(axis=(0, 2))
         std = np.repeat(np.where(peak > 0, peak, 1.0), obs.shape[1] // c)
         return cls(mean=(0.0,) * obs.shape[1], std=tuple(std.tolist()), clip=1.0, bits=bits)
+
+
+RATE, POPULATION = "rate", "population"
+SPIKE_CODES = (RATE, POPULATION)
+MAX_EVENTS = (1, 255)
+"""events per channel per step an encoder may emit (1: binary events; Xylo takes up to 15)"""
+
+
+@dataclass(frozen=True)
+class SpikeEncoding(InputEncoding):
+    """A spike encoder for targets that take events, not graded values (Xylo, Loihi 1, Speck).
+
+    The observation is normalized as by :class:`InputEncoding` (``x`` in ``[-clip, clip]``),
+    then each element becomes event counts per step, held for the decision window:
+
+    - ``rate``: two channels per element, on and off, ``round(max_events * x+ / clip)`` and
+      ``round(max_events * x- / clip)`` events (``x+ = max(x, 0)``, ``x- = max(-x, 0)``);
+    - ``population``: ``neurons`` channels per element with Gaussian tuning curves, centres
+      evenly spaced over ``[-clip, clip]`` and a width of one spacing:
+      ``round(max_events * exp(-(x - c)^2 / (2 w^2)))`` events.
+
+    The counts are the payload (``scale`` 1): every backend sees the same integers.
+    ``max_events`` is 15 for Xylo and 1 for a binary-event chip. ``bits`` is unused.
+    """
+
+    code: str = RATE
+    max_events: int = 15
+    neurons: int = 5
+    """channels per observation element of a population code"""
+
+    def __post_init__(self):
+        super().__post_init__()
+        from spikeloop.core.errors import ConfigError
+
+        if self.code not in SPIKE_CODES:
+            raise ConfigError(f"spike encoding: code must be one of {', '.join(SPIKE_CODES)}, got {self.code!r}")
+        lo, hi = MAX_EVENTS
+        for name, low in (("max_events", lo), ("neurons", 2)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)) or not low <= v <= \
+                    (hi if name == "max_events" else 64):
+                raise ConfigError(f"spike encoding: {name} must be an integer in [{low}, "
+                                  f"{hi if name == 'max_events' else 64}], got {v!r}")
+            object.__setattr__(self, name, int(v))
+
+    @property
+    def channels(self) -> int:
+        """Event channels per observation element."""
+        return 2 if self.code == RATE else self.neurons
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.mean) * self.channels
+
+    @property
+    def scale(self) -> float:
+        return 1.0
+
+    @property
+    def peak(self) -> float:
+        return float(self.max_events)
+
+    def describe(self) -> str:
+        extra = f", {self.neurons} per value" if self.code == POPULATION else ""
+        return f"{self.code} code, at most {self.max_events} event{'s' * (self.max_events > 1)} per channel " \
+               f"per step{extra}"
+
+    def to_payload(self, obs: np.ndarray) -> np.ndarray:
+        """Observation(s) ``(..., n)`` -> event counts per step ``(..., n * channels)`` (int32); the
+        channels of one element are adjacent (on, off for a rate code)."""
+        x = self.normalize(obs)
+        if self.code == RATE:
+            counts = np.stack([np.maximum(x, 0), np.maximum(-x, 0)], axis=-1) * (self.max_events / self.clip)
+        else:
+            centres = np.linspace(-self.clip, self.clip, self.neurons)
+            width = centres[1] - centres[0]
+            counts = self.max_events * np.exp(-0.5 * ((x[..., None] - centres) / width) ** 2)
+        return np.rint(counts).astype(np.int32).reshape(*x.shape[:-1], -1)
+
+    def encode(self, obs: np.ndarray) -> np.ndarray:
+        return self.to_payload(obs).astype(np.float64)
+
+    def host_ops(self) -> int:
+        """Arithmetic operations the host spends encoding one observation (counted from the code
+        above: normalize and clip 4 per element; rate 3 per channel, population 6 per channel)."""
+        return len(self.mean) * 4 + self.n_inputs * (3 if self.code == RATE else 6)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.code, "mean": list(self.mean), "std": list(self.std), "clip": self.clip,
+                "max_events": self.max_events} | ({"neurons": self.neurons} if self.code == POPULATION else {})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SpikeEncoding":
+        from spikeloop.core.errors import ConfigError
+
+        if not isinstance(d, dict) or d.get("kind") not in SPIKE_CODES:
+            raise ConfigError(f"spike encoding: expected a table with kind one of {SPIKE_CODES}, got {d!r}")
+        unknown = sorted(set(d) - {"kind", "mean", "std", "clip", "max_events", "neurons"})
+        if unknown:
+            raise ConfigError(f"spike encoding: unknown keys {unknown}")
+        for key in ("mean", "std", "clip", "max_events"):
+            if key not in d:
+                raise ConfigError(f"spike encoding: missing {key!r}")
+        return cls(mean=d["mean"], std=d["std"], clip=d["clip"], code=d["kind"], max_events=d["max_events"],
+                   **({"neurons": d["neurons"]} if "neurons" in d else {}))
+
+    @classmethod
+    def from_normalization(cls, norm: InputEncoding, code: str, max_events: int, neurons: int = 5) -> "SpikeEncoding":
+        """The spike code ``code`` over the frozen normalization of ``norm``."""
+        return cls(mean=norm.mean, std=norm.std, clip=norm.clip, code=code, max_events=max_events, neurons=neurons)
 
 
 READOUT_VOLTAGE, SPIKE_COUNT, ATOMS = "readout_voltage", "spike_count", "atoms"

@@ -281,6 +281,11 @@ def export_policy(policy: Policy, dt_s: float, extra_metadata: dict | None = Non
         extra.setdefault("env_id", policy.provenance.env_id)
         extra.setdefault("agent", policy.provenance.agent)
         extra.setdefault("seed", policy.provenance.seed)
+    from spikeloop.train.xylo import XyloNeuron
+
+    if any(isinstance(m, XyloNeuron) for m in policy.network.modules()):
+        # NIR has no multi-spike or bit-shift neuron: the nodes hold the float semantics, this names the chip's
+        extra.setdefault("arithmetic", "xylo")
     dt_s = _dt(dt_s)
     try:
         meta = GraphMeta(dt_s=float(dt_s), T=policy.T, encoding=policy.encoding, decoding=policy.decoding,

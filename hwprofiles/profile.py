@@ -82,6 +82,7 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
         # all mappings
         "layer_kinds": ("kinds", STRINGS),
         "neuron_models": ("models", STRINGS),
+        "readout_models": ("models", STRINGS),
     },
 }
 REQUIRED_ENERGY = {

@@ -310,8 +310,8 @@ def plan_from_nir(graph: nir.NIRGraph, dt_s: float | None = None, T: int | None 
     in_shape = _shape(nodes[inp].input_type["input"])
     if not in_shape or any(n < 1 for n in in_shape):
         raise NIRValidationError(f"{source}: the Input node {inp!r} has shape {in_shape}; it needs positive sizes")
-    if meta.encoding is not None and len(meta.encoding.mean) != int(np.prod(in_shape)):
-        raise NIRValidationError(f"{source}: the input encoding normalizes {len(meta.encoding.mean)} values, "
+    if meta.encoding is not None and meta.encoding.n_inputs != int(np.prod(in_shape)):
+        raise NIRValidationError(f"{source}: the input encoding gives {meta.encoding.n_inputs} input values, "
                                  f"but the graph's input takes {int(np.prod(in_shape))}")
     shapes = _infer_shapes(nodes, pred, order, position, inp, in_shape, neurons, meta.dt_s, source)
 

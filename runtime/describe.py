@@ -74,7 +74,7 @@ def describe(graph: nir.NIRGraph, plan: NetworkPlan | None, source: str) -> str:
     out += describe_graph(graph, "  ")
     if meta is not None:
         out.append(f"  metadata: dt={meta.dt_s:g} s, reset={meta.reset}, T={meta.T}, "
-                   f"encoding={'graded %d-bit' % meta.encoding.bits if meta.encoding else None}, "
+                   f"encoding={meta.encoding.describe() if meta.encoding else None}, "
                    f"decoding={meta.decoding}")
     else:
         out.append(f"  metadata: {dict(graph.metadata or {})} (no spikeloop metadata)")

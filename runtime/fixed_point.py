@@ -240,7 +240,7 @@ def quantize_plan(plan: NetworkPlan) -> FixedPlan:
     # Graded host input carries integer payloads on the encoding's grid; without an encoding
     # (a peer's graph) the input is binary spikes.
     sigma_in = plan.encoding.scale if plan.input_graded else 1.0
-    in_max = float(plan.encoding.clip) if plan.input_graded else 1.0
+    in_max = float(plan.encoding.peak) if plan.input_graded else 1.0
     src_scale = {INPUT: sigma_in} | {p.name: 1.0 for p in plan.populations}
     src_max = {INPUT: in_max} | {p.name: 1.0 for p in plan.populations}
     pops, conns, errors = {}, {}, {}

@@ -72,39 +72,59 @@ class XyloArithmetic(Arithmetic):
 
     ``max_spikes`` is the cap on spikes per step (:data:`MAX_HIDDEN_SPIKES` for hidden
     neurons, :data:`MAX_OUTPUT_SPIKES` for readout neurons). The spikes are counts.
+
+    The stages below are written once over four primitives (:meth:`sat`, :meth:`shift`,
+    :meth:`neg16`, :meth:`spike_count`) in numpy integers; the torch training twin
+    (``spikeloop.train.xylo``) overrides only the primitives, with straight-through
+    gradients, so that training runs this very update.
     """
 
     max_spikes: int = MAX_HIDDEN_SPIKES
     name: str = "xylo"
 
-    def decay_u(self, u, dash):
-        return u - bitshift_decay(u, dash)
+    # -- primitives (numpy, int64)
+    def sat(self, x):
+        return saturate(x)
 
-    def decay_v(self, v, dash):
-        return v - bitshift_decay(v, dash)
+    def shift(self, x, dash):
+        return bitshift_decay(x, dash)
+
+    def neg16(self, x):
+        return _neg16(x)
+
+    def spike_count(self, v, vth):
+        """Spikes of one step: ``min(cap, v // vth)`` where ``v >= vth``, else 0."""
+        return np.where(v >= vth, np.minimum(self.max_spikes, v // vth), 0)
 
     def synaptic_input(self, a_in):
         return np.asarray(a_in, dtype=np.int64)
 
+    # -- the stages, written once
+    def decay_u(self, u, dash):
+        return u - self.shift(u, dash)
+
+    def decay_v(self, v, dash):
+        return v - self.shift(v, dash)
+
     def wrap_u(self, u):
-        return saturate(u)
+        return self.sat(u)
 
     def clip_v(self, v):
-        return saturate(v)
+        return self.sat(v)
 
     def integrate_u(self, u, a_in, dash):
         # the input joins the current before it decays (Loihi decays first)
         return self.decay_u(self.wrap_u(u + self.synaptic_input(a_in)), dash)
 
     def integrate_v(self, v, u, bias, dash):
-        dv = saturate(_neg16(bitshift_decay(v, dash)) + u)
-        return saturate(v + saturate(dv + bias))
+        dv = self.sat(self.neg16(self.shift(v, dash)) + u)
+        return self.sat(v + self.sat(dv + bias))
 
     def fire(self, v, vth, reset: str, spike_fn):
         if reset != SOFT:
             raise ConfigError(f"Xylo resets by subtracting the threshold (soft); a {reset!r} reset does not run "
                               "on it")
-        n = np.where(v >= vth, np.minimum(self.max_spikes, v // vth), 0)
+        n = self.spike_count(v, vth)
         return n, v - n * vth
 
 

@@ -132,6 +132,10 @@ def cmd_run(args) -> int:
     from spikeloop.pipeline import (POLICY_CKPT, POLICY_NIR, build_report, check_pricing, decision_files,
                                     energy_stage, evaluate_stage, prepare_policy, priced_counts, report_files)
 
+    if args.target == "xylo":
+        return cmd_run_xylo(args)
+    if args.backend == "xylosim":
+        raise ConfigError("--backend xylosim runs a Xylo core: add --target xylo")
     nir_path = O.in_run_folder(args.policy, POLICY_NIR)
     run_dir = check_output_dir(Path(args.out) if args.out else nir_path.parent)
     cfg = O.eval_config(args)
@@ -171,6 +175,35 @@ def cmd_run(args) -> int:
         files = {POLICY_NIR: lambda p: shutil.copyfile(nir_path, p)} | files
     write_files(run_dir, files)
     _print_summary(run_dir, report)
+    return 0
+
+
+def cmd_run_xylo(args) -> int:
+    """`spikeloop run --target xylo`: every input checked, the episodes on the Xylo backend, then the
+    run folder's report written at once."""
+    import shutil
+
+    from spikeloop.core.artifacts import check_output_dir, json_text, write_files, write_text
+    from spikeloop.pipeline import POLICY_CKPT, POLICY_NIR, REPORT_JSON, REPORT_MD
+    from spikeloop.xylo_run import report_markdown, xylo_stage
+
+    given = [f for f, v in (("--peer", args.peer != "auto"), ("--encoding", args.encoding),
+                            ("--obs-mean", args.obs_mean), ("--T", args.T), ("--dt", args.dt_s),
+                            ("--precision", args.precision != "both"), ("--envs", args.envs != 1)) if v]
+    if given:
+        raise ConfigError(f"--target xylo runs a spikeloop policy trained for Xylo as its file states it; "
+                          f"{', '.join(given)} do not apply")
+    nir_path = O.in_run_folder(args.policy, POLICY_NIR)
+    run_dir = check_output_dir(Path(args.out) if args.out else nir_path.parent)
+    report = xylo_stage(nir_path, args.env_id, args.backend or "xylosim", args.episodes, args.eval_seed,
+                        nir_path.parent / POLICY_CKPT, progress=not args.quiet)
+    report["command"] = _command_line()
+    files = {REPORT_JSON: lambda p: write_text(p, json_text(report)),
+             REPORT_MD: lambda p: write_text(p, report_markdown(report))}
+    if (run_dir / POLICY_NIR).resolve() != nir_path.resolve():
+        files = {POLICY_NIR: lambda p: shutil.copyfile(nir_path, p)} | files
+    write_files(run_dir, files)
+    print(report_markdown(report))
     return 0
 
 
@@ -303,7 +336,7 @@ def cmd_annotate(args) -> int:
                                      ("an encoding (--encoding fit or --obs-mean/--obs-std)",
                                       m.encoding is not None)) if not ok]
     print(f"wrote {out}: dt={m.dt_s:g} s, T={m.T}, env={imported.env_id}, "
-          f"encoding={'graded %d-bit' % m.encoding.bits if m.encoding else None}, decoding={m.decoding.kind} "
+          f"encoding={m.encoding.describe() if m.encoding else None}, decoding={m.decoding.kind} "
           f"({m.decoding.step}), written by {imported.peer}, {'exact' if imported.exact else 'NOT exact'}")
     if missing:
         print(f"spikeloop annotate: note: to run closed loop it still needs {', '.join(missing)}", file=sys.stderr)
@@ -424,7 +457,7 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true",
                    help="write decisions.npz: every observation each backend saw, its values and action")
     O.add_quiet(p)
-    O.add_eval(p)
+    O.add_eval(p, targets=True)
     O.add_policy_graph(p)
     p.set_defaults(func=cmd_run)
 

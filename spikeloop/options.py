@@ -86,7 +86,7 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_eval(p: argparse.ArgumentParser) -> None:
+def add_eval(p: argparse.ArgumentParser, targets: bool = False) -> None:
     """How a compiled policy is evaluated closed loop and priced (``run`` and ``demo``)."""
     p.add_argument("--episodes", type=positive_int, default=20,
                    help="closed-loop episodes per backend (default: 20)")
@@ -98,9 +98,14 @@ def add_eval(p: argparse.ArgumentParser) -> None:
                    help="Lava mapping: one fused process (fast) or one process per NIR node (reference)")
     from spikeloop.pipeline import EVAL_BACKENDS, EVAL_PRECISIONS
 
-    p.add_argument("--backend", choices=EVAL_BACKENDS, default="lava",
+    if targets:
+        p.add_argument("--target", choices=("loihi", "xylo"), default="loihi",
+                       help="the chip: loihi (Lava float and fixed point) or xylo (a Xylo core: the vendor's "
+                            "simulator xylosim or spikeloop's emulator of it; default: loihi)")
+    p.add_argument("--backend", choices=EVAL_BACKENDS + (("xylosim",) if targets else ()), default=None,
                    help="what runs the deployed graph: Lava (--mapping), the bit-exact numpy emulator, or the "
-                        "torch policy of the checkpoint beside the graph (default: lava)")
+                        "torch policy of the checkpoint beside the graph (default: lava)"
+                        + ("; with --target xylo: xylosim (default) or emulator" if targets else ""))
     p.add_argument("--precision", choices=EVAL_PRECISIONS, default="both",
                    help="float, fixed (bit-accurate Loihi) or both (default: both)")
     p.add_argument("--envs", type=positive_int, default=1,
@@ -115,7 +120,7 @@ def eval_config(args):
     from spikeloop.pipeline import EvalConfig
 
     cfg = EvalConfig(episodes=args.episodes, seed=args.eval_seed, mapping=args.mapping, baseline=args.baseline,
-                     backend=args.backend, precision=args.precision, envs=args.envs)
+                     backend=args.backend or "lava", precision=args.precision, envs=args.envs)
     if args.profiles:
         cfg.profiles = list(args.profiles)
     return cfg

@@ -472,7 +472,9 @@ def prepare_policy(nir_path: Path, env_id: str | None = None, checkpoint: Path |
         raise ConfigError(f"{source}: {e}") from None
     out = plan.population(plan.output)
     n_values = out.size // len(plan.decoding.atoms) if plan.decoding.atoms else out.size
-    check_env_fits(env_id, plan.input_size, n_values, source)
+    # the encoder takes the observation (a spike code sends several channels per value)
+    obs_size = len(plan.encoding.mean) if plan.encoding is not None else plan.input_size
+    check_env_fits(env_id, obs_size, n_values, source)
     if policy is None and checkpoint is not None and Path(checkpoint).exists():
         from spikeloop.train.checkpoint import load_policy
 

@@ -363,3 +363,49 @@ def converted_snn(sizes, dtype: str = "float64") -> SpikingGraph:
     graph = SpikingGraph(nodes, edges, input_shape=sizes[0])
     graph.spec = {"builder": "converted", "args": {"sizes": sizes, "dtype": dtype}}
     return graph
+
+
+@register_builder("xylo-mlp")
+def xylo_mlp(sizes, dash_syn: int = 1, dash_mem: int = 3, vth: int = 512, readout_dash_syn: int = 1,
+             readout_dash_mem: int = 1, fan_in: int = 63, mask_seed: int = 0, surrogate_alpha: float = 1.0,
+             spiking_readout: bool = False, dtype: str = "float32") -> SpikingGraph:
+    """Event counts in -> hidden Xylo populations -> a Xylo readout (``spikeloop.train.xylo``).
+
+    Nodes ``fc0, lif0, ..., fcK, liK`` (``lifK`` with ``spiking_readout``): 8-bit integer
+    synapses under a fan-in mask of at most ``fan_in`` inputs per neuron (drawn from
+    ``mask_seed``), hidden neurons with bit-shift decays ``dash_syn``/``dash_mem``, integer
+    threshold ``vth`` and up to 31 spikes per step; the readout's own shifts. The sizes are
+    held to one Xylo core: at most 16 inputs, 1000 hidden neurons in all and 8 outputs.
+    """
+    from spikeloop.train.xylo import XyloLinear, XyloNeuron
+
+    sizes = _sizes(sizes)
+    limits = [("inputs", sizes[0], 16), ("hidden neurons", sum(sizes[1:-1]), 1000), ("outputs", sizes[-1], 8)]
+    for what, n, cap in limits:
+        if n > cap:
+            raise ConfigError(f"a Xylo network has at most {cap} {what}; this one has {n}")
+    if len(sizes) < 3:
+        raise ConfigError("a Xylo network needs at least one hidden layer (the readout takes hidden spikes only)")
+    if dtype not in ("float32", "float64"):
+        raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}")
+    tdtype = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(int(mask_seed))
+    nodes, edges, prev = {}, [], "input"
+    last = len(sizes) - 2
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        readout = i == last
+        syn = readout_dash_syn if readout else dash_syn
+        nodes[f"fc{i}"] = XyloLinear(a, b, syn, fan_in=fan_in, generator=gen, dtype=tdtype)
+        name = f"lif{i}" if not readout or spiking_readout else f"li{i}"
+        nodes[name] = XyloNeuron(b, syn, readout_dash_mem if readout else dash_mem,
+                                 vth if (not readout or spiking_readout) else None, readout=readout,
+                                 surrogate_alpha=surrogate_alpha, dtype=tdtype)
+        edges += [(prev, f"fc{i}"), (f"fc{i}", name)]
+        prev = name
+    edges.append((prev, "output"))
+    graph = SpikingGraph(nodes, edges, input_shape=sizes[0])
+    graph.spec = {"builder": "xylo-mlp", "args": {
+        "sizes": sizes, "dash_syn": dash_syn, "dash_mem": dash_mem, "vth": vth, "readout_dash_syn": readout_dash_syn,
+        "readout_dash_mem": readout_dash_mem, "fan_in": fan_in, "mask_seed": mask_seed,
+        "surrogate_alpha": surrogate_alpha, "spiking_readout": spiking_readout, "dtype": dtype}}
+    return graph

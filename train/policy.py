@@ -71,8 +71,8 @@ class Policy:
             raise ConfigError(f"a Policy's network is a SpikingGraph, got {type(self.network).__name__}")
         if isinstance(self.T, bool) or not isinstance(self.T, int) or self.T < 1:
             raise ConfigError(f"the decision window T must be a positive integer, got {self.T!r}")
-        if len(self.encoding.mean) != int(np.prod(self.network.input_shape)):
-            raise ConfigError(f"the encoding has {len(self.encoding.mean)} inputs, the network "
+        if self.encoding.n_inputs != int(np.prod(self.network.input_shape)):
+            raise ConfigError(f"the encoding has {self.encoding.n_inputs} inputs, the network "
                               f"{self.network.input_shape}")
 
     @property

@@ -100,9 +100,11 @@ def rule_weight_bits(ctx: Context) -> list[Violation]:
 def rule_neuron_models(ctx: Context) -> list[Violation]:
     """Every layer's neuron dynamics must be among the profile's neuron models."""
     allowed = ctx.limit("neuron_models")
+    readout = ctx.profile.value("readout_models") or allowed  # a chip whose host reads the readout's voltage
     out = []
     for lay in ctx.net.layers:
-        if lay.model not in allowed:
+        ok = readout if lay.name == ctx.net.output else allowed
+        if lay.model not in ok:
             hint = ("use a spiking readout and decode spike counts on the host" if not lay.spiking else
                     "retrain without synaptic current decay (du = 1)" if lay.model == "CubaLIF" else "")
             kind = "spiking" if lay.spiking else "non-spiking"

@@ -32,16 +32,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spikeloop.core.coding import Decoding
+from spikeloop.core.coding import Decoding, SpikeEncoding
 from spikeloop.core.envs import make_env, observation_shape
 from spikeloop.train.agents import FieldRules, TrainResult, fit_encoding, neuron_options, register_agent
 from spikeloop.train.evaluate import evaluate_torch
 from spikeloop.train.graph import Neuron, QuantLinear
-from spikeloop.train.networks import spiking_mlp
+from spikeloop.train.networks import spiking_mlp, xylo_mlp
 from spikeloop.train.policy import Policy, Provenance, window_readout
 from spikeloop.train.seeding import seed_everything
 
 READOUTS = ("voltage-last", "voltage-mean")
+TARGETS = ("loihi", "xylo")
 
 
 @dataclass
@@ -110,6 +111,25 @@ class ReinforceConfig:
     """normalized observations are clipped to +-input_clip"""
     input_bits: int = 8
     """bits of the graded input payload (Loihi 2 graded spikes)"""
+    target: str = "loihi"
+    """what the policy is trained for: loihi (graded input, the contract's float/fixed-point neuron) or xylo
+    (a spike encoder in front, Xylo's integer neuron, 8-bit weights, fan-in mask, bit-shift decays)"""
+    encoder: str = "rate"
+    """xylo: the spike encoder of the observations (rate: on/off channels; population: tuning curves)"""
+    max_events: int = 15
+    """xylo: events per input channel per step at most (Xylo takes 0..15)"""
+    xylo_vth: int = 512
+    """xylo: integer threshold of the hidden neurons (register units)"""
+    dash_syn: int = 1
+    """xylo: current decay shift of the hidden neurons (du = 2**-dash_syn)"""
+    dash_mem: int = 3
+    """xylo: voltage decay shift of the hidden neurons (dv = 2**-dash_mem)"""
+    readout_dash_mem: int = 1
+    """xylo: voltage decay shift of the readout neurons"""
+    fan_in: int = 63
+    """xylo: inputs per neuron at most (a fixed random mask where a layer has more; Xylo: 63)"""
+    logit_scale: float = 0.001
+    """xylo: the readout voltages (register units) times this are the training logits (argmax is unchanged)"""
     threads: int = 1
     """torch CPU threads"""
     max_seconds: float = 0.0
@@ -147,6 +167,22 @@ class ReinforceConfig:
         rules.finite("target_return")
         rules.encoding()
         rules.boolean("fake_quant")
+        if self.target not in TARGETS:
+            rules.bad("target", f"must be one of {', '.join(TARGETS)}")
+        if self.target == "xylo":
+            from spikeloop.core.coding import SPIKE_CODES
+            from spikeloop.runtime.xylo import DASH_MAX, MAX_INPUT_EVENTS, STATE_MAX
+            from spikeloop.train.xylo import FAN_IN_MAX
+
+            if self.encoder not in SPIKE_CODES:
+                rules.bad("encoder", f"must be one of {', '.join(SPIKE_CODES)}")
+            rules.integer("max_events", 1, MAX_INPUT_EVENTS)
+            rules.integer("xylo_vth", 1, STATE_MAX)
+            for name in ("dash_syn", "dash_mem", "readout_dash_mem"):
+                rules.integer(name, 1, DASH_MAX)
+            rules.integer("fan_in", 1, FAN_IN_MAX)
+            if rules.finite("logit_scale") <= 0:
+                rules.bad("logit_scale", "must be positive")
         return self
 
 
@@ -178,8 +214,15 @@ def advantages(returns: np.ndarray, baseline: float) -> np.ndarray:
 
 
 def build_policy_net(cfg: ReinforceConfig, n_in: int, n_actions: int, generator: torch.Generator):
-    """The spiking policy network, Kaiming-initialised with the output layer scaled down."""
-    net = spiking_mlp([n_in, *cfg.hidden, n_actions], **neuron_options(cfg))
+    """The spiking policy network, Kaiming-initialised with the output layer scaled down (for
+    ``target = xylo`` in the 8-bit weights' units: ``w = 1`` is the register value 127)."""
+    if cfg.target == "xylo":
+        net = xylo_mlp([n_in, *cfg.hidden, n_actions], dash_syn=cfg.dash_syn, dash_mem=cfg.dash_mem,
+                       vth=cfg.xylo_vth, readout_dash_syn=cfg.dash_syn, readout_dash_mem=cfg.readout_dash_mem,
+                       fan_in=cfg.fan_in, mask_seed=cfg.seed + 50_000,
+                       surrogate_alpha=cfg.surrogate_slope or 1.0)
+    else:
+        net = spiking_mlp([n_in, *cfg.hidden, n_actions], **neuron_options(cfg))
     synapses = [m for m in net.nodes.values() if isinstance(m, QuantLinear)]
     with torch.no_grad():
         for m in synapses:
@@ -204,8 +247,12 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
     env = make_env(cfg.env_id, cfg.seed)
     obs_shape, n_actions = observation_shape(env), int(env.action_space.n)
     encoding = fit_encoding(cfg, obs_shape)
+    logit_scale = 1.0
+    if cfg.target == "xylo":
+        encoding = SpikeEncoding.from_normalization(encoding, cfg.encoder, cfg.max_events)
+        logit_scale = cfg.logit_scale
     init = torch.Generator().manual_seed(cfg.seed + 40_000)
-    net = build_policy_net(cfg, int(np.prod(obs_shape)), n_actions, init)
+    net = build_policy_net(cfg, encoding.n_inputs, n_actions, init)
     decoding = Decoding(step="mean" if cfg.readout == "voltage-mean" else "last")
     policy = Policy(net, cfg.T, encoding, decoding, Provenance("reinforce", cfg.env_id, cfg.seed, asdict(cfg)))
     params = list(net.parameters())
@@ -222,7 +269,7 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
         while not done:
             x = torch.as_tensor(encoding.encode(obs[None]), dtype=policy.dtype)
             with torch.no_grad():
-                p = torch.softmax(window_readout(decoding, net.window(x, cfg.T)), dim=1)[0].double().numpy()
+                p = torch.softmax(window_readout(decoding, net.window(x, cfg.T)) * logit_scale, dim=1)[0].double().numpy()
             action = int(rng.choice(n_actions, p=p / p.sum()))
             observations.append(obs)
             actions.append(action)
@@ -236,7 +283,7 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
         # the same pass records the hidden spikes for the firing rates
         x = torch.as_tensor(encoding.encode(np.asarray(observations)), dtype=policy.dtype)
         y, trace = net(x.expand(cfg.T, *x.shape), record=True)
-        logp = torch.log_softmax(window_readout(decoding, y), dim=1)
+        logp = torch.log_softmax(window_readout(decoding, y) * logit_scale, dim=1)
         entropy = -(logp.exp() * logp).sum(dim=1).mean()
         g = discounted_returns(rewards, cfg.gamma)
         a = cfg.baseline_alpha
