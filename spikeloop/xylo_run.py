@@ -21,8 +21,14 @@ XYLO_BACKEND_NAMES = ("xylosim", "emulator")
 
 
 def xylo_stage(nir_path: Path, env_id: str | None, backend: str, episodes: int, seed: int,
-               checkpoint: Path | None, progress: bool = True, profile_name: str = "xylo") -> dict:
-    """Check, map and run a policy on a Xylo backend; the report as a dict (nothing written)."""
+               checkpoint: Path | None, progress: bool = True, profile_name: str = "xylo",
+               check_emulator: bool = True) -> dict:
+    """Check, map and run a policy on a Xylo backend; the report as a dict (nothing written).
+
+    On ``xylosim`` with ``check_emulator``, spikeloop's emulator decides beside it on every
+    observation and must give the same readout at every step of every decision (the run
+    stops with :class:`~spikeloop.core.errors.RuntimeMismatchError` otherwise).
+    """
     from spikeloop.core.nir_io import read_graph
     from spikeloop.hwprofiles.cycles import xylo_cycles
     from spikeloop.hwprofiles.fit import check_fit, layers_from_nir
@@ -46,7 +52,9 @@ def xylo_stage(nir_path: Path, env_id: str | None, backend: str, episodes: int, 
     if reference is not None:
         runs["torch"] = run_closed_loop(reference, env_id, episodes, seed, progress=progress)
     key = f"xylo_{'sim' if backend == 'xylosim' else 'emulator'}"
-    res = run_closed_loop(core, env_id, episodes, seed, reference=reference, progress=progress)
+    twin = make_xylo_backend("emulator", plan) if backend == "xylosim" and check_emulator else None
+    res = run_closed_loop(core, env_id, episodes, seed, reference=reference, twin=twin, progress=progress)
+    res.extra["emulator_bit_exact"] = True if twin is not None else None
     runs[key] = res
     per = res.counts.per_decision()
     reg = core.placement.registers
