@@ -183,7 +183,7 @@ def _describe(report: FitReport, ctx: Context) -> None:
                              "limit": profile.value("synapses_per_chip"), "unit": "synapses"}]
         for r in report.resources:
             r["utilisation"] = None if not r["limit"] else r["used"] / r["limit"]
-    if not profile.graded_spikes and profile.mapping != "none":
+    if not profile.graded_spikes and profile.mapping != "none" and not net.input_events:
         report.notes.append(f"{profile.name} takes binary events only: the {net.input_size} graded "
                             "observation values need a spike encoder (one channel each assumed; its cost is "
                             "not modelled)")

@@ -82,6 +82,8 @@ class Network:
     layers: list[Layer]
     output: str
     source: str = "network"
+    input_events: bool = False
+    """the input is a spike encoder's event counts, not graded observation values"""
 
     def layer(self, name: str) -> Layer:
         """The layer called ``name``."""
@@ -110,7 +112,10 @@ def layers_from_plan(plan, source: str = "network") -> Network:
         layers.append(Layer(p.name, DENSE, p.size, neuron_model(p.du, p.dv, p.spiking),
                             tuple(c.src for c in inc), {c.src: np.asarray(c.weight) for c in inc},
                             has_bias=bool(np.any(np.asarray(p.bias) != 0))))
-    return Network(plan.input_size, layers, plan.output, source)
+    from spikeloop.core.coding import SpikeEncoding
+
+    return Network(plan.input_size, layers, plan.output, source,
+                   input_events=isinstance(getattr(plan, "encoding", None), SpikeEncoding))
 
 
 def has_conv(graph, source: str = "graph") -> bool:

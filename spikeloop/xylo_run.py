@@ -44,8 +44,8 @@ def xylo_stage(nir_path: Path, env_id: str | None, backend: str, episodes: int, 
     graph = read_graph(nir_path)
     prepared = prepare_policy(nir_path, env_id, checkpoint=checkpoint, graph=graph)
     plan = prepared.plan
-    check_fit(layers_from_nir(graph, str(nir_path), plan=plan), profile).raise_if_violated()  # one error naming every violated limit
     core = make_xylo_backend(backend, plan)  # every register checked before an episode runs
+    check_fit(layers_from_nir(graph, source=str(nir_path), plan=plan), profile).raise_if_violated()  # every violated limit
     reference = None if prepared.policy is None else TorchPolicy(prepared.policy)
     env_id = prepared.env_id
     runs = {}
