@@ -212,7 +212,7 @@ CASES: dict[tuple[str, str], Callable[[Path], Case]] = {
         good_profile=load_profile("xylo")),
     ("xylo", "neuron_models"): lambda tmp: Case(
         load_profile("xylo"), _xylo_pair(out_model="IF"), _xylo_pair(out_model="LIF"), "out", "IF (spiking)",
-        "CubaLIF, LIF"),
+        "CubaLIF, LIF, CubaLI, LI"),  # the readout's models: the host also reads a readout's voltage
     # ------------------------------------------------ speck (9 cores, 64Ki/32Ki/16Ki memories, 1024 channels, ...)
     ("speck", "layer_kinds"): lambda tmp: Case(
         custom(tmp, "speck", only=True, layer_kinds=["dense"]), net(4, conv("c", (1, 2, 2), 1)),

@@ -98,18 +98,20 @@ def rule_weight_bits(ctx: Context) -> list[Violation]:
 
 
 def rule_neuron_models(ctx: Context) -> list[Violation]:
-    """Every layer's neuron dynamics must be among the profile's neuron models."""
+    """Every layer's neuron dynamics must be among the profile's neuron models (the output layer's among
+    its readout models where it lists them)."""
     allowed = ctx.limit("neuron_models")
     readout = ctx.profile.value("readout_models") or allowed  # a chip whose host reads the readout's voltage
     out = []
     for lay in ctx.net.layers:
         ok = readout if lay.name == ctx.net.output else allowed
         if lay.model not in ok:
-            hint = ("use a spiking readout and decode spike counts on the host" if not lay.spiking else
+            hint = ("use a spiking readout and decode spike counts on the host" if not lay.spiking
+                    and lay.name == ctx.net.output else "a hidden layer must spike" if not lay.spiking else
                     "retrain without synaptic current decay (du = 1)" if lay.model == "CubaLIF" else "")
             kind = "spiking" if lay.spiking else "non-spiking"
             out.append(Violation("neuron_models", lay.name, "neuron model",
-                                 f"{lay.model} ({kind})", ", ".join(allowed), hint=hint))
+                                 f"{lay.model} ({kind})", ", ".join(ok), hint=hint))
     return out
 
 
