@@ -206,10 +206,13 @@ CASES: dict[tuple[str, str], Callable[[Path], Case]] = {
     ("xylo", "total_weights"): lambda tmp: Case(  # 1000 hidden x fan-in 63 < 64,000: unreachable on Xylo itself
         custom(tmp, "xylo", only=True, total_weights=100), net(1, dense("out", 101, {"input": (1, 1)})),
         net(1, dense("out", 100, {"input": (1, 1)})), "<network>", 101, 100),
-    ("xylo", "weight_bits"): lambda tmp: Case(
-        custom(tmp, "xylo", weight_bits=7), net(2, dense("out", 2, {"input": (2, 2)})),
+    ("xylo", "weight_bits"): lambda tmp: Case(  # one layer of synapses: the readout rule left unchecked
+        custom(tmp, "xylo", weight_bits=7, output_neurons="unknown"), net(2, dense("out", 2, {"input": (2, 2)})),
         net(2, dense("out", 2, {"input": (2, 2)})), "out", 8, 7,
-        good_profile=load_profile("xylo")),
+        good_profile=custom(tmp, "xylo", output_neurons="unknown")),
+    ("xylo", "readout_after_hidden"): lambda tmp: Case(
+        load_profile("xylo"), net(2, dense("out", 2, {"input": (2, 2)})), _xylo_pair(), "out", "the input",
+        "hidden layers only"),
     ("xylo", "neuron_models"): lambda tmp: Case(
         load_profile("xylo"), _xylo_pair(out_model="IF"), _xylo_pair(out_model="LIF"), "out", "IF (spiking)",
         "CubaLIF, LIF, CubaLI, LI"),  # the readout's models: the host also reads a readout's voltage

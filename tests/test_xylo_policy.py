@@ -207,3 +207,81 @@ def test_the_emulator_record_matches_the_backend_counts():
     c = core.counts()
     assert c.spikes["lif0"] == spikes and c.decisions == 1 and c.steps == 9
     assert c.synops["fc0"] == int(np.array(emu.record["events"]).sum(0) @ np.count_nonzero(core.placement.registers.w_in, 1))
+
+
+def _rockpool_xylo_mapper():
+    """Rockpool's own Xylo Audio 2 mapper (``syns61201/xylo_mapper.py``), loaded from its files.
+
+    The package's ``__init__`` imports ``samna`` (not installable here); the mapper and its graph
+    modules need only ``rockpool.graph``, so they are loaded under a bare package of their own.
+    """
+    import importlib.util
+    import sys
+    import types
+
+    import rockpool
+
+    d = Path(rockpool.__file__).parent / "devices" / "xylo" / "syns61201"
+    pkg = types.ModuleType("rockpool_xa2_rules")
+    pkg.__path__ = [str(d)]
+    sys.modules.setdefault(pkg.__name__, pkg)
+    for name in ("xylo_graph_modules", "xylo_mapper"):
+        full = f"{pkg.__name__}.{name}"
+        if full not in sys.modules:
+            spec = importlib.util.spec_from_file_location(full, d / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[full] = module
+            spec.loader.exec_module(module)
+    return sys.modules[f"{pkg.__name__}.xylo_mapper"]
+
+
+def _sparse(n_out: int, n_in: int) -> np.ndarray:
+    """``(n_out, n_in)`` weights with one synapse per neuron (fan-in 1: only the sizes are at stake)."""
+    w = np.zeros((n_out, n_in))
+    w[np.arange(n_out), np.arange(n_out) % n_in] = 1.0
+    return w
+
+
+@pytest.mark.parametrize("sizes,fits", [
+    ([8, 64, 2], True), ([16, 63, 63, 8], True), ([16, 500, 500, 8], True),   # at every limit
+    ([17, 4, 2], False),                                                       # 17 input channels
+    ([8, 4, 9], False),                                                        # 9 output neurons
+    ([8, 600, 401, 2], False),                                                 # 1,001 hidden neurons
+    ([8, 2], False),                                                           # no hidden layer
+])
+def test_fit_agrees_with_rockpools_xylo_mapper(sizes, fits):
+    """`spikeloop fit --profile xylo` and Rockpool's mapper (its design rules and its allocation of
+    hidden and output neurons, a warning counted as a refusal) give the same verdict on the same
+    networks. Rockpool leaves the fan-in and the weight count to its configuration check, which needs
+    samna; the fan-in case is in test_fit_accepts_the_xylo_policy_and_names_a_fan_in_beyond_63."""
+    import warnings
+
+    from rockpool.graph import GraphHolder, LIFNeuronWithSynsRealValue, LinearWeights, connect_modules
+
+    from spikeloop.hwprofiles.fit import check_fit
+    from spikeloop.hwprofiles.network import DENSE, Layer, Network
+    from spikeloop.hwprofiles.profile import load_profile
+
+    layers, src = [], "input"
+    first = prev = None
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = _sparse(b, a)
+        layers.append(Layer(f"l{i}", DENSE, b, "LIF", (src,), {src: w}))
+        src = f"l{i}"
+        lin = LinearWeights._factory(a, b, f"w{i}", None, w.T)
+        neurons = LIFNeuronWithSynsRealValue._factory(b, b, f"n{i}", None, tau_mem=[8e-3] * b, tau_syn=[2e-3] * b,
+                                                      threshold=[1.0] * b, bias=[0.0] * b, dt=1e-3)
+        connect_modules(lin, neurons)
+        if prev is not None:
+            connect_modules(prev, lin)
+        first, prev = first or lin, neurons
+    ours = check_fit(Network(sizes[0], layers, src, "sizes"), load_profile("xylo")).fits
+    mapper = _rockpool_xylo_mapper()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mapper.DRCWarning)
+        try:
+            mapper.mapper(GraphHolder(first.input_nodes, prev.output_nodes, "net", None))
+            theirs = True
+        except mapper.DRCError:
+            theirs = False
+    assert ours is theirs is fits

@@ -52,6 +52,16 @@ def rule_fan_in_per_neuron(ctx: Context) -> list[Violation]:
     return out
 
 
+def rule_readout_after_hidden(ctx: Context) -> list[Violation]:
+    """The readout neurons take hidden spikes only: at least one hidden layer, no input into the readout
+    (Rockpool's mapper: at least two neuron layers, the input feeds hidden neurons)."""
+    out = ctx.net.layer(ctx.net.output)
+    if hidden_layers(ctx.net) and INPUT not in out.sources:
+        return []
+    return [Violation("readout_after_hidden", out.name, "readout fed by", "the input", "hidden layers only", "",
+                      None, "put a hidden spiking layer between the input and the readout")]
+
+
 def rule_total_weights(ctx: Context) -> list[Violation]:
     """Non-zero weights of the whole network, against the chip's weight memory."""
     return over("total_weights", NETWORK, "non-zero weights", sum(lay.synapses for lay in ctx.net.layers),
@@ -64,6 +74,7 @@ RULES: list[Rule] = [
     Rule("output_neurons", ("output_neurons",), rule_output_neurons),
     Rule("fan_in_per_neuron", ("fan_in_per_neuron",), rule_fan_in_per_neuron),
     Rule("total_weights", ("total_weights",), rule_total_weights),
+    Rule("readout_after_hidden", ("output_neurons",), rule_readout_after_hidden),
     *COMMON_RULES,
 ]
 UNIMPLEMENTED: list[tuple[str, str]] = [
