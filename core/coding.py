@@ -215,6 +215,11 @@ class SpikeEncoding(InputEncoding):
             object.__setattr__(self, name, int(v))
 
     @property
+    def binary(self) -> bool:
+        """At most one event per channel and step: plain spikes, no graded payload."""
+        return self.max_events == 1
+
+    @property
     def channels(self) -> int:
         """Event channels per observation element."""
         return 2 if self.code == RATE else self.neurons

@@ -15,9 +15,41 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from spikeloop.core.errors import ConfigError
 from spikeloop.hwprofiles.profile import ALL_IN, Profile
 
 HOST_ENCODE_MACS_PER_INPUT = 1  # (obs - mean) * (1/std): one multiply-accumulate per element
+
+
+STATIC_TIMESTEPS = ("realtime", "unthrottled")
+STATIC_SHARES = ("chip", "cores")
+
+
+@dataclass(frozen=True)
+class StaticPower:
+    """How static power becomes energy per decision: both halves are assumptions, stated in every report.
+
+    ``timestep``: ``realtime`` (the profile's real-time timestep, ``[timing.timestep]``: the chip
+    idles out each step) or ``unthrottled`` (``[timing.timestep_unthrottled]``: the chip runs the
+    next step as soon as it can). ``share``: ``chip`` (the whole chip's static power) or ``cores``
+    (the share of the cores the network uses, ``cores_used / cores`` from the fit's placement).
+    The default, real time and the whole chip, is what a chip dedicated to one real-time
+    policy draws.
+    """
+
+    timestep: str = "realtime"
+    share: str = "chip"
+    cores_used: int | None = None
+
+    def __post_init__(self):
+        if self.timestep not in STATIC_TIMESTEPS:
+            raise ConfigError(f"static timestep must be one of {STATIC_TIMESTEPS}, got {self.timestep!r}")
+        if self.share not in STATIC_SHARES:
+            raise ConfigError(f"static share must be one of {STATIC_SHARES}, got {self.share!r}")
+
+    def describe(self) -> str:
+        return (f"{'real-time' if self.timestep == 'realtime' else 'unthrottled'} timestep, "
+                f"{'whole-chip' if self.share == 'chip' else 'used-core share of'} static power")
 
 
 @dataclass
@@ -58,6 +90,7 @@ class EnergyReport:
     title: str
     terms: list[Term]
     assumptions: list[str] = field(default_factory=list)
+    static_choice: StaticPower | None = None
 
     @property
     def total(self) -> float:
@@ -87,6 +120,9 @@ class EnergyReport:
                 "chip_dynamic_J": self._sum("chip") - self.static if chip_priced else None,
                 "chip_complete": chip_priced and not chip_unpriced,
                 "unpriced": self.unpriced, "assumptions": self.assumptions,
+                "static_choice": None if self.static_choice is None else {
+                    "timestep": self.static_choice.timestep, "share": self.static_choice.share,
+                    "described": self.static_choice.describe()},
                 "terms": [asdict(t) | {"energy_J": t.energy, "status": t.status} for t in self.terms]}
 
 
@@ -101,13 +137,19 @@ class NetworkShape:
     """multiply-accumulates of one pass of a dense ANN with the same layers"""
     spike_destinations: dict[str, int]
     """per spiking population, the number of connections its spikes are routed to"""
+    encoder: tuple[str, int] | None = None
+    """a spike encoder on the host: its description and its arithmetic operations per decision"""
 
     @classmethod
     def of(cls, plan) -> "NetworkShape":
-        """The shape of a compiled plan (duck-typed: populations, connections, output)."""
+        """The shape of a compiled plan (duck-typed: populations, connections, output, encoding)."""
+        from spikeloop.core.coding import SpikeEncoding
+
+        enc = getattr(plan, "encoding", None)
         return cls(plan.input_size, plan.population(plan.output).size, plan.neuron_count,
                    int(sum(c.synapses for c in plan.connections)),
-                   {p.name: len(plan.outgoing(p.name)) for p in plan.populations if p.spiking})
+                   {p.name: len(plan.outgoing(p.name)) for p in plan.populations if p.spiking},
+                   (enc.describe(), enc.host_ops()) if isinstance(enc, SpikeEncoding) else None)
 
 
 def _term(profile: Profile, name: str, constant: str, count: float, unit: str, note: str = "") -> Term:
@@ -176,11 +218,13 @@ def check_counts(per_decision, source: str = "counts", populations=None, connect
 
 
 def price_neuromorphic(per_decision: dict, shape: NetworkShape, profile: Profile,
-                       host: Profile | None = None) -> EnergyReport:
+                       host: Profile | None = None, static: StaticPower | None = None) -> EnergyReport:
     """Price the per-decision counts (``OpCounts.per_decision()``) on ``profile``.
 
-    ``host`` (a conventional profile) prices the encoding and decoding done on the host.
+    ``host`` (a conventional profile) prices the encoding and decoding done on the host;
+    ``static`` says how static power is turned into energy (default :class:`StaticPower`).
     """
+    static = static or StaticPower()
     graded = per_decision["graded"]
     syn_binary = sum(v for k, v in per_decision["synops"].items() if not graded.get(k))
     syn_graded = sum(v for k, v in per_decision["synops"].items() if graded.get(k))
@@ -203,10 +247,19 @@ def price_neuromorphic(per_decision: dict, shape: NetworkShape, profile: Profile
             _term(profile, "neuron updates (inactive)", "neuron_update_inactive", updates - active, "updates"),
             _term(profile, "spikes routed", "spike_route", routed, "spikes",
                   "one route per destination connection of the spiking population"),
-            _static_term(profile, steps),
+            _static_term(profile, steps, static),
         ]
     assumptions = []
-    if not profile.graded_spikes:
+    if shape.encoder is not None:  # the policy's own spike encoder runs on the host
+        what, ops = shape.encoder
+        if host is not None:
+            terms.append(_term(host, "input spike encoder (host)", "mac_fp32", ops, "ops",
+                               f"on {host.name}: {what}; each operation priced as one fp32 MAC (an upper bound)"))
+            terms[-1].where = "host"
+        else:
+            terms.append(Term("input spike encoder (host)", ops, "ops", None, None, "no host profile given",
+                              "unknown", what, where="host"))
+    elif not profile.graded_spikes:
         terms.append(Term("input spike encoder", shape.input_size, "values", None, None,
                           f"{profile.name} takes binary events only; no published cost for a spike encoder",
                           "unknown", "rate, population or delta coding of each observation value"))
@@ -218,17 +271,28 @@ def price_neuromorphic(per_decision: dict, shape: NetworkShape, profile: Profile
         terms[-2].where = terms[-1].where = "host"
     else:
         assumptions.append("host encoding/decoding not priced (no host profile given)")
-    return EnergyReport(profile.name, profile.title, terms, assumptions)
+    assumptions.append(f"static power: {static.describe()}")
+    return EnergyReport(profile.name, profile.title, terms, assumptions, static)
 
 
-def _static_term(profile: Profile, steps: float) -> Term:
-    static, tstep = profile.get("static_power"), profile.get("timestep")
+def _static_term(profile: Profile, steps: float, choice: StaticPower) -> Term:
+    name = "timestep" if choice.timestep == "realtime" else "timestep_unthrottled"
+    static, tstep = profile.get("static_power"), profile.get(name)
+    share, share_note = 1.0, "whole-chip static power"
+    if choice.share == "cores":
+        cores = profile.value("cores")
+        if not cores or choice.cores_used is None:
+            return Term("static power x window", steps, "steps", "static_power", None,
+                        f"a used-core share needs the cores used and the chip's cores ({profile.name}: "
+                        f"{'no placement' if choice.cores_used is None else 'cores not published'})", "unknown")
+        share, share_note = choice.cores_used / cores, f"{choice.cores_used} of {cores} cores' share of static power"
     if static is not None and tstep is not None and static.known and tstep.known:
-        return Term("static power x window", steps * tstep.value, "s", "static_power", static.value,
-                    f"{static.source}; timestep: {tstep.source}", _weakest(static.confidence, tstep.confidence),
-                    f"{steps:g} steps of {tstep.value:g} s (whole-chip static power)")
+        return Term("static power x window", steps * tstep.value * share, "s", "static_power", static.value,
+                    f"{static.source}; {name}: {tstep.source}", _weakest(static.confidence, tstep.confidence),
+                    f"{steps:g} steps of {tstep.value:g} s ({choice.describe()}: {share_note})")
     known = static is not None and static.known
-    why = (f"static power {static.value:g} W is published but no time per step, so the window has no "
+    step = "time per step" if choice.timestep == "realtime" else "unthrottled time per step"
+    why = (f"static power {static.value:g} W is published but no {step}, so the window has no "
            "duration" if known else "static power not published")
     return Term("static power x window", steps, "steps", "static_power", None, why, "unknown")
 

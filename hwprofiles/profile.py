@@ -40,7 +40,7 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
         "mac_fp32": ("J", NUMBER), "ac_fp32": ("J", NUMBER),
         "mac_int8": ("J", NUMBER), "ac_int8": ("J", NUMBER),
     },
-    "timing": {"timestep": ("s", NUMBER)},
+    "timing": {"timestep": ("s", NUMBER), "timestep_unthrottled": ("s", NUMBER)},
     # a vendor's clock-cycle model of one timestep (Xylo: spikeloop.hwprofiles.cycles)
     "cycles": {
         "input_event_loop": ("cycles", NUMBER),

@@ -400,8 +400,9 @@ class NetworkPlan:
 
     @property
     def input_graded(self) -> bool:
-        """Graded (real-valued payload) host input, or binary spikes (a peer graph's default)."""
-        return self.encoding is not None
+        """Graded (real-valued payload) host input, or binary spikes (a peer graph's default, or a spike
+        encoder of at most one event per channel and step)."""
+        return self.encoding is not None and not getattr(self.encoding, "binary", False)
 
     def is_graded(self, conn: Connection) -> bool:
         """Whether a connection carries graded events (priced as MACs) or binary spikes (ACs)."""

@@ -165,7 +165,8 @@ def cmd_run(args) -> int:
             except Exception:  # the original fault is what the user must see
                 pass
         raise
-    energy = energy_stage(evaluation["plan"], priced_counts(evaluation), cfg.profiles, cfg.baseline)
+    energy = energy_stage(evaluation["plan"], priced_counts(evaluation), cfg.profiles, cfg.baseline,
+                          cfg.static_timestep, cfg.static_share)
     report = build_report(run_dir, env_id, evaluation, energy, None, cfg, _command_line(),
                           checkpoint=(run_dir / POLICY_CKPT).exists() and ckpt is not None)
     files = report_files(report) | (decision_files(evaluation["results"]) if cfg.record else {})
@@ -263,7 +264,8 @@ def cmd_energy(args) -> int:
     profiles = args.profiles or builtin_profiles("neuromorphic")
     check_pricing(profiles, args.baseline)
     check_output_dir(run_dir)
-    report["energy"] = energy_stage(plan, report["counts_per_decision"], profiles, args.baseline)
+    report["energy"] = energy_stage(plan, report["counts_per_decision"], profiles, args.baseline,
+                                    args.static_timestep, args.static_share)
     with tempfile.TemporaryDirectory(prefix=".figures.", dir=run_dir) as stage:
         files = {}
         if args.plots:
@@ -502,6 +504,7 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder holding report.json and policy.nir")
     O.add_profiles(p, None, "to price")
     O.add_baseline(p)
+    O.add_static(p)
     p.add_argument("--plots", default=True, action=argparse.BooleanOptionalAction,
                    help="write energy_breakdown.png and raster.png (one episode) into the run folder")
     p.add_argument("--raster-seed", type=O.seed_int, default=1000,

@@ -81,6 +81,17 @@ def add_baseline(p: argparse.ArgumentParser) -> None:
                    help="conventional profile for the dense-ANN baseline (default: cpu-45nm)")
 
 
+def add_static(p: argparse.ArgumentParser) -> None:
+    """How static power is priced: both halves are assumptions, and every report states them."""
+    from spikeloop.hwprofiles.energy import STATIC_SHARES, STATIC_TIMESTEPS
+
+    p.add_argument("--static-timestep", choices=STATIC_TIMESTEPS, default="realtime",
+                   help="static power over the profile's real-time timestep (default) or its unthrottled one "
+                        "(the chip runs the next step at once)")
+    p.add_argument("--static-share", choices=STATIC_SHARES, default="chip",
+                   help="the whole chip's static power (default) or the share of the cores the network uses")
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     """``--quiet``: no progress bars."""
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -113,6 +124,7 @@ def add_eval(p: argparse.ArgumentParser, targets: bool = False) -> None:
                         "fused; the same episodes and actions as one copy; default: 1)")
     add_profiles(p, None, "to price")
     add_baseline(p)
+    add_static(p)
 
 
 def eval_config(args):
@@ -120,7 +132,8 @@ def eval_config(args):
     from spikeloop.pipeline import EvalConfig
 
     cfg = EvalConfig(episodes=args.episodes, seed=args.eval_seed, mapping=args.mapping, baseline=args.baseline,
-                     backend=args.backend or "lava", precision=args.precision, envs=args.envs)
+                     backend=args.backend or "lava", precision=args.precision, envs=args.envs,
+                     static_timestep=args.static_timestep, static_share=args.static_share)
     if args.profiles:
         cfg.profiles = list(args.profiles)
     return cfg

@@ -45,6 +45,10 @@ class EvalConfig:
     """'float', 'fixed' or 'both' (lava and emulator)"""
     envs: int = 1
     """copies of the network stepped at once, one environment each (emulator, Lava fused)"""
+    static_timestep: str = "realtime"
+    """static power over the real-time timestep or the unthrottled one (hwprofiles.energy.StaticPower)"""
+    static_share: str = "chip"
+    """the whole chip's static power or the used cores' share"""
 
     def __post_init__(self):
         from spikeloop.runtime.backends import LAVA_MAPPINGS
@@ -72,6 +76,9 @@ class EvalConfig:
         self.profiles = list(self.profiles)
         if not isinstance(self.baseline, (str, Path)) or not str(self.baseline):
             raise ConfigError(f"baseline must name a conventional profile, got {self.baseline!r}")
+        from spikeloop.hwprofiles.energy import StaticPower
+
+        StaticPower(self.static_timestep, self.static_share)
         for name in ("check_emulator", "record"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -255,7 +262,8 @@ def priced_key(evaluation: dict) -> str | None:
     return "lava_fixed" if "lava_fixed" in evaluation["results"] else None
 
 
-def energy_stage(plan, counts_per_decision: dict | None, profiles: list[str], baseline: str) -> dict | None:
+def energy_stage(plan, counts_per_decision: dict | None, profiles: list[str], baseline: str,
+                 static_timestep: str = "realtime", static_share: str = "chip") -> dict | None:
     """Price the measured counts on each profile, beside the dense-ANN baseline.
 
     Each target also carries its mapping check (does it fit, cores, utilisation) and the
@@ -265,9 +273,10 @@ def energy_stage(plan, counts_per_decision: dict | None, profiles: list[str], ba
     if counts_per_decision is None:
         return None
     from spikeloop.hwprofiles import NetworkShape, price_dense_baseline, price_neuromorphic
-    from spikeloop.hwprofiles.energy import neurobench_counts
+    from spikeloop.hwprofiles.energy import StaticPower, neurobench_counts
     from spikeloop.hwprofiles.fit import check_fit, layers_from_plan
 
+    StaticPower(static_timestep, static_share)  # one error for a bad choice, before any pricing
     shape = NetworkShape.of(plan)
     host = load_baseline(baseline)
     net = layers_from_plan(plan, "policy.nir")
@@ -275,12 +284,14 @@ def energy_stage(plan, counts_per_decision: dict | None, profiles: list[str], ba
            "targets": {}, "baseline_profile": host.name}
     for name in profiles:
         prof = load_target(name)
-        rep = price_neuromorphic(counts_per_decision, shape, prof, host).to_dict()
+        fit = check_fit(net, prof)
+        static = StaticPower(static_timestep, static_share, fit.cores_used)
+        rep = price_neuromorphic(counts_per_decision, shape, prof, host, static).to_dict()
         rep["ratio_vs_dense_fp32"] = _ratio(rep["total_J"], out["baselines"]["fp32"]["total_J"])
         rep["ratio_vs_dense_int8"] = _ratio(rep["total_J"], out["baselines"]["int8"]["total_J"])
         rep["dynamic_ratio_vs_dense_fp32"] = _ratio(rep["dynamic_J"], out["baselines"]["fp32"]["total_J"])
         rep["dynamic_ratio_vs_dense_int8"] = _ratio(rep["dynamic_J"], out["baselines"]["int8"]["total_J"])
-        rep["fit"] = check_fit(net, prof).to_dict()
+        rep["fit"] = fit.to_dict()
         rep["profile_file"] = prof.path
         rep["reference"] = {k: {"value": c.value, "unit": c.unit, "source": c.source,
                                 "confidence": c.confidence} for k, c in prof.reference.items()}
@@ -528,7 +539,8 @@ def demo(run_dir: Path, agent: str, cfg, eval_cfg: EvalConfig, dt_s: float = 1e-
     graph = export_policy(result.policy, dt_s)
     prepared = prepare_policy(run_dir / POLICY_NIR, cfg.env_id, graph=graph, policy=result.policy)
     evaluation = evaluate_stage(run_dir, cfg.env_id, eval_cfg, progress=progress, prepared=prepared)
-    energy = energy_stage(evaluation["plan"], priced_counts(evaluation), eval_cfg.profiles, eval_cfg.baseline)
+    energy = energy_stage(evaluation["plan"], priced_counts(evaluation), eval_cfg.profiles, eval_cfg.baseline,
+                          eval_cfg.static_timestep, eval_cfg.static_share)
     training = {"agent": agent, "best_eval_return_torch": result.best_eval, "env_steps": result.steps,
                 "seconds": round(result.seconds, 1), "seed": cfg.seed}
     report = build_report(run_dir, cfg.env_id, evaluation, energy, training, eval_cfg, command,

@@ -100,7 +100,14 @@ def targets_text(energy: dict) -> str:
     width = {k: max(len(heads[k]), *(len(r[k]) for r in rows)) if rows else len(heads[k]) for k in keys}
     width["unpriced"] = len(heads["unpriced"])
     fmt = lambda r: "  ".join(str(r[k]).ljust(width[k]) for k in keys)  # noqa: E731
-    return "\n".join([fmt(heads), fmt({k: "-" * width[k] for k in keys})] + [fmt(r) for r in rows])
+    lines = [fmt(heads), fmt({k: "-" * width[k] for k in keys})] + [fmt(r) for r in rows]
+    return "\n".join(lines + static_lines(energy))
+
+
+def static_lines(energy: dict) -> list[str]:
+    """The static-power assumption the figures use (both halves are choices: see --static-*)."""
+    choices = {rep["static_choice"]["described"] for rep in energy["targets"].values() if rep.get("static_choice")}
+    return [f"static power: {c} (--static-timestep, --static-share)" for c in sorted(choices)]
 
 
 def _fit_lines(fit: dict) -> list[str]:
@@ -139,8 +146,9 @@ def _energy_section(r: dict) -> list[str]:
            "Chip energy per decision is the sum of the **priced** on-chip terms: a measured count (per decision, "
            f"from {r.get('counts_source', 'the run')}) times a constant of the profile, whose source and "
            "confidence are listed below. '≥' marks a target with unpriced on-chip terms: it costs more than "
-           "shown, by an amount nobody has published. Static power is a whole-chip figure over the decision's "
-           "Lava steps; ratios compare the dynamic chip energy with a dense ANN of the same layers on 45 nm "
+           "shown, by an amount nobody has published. Static power is priced over the decision's Lava steps "
+           f"under one stated assumption ({'; '.join(c['described'] for c in {rep['static_choice']['described']: rep['static_choice'] for rep in en['targets'].values() if rep.get('static_choice')}.values()) or 'whole-chip, real-time timestep'}: "
+           "`--static-timestep`, `--static-share` choose); ratios compare the dynamic chip energy with a dense ANN of the same layers on 45 nm "
            "arithmetic.", ""]
     out += targets_markdown(en) + [""]
     figs = en.get("figures") or {}

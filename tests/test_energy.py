@@ -287,3 +287,61 @@ def test_every_reported_number_traces_to_a_constant_or_a_count(priced_run):
             assert t["energy_per_event"] == const.value and t["source"].startswith(const.source)
             assert t["energy_J"] == t["count"] * t["energy_per_event"]
         assert rep["total_J"] == pytest.approx(sum(t["energy_J"] or 0 for t in rep["terms"]), rel=REL)
+
+
+def test_static_power_choices_by_hand():
+    """Real time and the whole chip (the default), the unthrottled timestep, the used cores' share."""
+    from spikeloop.core.errors import ConfigError
+    from spikeloop.hwprofiles.energy import StaticPower
+
+    loihi = load_profile("loihi")
+    for choice, seconds in ((None, 10 * 1e-3), (StaticPower("unthrottled"), 10 * 13e-6),
+                            (StaticPower("realtime", "cores", cores_used=3), 10 * 1e-3 * 3 / 128),
+                            (StaticPower("unthrottled", "cores", cores_used=3), 10 * 13e-6 * 3 / 128)):
+        rep = price_neuromorphic(PER_DECISION, SHAPE, loihi, HOST, choice)
+        assert rep.static == pytest.approx(0.104 * seconds, rel=REL)
+        said = (choice or StaticPower()).describe()
+        assert f"static power: {said}" in rep.assumptions and rep.to_dict()["static_choice"]["described"] == said
+    no_place = terms(price_neuromorphic(PER_DECISION, SHAPE, loihi, HOST, StaticPower(share="cores")))
+    assert no_place["static power x window"].status == "unpriced"
+    assert "needs the cores used" in no_place["static power x window"].source
+    with pytest.raises(ConfigError, match="static timestep must be one of"):
+        StaticPower("fast")
+
+
+def test_a_spike_encoder_is_priced_as_host_work():
+    from dataclasses import replace
+
+    from spikeloop.core.coding import SpikeEncoding
+
+    enc = SpikeEncoding(mean=(0.0,) * 4, std=(1.0,) * 4, code="population", max_events=1, neurons=9)
+    assert enc.host_ops() == 4 * 4 + 36 * 6
+    shape = replace(SHAPE, encoder=(enc.describe(), enc.host_ops()))
+    for name in ("loihi", "loihi2"):
+        t = terms(price_neuromorphic(PER_DECISION, shape, load_profile(name), HOST))
+        enc_term = t["input spike encoder (host)"]
+        assert enc_term.where == "host" and enc_term.energy == pytest.approx(enc.host_ops() * 4.6 * pJ, rel=REL)
+        assert "input spike encoder" not in t  # nothing left unpriced about the input
+    unhosted = terms(price_neuromorphic(PER_DECISION, shape, load_profile("loihi")))
+    assert unhosted["input spike encoder (host)"].status == "unpriced"
+
+
+def test_run_and_energy_state_the_static_power_choice(trained_run, capsys):
+    import json
+
+    from spikeloop.cli import main
+
+    assert main(["run", str(trained_run), "--backend", "emulator", "--precision", "fixed", "--episodes", "1",
+                 "--quiet", "--profile", "loihi", "--static-share", "cores"]) == 0
+    rep = json.loads((trained_run / "report.json").read_text())["energy"]["targets"]["loihi"]
+    steps = json.loads((trained_run / "report.json").read_text())["counts_per_decision"]["steps"]
+    assert rep["static_choice"] == {"timestep": "realtime", "share": "cores",
+                                    "described": "real-time timestep, used-core share of static power"}
+    assert rep["static_J"] == pytest.approx(0.104 * steps * 1e-3 * 3 / 128, rel=1e-12)  # 3 of 128 cores
+    assert "used-core share" in (trained_run / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["energy", str(trained_run), "--profile", "loihi", "--static-timestep", "unthrottled",
+                 "--no-plots"]) == 0
+    assert "static power: unthrottled timestep, whole-chip static power" in capsys.readouterr().out
+    rep = json.loads((trained_run / "report.json").read_text())["energy"]["targets"]["loihi"]
+    assert rep["static_J"] == pytest.approx(0.104 * steps * 13e-6, rel=1e-12)

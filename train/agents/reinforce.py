@@ -114,10 +114,14 @@ class ReinforceConfig:
     target: str = "loihi"
     """what the policy is trained for: loihi (graded input, the contract's float/fixed-point neuron) or xylo
     (a spike encoder in front, Xylo's integer neuron, 8-bit weights, fan-in mask, bit-shift decays)"""
-    encoder: str = "rate"
-    """xylo: the spike encoder of the observations (rate: on/off channels; population: tuning curves)"""
-    max_events: int = 15
-    """xylo: events per input channel per step at most (Xylo takes 0..15)"""
+    encoder: str = "auto"
+    """the input: graded (Loihi 2's graded payload), or a spike encoder of the observations (rate: on/off
+    channels; population: tuning curves); auto: graded on loihi, rate on xylo"""
+    max_events: int = 0
+    """with a spike encoder, events per channel per step at most (0: the target's own, 15 on Xylo, 1 on Loihi:
+    binary spikes only, as Loihi 1 takes them)"""
+    encoder_neurons: int = 9
+    """channels per observation value of a population code"""
     xylo_vth: int = 512
     """xylo: integer threshold of the hidden neurons (register units)"""
     dash_syn: int = 1
@@ -169,14 +173,18 @@ class ReinforceConfig:
         rules.boolean("fake_quant")
         if self.target not in TARGETS:
             rules.bad("target", f"must be one of {', '.join(TARGETS)}")
+        from spikeloop.core.coding import SPIKE_CODES
+        from spikeloop.runtime.xylo import MAX_INPUT_EVENTS
+
+        codes = ("auto", "graded", *SPIKE_CODES) if self.target == "loihi" else ("auto", *SPIKE_CODES)
+        if self.encoder not in codes:
+            rules.bad("encoder", f"must be one of {', '.join(codes)} on target {self.target}")
+        rules.integer("max_events", 0, MAX_INPUT_EVENTS if self.target == "xylo" else 1)
+        rules.integer("encoder_neurons", 2, 64)
         if self.target == "xylo":
-            from spikeloop.core.coding import SPIKE_CODES
-            from spikeloop.runtime.xylo import DASH_MAX, MAX_INPUT_EVENTS, STATE_MAX
+            from spikeloop.runtime.xylo import DASH_MAX, STATE_MAX
             from spikeloop.train.xylo import FAN_IN_MAX
 
-            if self.encoder not in SPIKE_CODES:
-                rules.bad("encoder", f"must be one of {', '.join(SPIKE_CODES)}")
-            rules.integer("max_events", 1, MAX_INPUT_EVENTS)
             rules.integer("xylo_vth", 1, STATE_MAX)
             for name in ("dash_syn", "dash_mem", "readout_dash_mem"):
                 rules.integer(name, 1, DASH_MAX)
@@ -213,6 +221,15 @@ def advantages(returns: np.ndarray, baseline: float) -> np.ndarray:
     return a / spread if spread > 1e-8 else a
 
 
+def spike_encoding(cfg: ReinforceConfig, norm):
+    """The config's input encoding over the fitted normalization ``norm``: graded, or a spike code."""
+    code = cfg.encoder if cfg.encoder != "auto" else ("rate" if cfg.target == "xylo" else "graded")
+    if code == "graded":
+        return norm
+    return SpikeEncoding.from_normalization(norm, code, cfg.max_events or (15 if cfg.target == "xylo" else 1),
+                                            neurons=cfg.encoder_neurons)
+
+
 def build_policy_net(cfg: ReinforceConfig, n_in: int, n_actions: int, generator: torch.Generator):
     """The spiking policy network, Kaiming-initialised with the output layer scaled down (for
     ``target = xylo`` in the 8-bit weights' units: ``w = 1`` is the register value 127)."""
@@ -246,11 +263,8 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
     torch.set_num_threads(cfg.threads)
     env = make_env(cfg.env_id, cfg.seed)
     obs_shape, n_actions = observation_shape(env), int(env.action_space.n)
-    encoding = fit_encoding(cfg, obs_shape)
-    logit_scale = 1.0
-    if cfg.target == "xylo":
-        encoding = SpikeEncoding.from_normalization(encoding, cfg.encoder, cfg.max_events)
-        logit_scale = cfg.logit_scale
+    encoding = spike_encoding(cfg, fit_encoding(cfg, obs_shape))
+    logit_scale = cfg.logit_scale if cfg.target == "xylo" else 1.0
     init = torch.Generator().manual_seed(cfg.seed + 40_000)
     net = build_policy_net(cfg, encoding.n_inputs, n_actions, init)
     decoding = Decoding(step="mean" if cfg.readout == "voltage-mean" else "last")
