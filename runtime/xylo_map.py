@@ -26,6 +26,7 @@ import numpy as np
 from spikeloop.core.coding import SpikeEncoding
 from spikeloop.core.errors import ConfigError
 from spikeloop.core.neuron import SOFT
+from spikeloop.runtime.backends import PlanBackend
 from spikeloop.runtime.counters import OpCounts
 from spikeloop.runtime.plan import INPUT, DecisionWindow, NetworkPlan
 from spikeloop.runtime.xylo import (DASH_MAX, MAX_INPUT_EVENTS, STATE_MAX, WEIGHT_BITS,
@@ -63,13 +64,13 @@ class XyloMapping:
     scale: dict[str, float]
     """register units per real unit of each population's state (1 for a Xylo-trained policy)"""
     spiking_readout: bool
+    T: int
+    """the decision window of the policy"""
 
     @property
     def window(self) -> DecisionWindow:
         """Input held ``T + depth`` steps; the readout's window is the last ``T``."""
-        return DecisionWindow(self._T, self.depth[self.readout])
-
-    _T: int = 1
+        return DecisionWindow(self.T, self.depth[self.readout])
 
 
 def _integer_scale(w: np.ndarray, vth: float | None) -> float:
@@ -165,11 +166,12 @@ def map_plan(plan: NetworkPlan) -> XyloMapping:
     cat = {k: np.concatenate([regs[p.name][k] for p in hidden_pops]) for k in ("dash_syn", "dash_mem", "vth", "bias")}
     registers = XyloRegisters(w_in=w_in, w_rec=w_rec, w_out=w_out, **cat,
                               **{f"{k}_out": regs[out.name][k] for k in ("dash_syn", "dash_mem", "vth", "bias")})
-    return XyloMapping(registers, hidden, out.name, depth, scale, plan.decoding.spiking_output, _T=plan.T)
+    return XyloMapping(registers, hidden, out.name, depth, scale, plan.decoding.spiking_output, plan.T)
 
 
-class XyloBackend:
-    """A closed-loop backend on a Xylo core (the :class:`~spikeloop.core.backend.Backend` protocol).
+class XyloBackend(PlanBackend):
+    """A closed-loop backend on a Xylo core (the :class:`~spikeloop.core.backend.Backend` protocol;
+    the lifecycle of every plan backend: ``start``/``close``/``with``).
 
     Each decision resets the core, holds the observation's event counts for the window and
     decodes the readout (voltages or spikes) over its last ``T`` steps. :meth:`counts` gives
@@ -181,43 +183,19 @@ class XyloBackend:
     precision = "xylo"
 
     def __init__(self, plan: NetworkPlan):
-        self.plan = plan
+        # not PlanBackend's constructor: Xylo has its own arithmetic (no Loihi registers, no host codec)
+        self.plan, self.windowed, self.memory, self.codec = plan, True, "window", None
         self.placement = map_plan(plan)
         self.last_output: np.ndarray | None = None
         self._running = False
+        self._with_started: list[bool] = []
         self.reset()
 
-    # lifecycle
     @property
-    def running(self) -> bool:
-        return self._running
+    def window(self) -> DecisionWindow:
+        """Xylo's decision window (one step per hop after the first), not Lava's."""
+        return self.placement.window
 
-    def start(self):
-        if not self._running:
-            self._open()
-            self._running = True
-        return self
-
-    def close(self) -> None:
-        if self._running:
-            self._running = False
-            self._shut()
-
-    def __enter__(self):
-        self._owned = not self._running
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        if getattr(self, "_owned", False):
-            self.close()
-
-    def _open(self) -> None:
-        pass
-
-    def _shut(self) -> None:
-        pass
-
-    # decisions
     def reset(self) -> None:
         """Zero the counters (the core itself is reset at every decision)."""
         self._steps = self._decisions = 0
@@ -233,7 +211,7 @@ class XyloBackend:
     def decide(self, obs: np.ndarray) -> np.ndarray:
         """One decision: observation in, the decoded per-action values (real units) out."""
         events = self.encode(obs)
-        window = self.placement.window
+        window = self.window
         ins, hid, outs, vout = self._run(events, window.period)
         m = self.placement
         rows = slice(window.latency, window.period)
@@ -324,7 +302,7 @@ class XylosimBackend(XyloBackend):
                                 r.dash_mem.tolist(), r.dash_mem_out.tolist(), [[int(d)] for d in r.dash_syn],
                                 [[int(d)] for d in r.dash_syn_out], "spikeloop")
 
-    def _shut(self) -> None:
+    def _shut(self, exc_type) -> None:
         self._layer = None
         self._held = None
 

@@ -149,20 +149,21 @@ def plot_raster(record: dict, path: Path, zoom_decisions: int = 4) -> Path:
 
 def plot_training_log(rows: list[dict], path: Path) -> Path:
     """One panel per logged quantity of a training run (return, losses, entropy, learning rate,
-    firing rates, gradient norm) against the episode."""
+    firing rates, gradient norm) against the episode (or, for an agent that logs per update, the step)."""
     from matplotlib.figure import Figure
 
+    x = "episode" if all("episode" in r for r in rows) else "step"
     keys = [k for k in dict.fromkeys(k for r in rows for k in r)
-            if k != "episode" and all(isinstance(r.get(k, 0.0), (int, float)) for r in rows)]
+            if k not in (x, "update") and all(isinstance(r.get(k, 0.0), (int, float)) for r in rows)]
     cols = 3
     fig = Figure(figsize=(4 * cols, 2.4 * -(-len(keys) // cols)))
     axes = fig.subplots(-(-len(keys) // cols), cols, squeeze=False).reshape(-1)
-    episodes = [r["episode"] for r in rows]
+    episodes = [r[x] for r in rows]
     for ax, key in zip(axes, keys):
         points = [(e, r[key]) for e, r in zip(episodes, rows) if key in r]
         ax.plot(*zip(*points), lw=0.9, marker="o" if key == "eval_mean" else None, ms=3)
         ax.set_title(key, fontsize=9)
-        ax.set_xlabel("episode", fontsize=8)
+        ax.set_xlabel(x, fontsize=8)
     for ax in axes[len(keys):]:
         ax.set_visible(False)
     fig.tight_layout()

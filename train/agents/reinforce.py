@@ -233,7 +233,7 @@ def spike_encoding(cfg: ReinforceConfig, norm):
 def build_policy_net(cfg: ReinforceConfig, n_in: int, n_actions: int, generator: torch.Generator):
     """The spiking policy network, Kaiming-initialised with the output layer scaled down (for
     ``target = xylo`` in the 8-bit weights' units: ``w = 1`` is the register value 127)."""
-    if cfg.target == "xylo":
+    if getattr(cfg, "target", "loihi") == "xylo":
         net = xylo_mlp([n_in, *cfg.hidden, n_actions], dash_syn=cfg.dash_syn, dash_mem=cfg.dash_mem,
                        vth=cfg.xylo_vth, readout_dash_syn=cfg.dash_syn, readout_dash_mem=cfg.readout_dash_mem,
                        fan_in=cfg.fan_in, mask_seed=cfg.seed + 50_000,
