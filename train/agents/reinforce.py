@@ -37,6 +37,7 @@ from spikeloop.core.envs import make_env, observation_shape
 from spikeloop.train.agents import FieldRules, TrainResult, fit_encoding, neuron_options, register_agent
 from spikeloop.train.evaluate import evaluate_torch
 from spikeloop.train.graph import Neuron, QuantLinear
+from spikeloop.train.growth import GrowthRules, growth_step
 from spikeloop.train.networks import spiking_mlp, xylo_mlp
 from spikeloop.train.policy import Policy, Provenance, window_readout
 from spikeloop.train.seeding import seed_everything
@@ -134,6 +135,20 @@ class ReinforceConfig:
     """xylo: inputs per neuron at most (a fixed random mask where a layer has more; Xylo: 63)"""
     logit_scale: float = 0.001
     """xylo: the readout voltages (register units) times this are the training logits (argmax is unchanged)"""
+    grow_every: int = 0
+    """episodes between growth and pruning checks of the hidden layers (0: the network keeps its size)"""
+    grow_below: float = 0.05
+    """grow a hidden layer whose mean firing rate (spikes per neuron per step) is below this"""
+    grow_by: int = 32
+    """neurons added at a time (Kaiming-initialised inputs, zero outputs: the function is kept)"""
+    max_hidden: int = 256
+    """neurons per hidden layer at most"""
+    prune_below: float = 0.005
+    """a neuron firing below this rate is quiet"""
+    prune_share: float = 0.3
+    """prune a layer's quiet neurons when more than this share of them are quiet"""
+    min_hidden: int = 32
+    """neurons per hidden layer at least after pruning"""
     threads: int = 1
     """torch CPU threads"""
     max_seconds: float = 0.0
@@ -181,6 +196,13 @@ class ReinforceConfig:
             rules.bad("encoder", f"must be one of {', '.join(codes)} on target {self.target}")
         rules.integer("max_events", 0, MAX_INPUT_EVENTS if self.target == "xylo" else 1)
         rules.integer("encoder_neurons", 2, 64)
+        rules.integer("grow_every", 0)
+        rules.integer("grow_by", 1)
+        rules.integer("min_hidden", 1)
+        rules.integer("max_hidden", max(self.min_hidden, 1) if isinstance(self.min_hidden, int) else 1)
+        for name in ("grow_below", "prune_below", "prune_share"):
+            if not 0 <= rules.finite(name) <= 1:
+                rules.bad(name, "must lie in [0, 1]")
         if self.target == "xylo":
             from spikeloop.runtime.xylo import DASH_MAX, STATE_MAX
             from spikeloop.train.xylo import FAN_IN_MAX
@@ -189,6 +211,8 @@ class ReinforceConfig:
             for name in ("dash_syn", "dash_mem", "readout_dash_mem"):
                 rules.integer(name, 1, DASH_MAX)
             rules.integer("fan_in", 1, FAN_IN_MAX)
+        if self.grow_every and self.target == "xylo":
+            rules.bad("grow_every", "must be 0 with target xylo (growth resizes the Loihi spiking MLP)")
             if rules.finite("logit_scale") <= 0:
                 rules.bad("logit_scale", "must be positive")
         return self
@@ -273,8 +297,14 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
     opt = torch.optim.Adam(params, lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
 
-    best, best_state, history, log = -np.inf, copy.deepcopy(net.state_dict()), [], []
+    # the best network is kept whole: growth may change its shape
+    best, best_net, history, log = -np.inf, copy.deepcopy(net), [], []
     baseline, steps, t0 = None, 0, time.time()
+    rules = GrowthRules(cfg.grow_below, cfg.grow_by, cfg.max_hidden, cfg.prune_below, cfg.prune_share,
+                        cfg.min_hidden)
+    grow_gen = torch.Generator().manual_seed(cfg.seed + 60_000)
+    spike_sum: dict[str, np.ndarray] = {}
+    spike_steps = 0
     obs, _ = env.reset(seed=cfg.seed)
     bar = tqdm(total=cfg.max_episodes, desc=f"train {cfg.env_id} (reinforce)", unit="episode",
                disable=not progress, dynamic_ncols=True)
@@ -319,6 +349,24 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
                     "entropy": float(entropy.detach()), "entropy_coef": beta, "lr": lr, "grad_norm": grad_norm,
                     "baseline": float(baseline), **_firing_rates(net, trace)})
         history.append({"step": steps, "train_return": float(sum(rewards))})
+        if cfg.grow_every:
+            for n, m in net.nodes.items():  # per-neuron spike counts since the last check
+                if isinstance(m, Neuron) and m.spiking and n + ".spikes" in trace:
+                    s = trace[n + ".spikes"].detach().sum(dim=(0, 1)).double().numpy()
+                    spike_sum[n] = spike_sum.get(n, 0) + s
+            spike_steps += cfg.T * len(actions)
+            log[-1]["neurons"] = sum(m.shape[0] for m in net.nodes.values() if isinstance(m, Neuron) and m.spiking)
+            if (episode + 1) % cfg.grow_every == 0:
+                net, events = growth_step(net, {k: v / spike_steps for k, v in spike_sum.items()}, rules, grow_gen)
+                spike_sum, spike_steps = {}, 0
+                if events:  # a new shape: new parameters, a new optimizer (Adam's moments start over)
+                    policy.network = net
+                    params = list(net.parameters())
+                    opt = torch.optim.Adam(params, lr=lr)
+                    log[-1]["growth"] = "; ".join(f"{e['event']} {e['layer']} {e['before']}->{e['after']}"
+                                                  for e in events)
+                    log[-1]["grown"] = sum(e["after"] - e["before"] for e in events if e["event"] == "grow")
+                    log[-1]["pruned"] = sum(e["before"] - e["after"] for e in events if e["event"] == "prune")
 
         out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
         if (episode + 1) % cfg.eval_every == 0 or out_of_time or episode == cfg.max_episodes - 1:
@@ -326,7 +374,7 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
             history.append({"step": steps, "episode": episode, "eval_mean": mean})
             log[-1]["eval_mean"] = mean
             if mean >= best:
-                best, best_state = mean, copy.deepcopy(net.state_dict())
+                best, best_net = mean, copy.deepcopy(net)
             bar.set_postfix(eval=f"{mean:.0f}", best=f"{best:.0f}", lr=f"{lr:.1e}")
             if mean >= cfg.target_return:
                 bar.update(1)
@@ -336,6 +384,6 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
             break
     bar.close()
     env.close()
-    net.load_state_dict(best_state)
-    net.eval()
+    policy.network = best_net
+    best_net.eval()
     return TrainResult(policy, float(best), steps, time.time() - t0, history, log)
