@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/agents.py                       # DQN on CartPole-v1, seeds 0-4, 2 workers
     .venv/bin/python benchmarks/agents.py --envs Acrobot-v1 MountainCar-v0 LunarLander-v3
     .venv/bin/python benchmarks/agents.py --agent reinforce     # REINFORCE on CartPole-v1
+    .venv/bin/python benchmarks/agents.py --agent ppo           # PPO (spiking actor) on CartPole-v1
 
 Each (environment, seed) trains ``spikeloop train --agent AGENT``'s defaults with the
 environment's budget (below), then evaluates the best policy greedily: torch float and the
@@ -43,6 +44,8 @@ DQN_BUDGETS = {
 BUDGETS = {"dqn": DQN_BUDGETS, "reinforce": {
     "CartPole-v1": {"max_episodes": 300},
     "spikeloop/Chemotaxis-v0": {"max_episodes": 100, "target_return": 1e9, "eval_every": 20, "eval_episodes": 20},
+}, "ppo": {
+    "CartPole-v1": {"total_steps": 100_000},
 }}
 """each agent's budget per environment (REINFORCE stops once its greedy evaluation reaches 475)"""
 TARGETS = {("dqn", "CartPole-v1"): "≥ 475 within 50k steps and 3 min",
@@ -50,10 +53,12 @@ TARGETS = {("dqn", "CartPole-v1"): "≥ 475 within 50k steps and 3 min",
            ("dqn", "MountainCar-v0"): "≥ −100.8 at 120k (SB3 DQN)", ("dqn", "LunarLander-v3"): "≥ 200 within 300k",
            ("dqn", "MinAtar/Breakout-v1"): "the return reached in 30 minutes, against a random policy",
            ("reinforce", "CartPole-v1"): "≥ 475 (greedy) within 300 episodes",
+           ("ppo", "CartPole-v1"): "≥ 475 within 100k steps",
            ("reinforce", "spikeloop/Chemotaxis-v0"): "mean success rate after 100 episodes in the MLP's range, "
                                                     "85-92 %, kept in Lava fixed point within 2 points"}
 SECTIONS = {"dqn": "Spiking value-based agents (benchmarks/agents.py)",
-            "reinforce": "Spiking policy-gradient agents (benchmarks/agents.py --agent reinforce)"}
+            "reinforce": "Spiking policy-gradient agents (benchmarks/agents.py --agent reinforce)",
+            "ppo": "Spiking PPO (benchmarks/agents.py --agent ppo)"}
 
 
 def random_return(env_id: str, episodes: int, seed: int = 1000) -> list[float]:
