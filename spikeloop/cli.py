@@ -93,6 +93,34 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    """Check the expert, the environment and the output path; record; write the file at once."""
+    from spikeloop.core.artifacts import check_output_file
+    from spikeloop.core.envs import check_env_fits, registered_id
+    from spikeloop.pipeline import POLICY_CKPT
+    from spikeloop.train.offline import collect, expert_actor, save_demos
+
+    src = Path(args.source)
+    if src.is_dir():
+        src = O.in_run_folder(src, POLICY_CKPT)
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise ConfigError(f"{out}: a demonstrations file is a .npz archive")
+    check_output_file(out)
+    expert = expert_actor(src)
+    env_id = args.env_id or expert.env_id
+    if not env_id:
+        raise ConfigError(f"{src}: names no environment; pass --env")
+    registered_id(env_id)
+    check_env_fits(env_id, expert.n_obs, expert.n_actions, str(src))
+    demos = collect(expert.act, env_id, args.episodes, args.seed, str(src), progress=not args.quiet)
+    save_demos(out, demos)
+    r = demos.returns
+    print(f"wrote {out}: {len(demos.actions)} steps of {len(r)} episodes, expert return {sum(r) / len(r):.1f} "
+          f"(min {min(r):.0f}, max {max(r):.0f})")
+    return 0
+
+
 def cmd_convert(args) -> int:
     """Validate the source, the environment and every option; convert; write the run folder at once."""
     from spikeloop.core.artifacts import check_output_dir, write_files, write_json
@@ -416,6 +444,18 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
     O.add_quiet(p)
     O.add_agent(p, agent_cls)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("collect", help="record an expert's trajectories for learning from demonstrations",
+                       description="Run a trained policy (a spikeloop checkpoint of any agent, or a "
+                                   "Stable-Baselines3 DQN .zip, read without unpickling) greedily and write its "
+                                   "trajectories to a .npz file (format: spikeloop.train.offline).")
+    p.add_argument("source", help="the expert: policy.safetensors (or a run folder holding it) or an SB3 DQN .zip")
+    p.add_argument("--out", required=True, help="the demonstrations file to write (.npz)")
+    p.add_argument("--env", dest="env_id", help="gymnasium id (default: the checkpoint's; required for a .zip)")
+    p.add_argument("--episodes", type=O.positive_int, default=20, help="episodes to record (default: 20)")
+    p.add_argument("--seed", type=O.seed_int, default=0, help="episode i is reset with seed + i (default: 0)")
+    O.add_quiet(p)
+    p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("convert", help="convert a trained ReLU DQN into a spiking policy (IF, soft reset)",
                        description="Balance thresholds on the dense network's recorded activations, build the "

@@ -1,0 +1,66 @@
+"""Learning from demonstrations: the demonstrations file (recorded by a real expert, read without pickle),
+behaviour cloning, and the cloned policy in Lava."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import deploy_in_lava
+
+from spikeloop.cli import main
+from spikeloop.core.errors import ConfigError
+from spikeloop.train.agents.bc import BCConfig, train_bc
+from spikeloop.train.offline import FORMAT, load_demos
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory) -> Path:
+    """5 episodes of the committed trained CartPole policy (greedy), as `spikeloop collect` writes them."""
+    out = tmp_path_factory.mktemp("demos") / "demos.npz"
+    assert main(["collect", str(DATA / "policy.safetensors"), "--out", str(out), "--episodes", "5", "--quiet"]) == 0
+    return out
+
+
+def test_collect_writes_the_documented_format(demos, capsys):
+    d = load_demos(demos)
+    assert d.meta["format"] == FORMAT and d.meta["env_id"] == "CartPole-v1" and d.meta["episodes"] == 5
+    assert d.returns == d.meta["returns"] == [500.0] * 5  # the trained expert balances every episode
+    assert d.observations.shape == (2500, 4) and set(np.unique(d.actions)) == {0, 1}
+    assert d.episode.tolist() == [e for e in range(5) for _ in range(500)]
+    assert d.step[:3].tolist() == [0, 1, 2] and d.returns_to_go[0] == 500.0 and d.returns_to_go[499] == 1.0
+    with np.load(demos, allow_pickle=False) as z:  # nothing in it needs unpickling
+        assert sorted(z.files) == sorted(["observations", "actions", "rewards", "episode", "step", "returns_to_go",
+                                          "meta"])
+
+
+def test_bad_demonstrations_are_refused_with_the_fault_named(demos, tmp_path):
+    with np.load(demos, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **{**arrays, "actions": arrays["actions"].astype(np.float64)})
+    with pytest.raises(ConfigError, match=r"array 'actions' must be int64 \(N,\) with N = 2500, got float64"):
+        load_demos(bad)
+    np.savez(bad, **{**arrays, "meta": np.array(json.dumps({"format": "other/1"}))})
+    with pytest.raises(ConfigError, match="format 'other/1', expected spikeloop-demos/1"):
+        load_demos(bad)
+    obj = tmp_path / "pickled.npz"
+    np.savez(obj, **{**arrays, "actions": np.array([object()] * len(arrays["actions"]), dtype=object)})
+    with pytest.raises(ConfigError, match="not a demonstrations archive"):
+        load_demos(obj)
+    with pytest.raises(ConfigError, match="config field 'demos' must name a demonstrations file"):
+        BCConfig().validate()
+    assert main(["collect", str(DATA / "policy.safetensors"), "--out", str(tmp_path / "d.txt")]) == 2
+
+
+def test_behaviour_cloning_trains_seeded_and_runs_in_lava(demos, tmp_path):
+    cfg = dict(demos=str(demos), epochs=2, eval_episodes=2, hidden=[32], T=4, target_return=1e9)
+    a, b = train_bc(BCConfig(**cfg), progress=False), train_bc(BCConfig(**cfg), progress=False)
+    assert a.log == b.log and [r["epoch"] for r in a.log] == [0, 1]
+    assert a.log[1]["loss"] < a.log[0]["loss"] and a.log[1]["accuracy"] > 0.6
+    assert a.policy.provenance.agent == "bc" and a.policy.encoding.n_inputs == 4
+    _, plan, out = deploy_in_lava(tmp_path, a.policy, "CartPole-v1")
+    assert out["float"].agreement >= 0.95 and out["fixed"].agreement >= 0.8

@@ -1,0 +1,168 @@
+"""Behaviour cloning: a spiking policy trained to pick a recorded expert's actions, in one file.
+
+The network is the spiking MLP of the other agents (readout voltages as logits, as in
+REINFORCE); the loss is the cross-entropy of those logits against the actions of a
+demonstrations file (``spikeloop collect``, format in :mod:`spikeloop.train.offline`), with
+Adam over shuffled minibatches, the input normalization frozen from the demonstrations, and
+a greedy evaluation after every epoch (the best policy is kept). The result is an ordinary
+policy: it exports, compiles and runs in Lava.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spikeloop.core.coding import Decoding, InputEncoding
+from spikeloop.core.errors import ConfigError
+from spikeloop.train.agents import FieldRules, TrainResult, register_agent
+from spikeloop.train.offline import load_demos
+
+
+@dataclass
+class BCConfig:
+    """Behaviour cloning of a spiking policy (every field is a CLI option of `spikeloop train --agent bc`)."""
+
+    demos: str = ""
+    """the demonstrations file (`spikeloop collect`)"""
+    env_id: str = ""
+    """gymnasium environment id of the evaluations (default: the demonstrations')"""
+    seed: int = 0
+    """seeds torch and the minibatch order: same seed, same weights"""
+    epochs: int = 30
+    """passes over the demonstrations at most (training stops early once the eval target is met)"""
+    batch_size: int = 256
+    """steps per minibatch"""
+    lr: float = 0.005
+    """Adam learning rate"""
+    hidden: list[int] = field(default_factory=lambda: [64])
+    """hidden LIF layer sizes"""
+    T: int = 8
+    """timesteps per decision window"""
+    dv_hidden: float = 0.125
+    """voltage decay per step of the hidden LIF neurons"""
+    dv_readout: float = 0.125
+    """voltage decay per step of the readout"""
+    du_hidden: float = 1.0
+    """current decay per step of the hidden neurons"""
+    du_readout: float = 1.0
+    """current decay per step of the readout"""
+    vth: float = 1.0
+    """firing threshold of the hidden neurons"""
+    reset: str = "hard"
+    """reset after a spike: hard or soft"""
+    surrogate: str = "fast-sigmoid"
+    """surrogate gradient of the spike"""
+    surrogate_slope: float = 1.0
+    """slope of the surrogate (0: its usual value)"""
+    readout: str = "voltage-mean"
+    """the logits: the readout voltage at the last step (voltage-last) or its mean over the window"""
+    output_scale: float = 1.0
+    """the output layer's Kaiming initialisation is scaled by this"""
+    eval_episodes: int = 10
+    """greedy episodes after each epoch (the best policy is kept)"""
+    target_return: float = 500.0
+    """stop once the greedy eval mean reaches this"""
+    fake_quant: bool = True
+    """train against the 8-bit weight grid of the fixed-point deployment"""
+    norm_steps: int = 2_000
+    """unused by cloning (the normalization is frozen from the demonstrations); kept for the shared checks"""
+    input_clip: float = 4.0
+    """normalized observations are clipped to +-input_clip"""
+    input_bits: int = 8
+    """bits of the graded input payload"""
+    threads: int = 1
+    """torch CPU threads"""
+    max_seconds: float = 0.0
+    """wall-clock budget in seconds (0: none)"""
+
+    def validate(self) -> "BCConfig":
+        from spikeloop.core.metadata import MAX_T
+        from spikeloop.train.agents.reinforce import READOUTS
+
+        rules = FieldRules(self)
+        if not isinstance(self.demos, str) or not self.demos:
+            rules.bad("demos", "must name a demonstrations file (`spikeloop collect ... --out demos.npz`)")
+        if self.env_id:
+            rules.environment()
+        rules.integer("seed", 0)
+        rules.integer("epochs", 1)
+        rules.integer("batch_size", 1)
+        rules.integer("T", 1, MAX_T)
+        rules.hidden()
+        rules.neuron()
+        if self.readout not in READOUTS:
+            rules.bad("readout", f"must be one of {', '.join(READOUTS)}")
+        for name in ("lr", "output_scale"):
+            if rules.finite(name) <= 0:
+                rules.bad(name, "must be positive")
+        rules.integer("eval_episodes", 1)
+        rules.finite("target_return")
+        rules.encoding()
+        rules.boolean("fake_quant")
+        return self
+
+
+@register_agent("bc", BCConfig)
+def train_bc(cfg: BCConfig, progress: bool = True) -> TrainResult:
+    """Clone the demonstrations' actions into a spiking policy; the best greedy policy seen."""
+    from spikeloop.core.envs import env_spaces
+    from spikeloop.train.agents.reinforce import build_policy_net
+    from spikeloop.train.evaluate import evaluate_torch
+    from spikeloop.train.policy import Policy, Provenance, window_readout
+    from spikeloop.train.seeding import seed_everything
+
+    cfg.validate()
+    demos = load_demos(cfg.demos)  # every input checked before training starts
+    env_id = cfg.env_id or demos.meta.get("env_id")
+    if not env_id:
+        raise ConfigError(f"{cfg.demos}: names no environment; pass --env-id")
+    from spikeloop.core.envs import registered_id
+
+    registered_id(env_id)
+    n_obs, n_actions = env_spaces(env_id)
+    if demos.observations.shape[1] != n_obs or demos.actions.max() >= n_actions:
+        raise ConfigError(f"{cfg.demos}: observations of {demos.observations.shape[1]} values and actions up to "
+                          f"{int(demos.actions.max())} do not fit {env_id} ({n_obs} values, {n_actions} actions)")
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    encoding = InputEncoding.fit(demos.observations, clip=cfg.input_clip, bits=cfg.input_bits)
+    net = build_policy_net(cfg, encoding.n_inputs, n_actions, torch.Generator().manual_seed(cfg.seed + 40_000))
+    decoding = Decoding(step="mean" if cfg.readout == "voltage-mean" else "last")
+    policy = Policy(net, cfg.T, encoding, decoding, Provenance("bc", env_id, cfg.seed, asdict(cfg)))
+    X = torch.as_tensor(encoding.encode(demos.observations), dtype=policy.dtype)
+    Y = torch.as_tensor(demos.actions)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    best, best_net, history, log, t0 = -np.inf, copy.deepcopy(net), [], [], time.time()
+    bar = tqdm(total=cfg.epochs, desc=f"clone {env_id} (bc)", unit="epoch", disable=not progress, dynamic_ncols=True)
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(len(Y), generator=gen)
+        losses, correct = [], 0
+        for k in range(0, len(Y), cfg.batch_size):
+            idx = perm[k:k + cfg.batch_size]
+            x = X[idx]
+            logits = window_readout(decoding, net(x.expand(cfg.T, *x.shape)))
+            loss = torch.nn.functional.cross_entropy(logits, Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            correct += int((logits.argmax(1) == Y[idx]).sum())
+        mean = float(np.mean(evaluate_torch(policy, env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)))
+        log.append({"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": correct / len(Y), "eval_mean": mean})
+        history.append({"step": (epoch + 1) * len(Y), "epoch": epoch, "eval_mean": mean})
+        if mean >= best:
+            best, best_net = mean, copy.deepcopy(net)
+        bar.set_postfix(loss=f"{log[-1]['loss']:.3f}", acc=f"{log[-1]['accuracy']:.3f}", eval=f"{mean:.0f}")
+        bar.update(1)
+        if mean >= cfg.target_return or (cfg.max_seconds and time.time() - t0 >= cfg.max_seconds):
+            break
+    bar.close()
+    policy.network = best_net
+    best_net.eval()
+    return TrainResult(policy, float(best), len(Y) * len(log), time.time() - t0, history, log)
