@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import torch
 from conftest import deploy_in_lava
 
@@ -82,3 +83,18 @@ def test_reinforce_grows_logs_and_the_grown_network_runs_in_lava(tmp_path):
     (tmp_path / "deploy").mkdir()
     _, plan, out = deploy_in_lava(tmp_path / "deploy", policy, "CartPole-v1")
     assert out["fixed"].agreement >= 0.8 and plan.population("lif0").size == policy.network.nodes["lif0"].shape[0]
+
+
+@pytest.mark.parametrize("name,agent", [("reinforce-growing", "reinforce"), ("ppo-cartpole", "ppo")])
+def test_the_presets_read_back_as_valid_configs(name, agent):
+    from spikeloop.options import preset_path
+    from spikeloop.pipeline import read_config
+    from spikeloop.train.agents import config_from_dict, get_agent
+
+    got, table = read_config(preset_path(name))
+    cfg = config_from_dict(get_agent(agent).config, table)
+    assert got == agent and cfg.validate() is cfg
+    if agent == "reinforce":
+        assert (cfg.hidden, cfg.grow_every, cfg.max_hidden, cfg.min_hidden) == ([32], 10, 128, 32)
+    else:
+        assert cfg.total_steps == 100_000
