@@ -175,6 +175,8 @@ RATE, POPULATION = "rate", "population"
 SPIKE_CODES = (RATE, POPULATION)
 MAX_EVENTS = (1, 255)
 """events per channel per step an encoder may emit (1: binary events; Xylo takes up to 15)"""
+POPULATION_NEURONS = (2, 64)
+"""channels per observation element a population code may use"""
 
 
 @dataclass(frozen=True)
@@ -205,13 +207,10 @@ class SpikeEncoding(InputEncoding):
 
         if self.code not in SPIKE_CODES:
             raise ConfigError(f"spike encoding: code must be one of {', '.join(SPIKE_CODES)}, got {self.code!r}")
-        lo, hi = MAX_EVENTS
-        for name, low in (("max_events", lo), ("neurons", 2)):
+        for name, (lo, hi) in (("max_events", MAX_EVENTS), ("neurons", POPULATION_NEURONS)):
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)) or not low <= v <= \
-                    (hi if name == "max_events" else 64):
-                raise ConfigError(f"spike encoding: {name} must be an integer in [{low}, "
-                                  f"{hi if name == 'max_events' else 64}], got {v!r}")
+            if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)) or not lo <= v <= hi:
+                raise ConfigError(f"spike encoding: {name} must be an integer in [{lo}, {hi}], got {v!r}")
             object.__setattr__(self, name, int(v))
 
     @property
@@ -281,7 +280,8 @@ class SpikeEncoding(InputEncoding):
                    **({"neurons": d["neurons"]} if "neurons" in d else {}))
 
     @classmethod
-    def from_normalization(cls, norm: InputEncoding, code: str, max_events: int, neurons: int = 5) -> "SpikeEncoding":
+    def from_normalization(cls, norm: InputEncoding, code: str, max_events: int,
+                           neurons: int = 5) -> "SpikeEncoding":
         """The spike code ``code`` over the frozen normalization of ``norm``."""
         return cls(mean=norm.mean, std=norm.std, clip=norm.clip, code=code, max_events=max_events, neurons=neurons)
 
