@@ -1,8 +1,9 @@
 """A policy trained for Xylo: spike encoders, the torch twin of Xylo's neuron, the register mapping,
 and closed loop on SynSense's xylosim and on spikeloop's emulator.
 
-``tests/data/xylo`` is `spikeloop train --preset reinforce-xylo --seed 0` (best greedy eval 500) and
-its `spikeloop export`: a trained policy, not a random one.
+``tests/data/xylo`` is a trained policy, not a random one: `spikeloop train --agent reinforce --target xylo
+--T 8 --xylo-vth 256 --logit-scale 0.003 --max-episodes 400 --seed 0` (its config.toml is beside it; best
+greedy eval 500 after 10,076 steps; 491.7 over 20 episodes on xylosim) and its `spikeloop export`.
 """
 from __future__ import annotations
 
