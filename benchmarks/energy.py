@@ -201,8 +201,9 @@ def main(argv=None) -> int:
                f"only {', '.join(sorted(cheaper))} comes out cheaper than")
     out += ["Reading: the seed heuristic turns activation sparsity into a saving. Priced with cited constants "
             f"and measured counts, {verdict} a dense fp32 pass of the same layers on 45 nm arithmetic (memory "
-            "traffic excluded from the baseline), and Loihi's whole-chip static power over the window dwarfs "
-            "every dynamic term. Loihi 2, Speck and "
+            "traffic excluded from the baseline), and Loihi's whole-chip static power over real-time steps dwarfs "
+            "every dynamic term (the static-power table shows how much of that is the assumption: unthrottled "
+            "steps and the used cores' share shrink it by three orders of magnitude). Loihi 2, Speck and "
             "Xylo publish no per-operation energy, so they cannot be ranked at all. The random policy's "
             "returns are those of untrained weights; it is there to show how the terms scale with width.", ""]
     text = "\n".join(out)
