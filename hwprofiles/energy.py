@@ -289,7 +289,8 @@ def _static_term(profile: Profile, steps: float, choice: StaticPower) -> Term:
     if static is not None and tstep is not None and static.known and tstep.known:
         return Term("static power x window", steps * tstep.value * share, "s", "static_power", static.value,
                     f"{static.source}; {name}: {tstep.source}", _weakest(static.confidence, tstep.confidence),
-                    f"{steps:g} steps of {tstep.value:g} s ({choice.describe()}: {share_note})")
+                    f"{steps:g} steps of {tstep.value:g} s "
+                    f"({'real-time' if choice.timestep == 'realtime' else 'unthrottled'} timestep; {share_note})")
     known = static is not None and static.known
     step = "time per step" if choice.timestep == "realtime" else "unthrottled time per step"
     why = (f"static power {static.value:g} W is published but no {step}, so the window has no "

@@ -455,7 +455,8 @@ class LavaPerNode(LavaBackend):
         self.procs = {p.name: self._neuron(p, interval, offsets[p.name]) for p in plan.populations}
         self.dense = {}
         for c in plan.connections:
-            bits = 24 if plan.is_graded(c) else 0  # binary input (a spike encoder's events) sends plain spikes
+            # the host input travels as 24-bit payloads, except a binary spike code's events: plain spikes
+            bits = 24 if c.src == INPUT and not getattr(plan.encoding, "binary", False) else 0
             cls, extra = (P.CountingDelayDense, {"delays": c.delay}) if c.delay else (P.CountingDense, {})
             if c.conv is not None and not c.delay:
                 cls, extra = P.CountingConv, {"geometry": c.conv}

@@ -878,14 +878,15 @@ def test_energy_neuromorphic_bill_by_hand():
     assert [t.name for t in r.terms][-3:] == ["input spike encoder", "host encoding (normalise observation)",
                                               "host decoding (argmax)"]
     static = next(t for t in r.terms if t.constant == "static_power")
-    assert static.unit == "s" and static.confidence == "derived" and static.note == "6 steps of 0.25 s (whole-chip static power)"
+    assert static.unit == "s" and static.confidence == "derived" and static.note == ("6 steps of 0.25 s (real-time timestep; "
+                                                                                    "whole-chip static power)")
     assert static.source == "src of static_power; timestep: src of timestep"
     graded = next(t for t in r.terms if t.name == "synaptic ops (graded input)")
     assert "P has no graded spikes" in graded.note and graded.source == "src of synop"
     assert r.total == 8 + 16 + 45 + 1.5 + 77 + 15 + 8 + 2
     assert r.static == 15.0
     assert r.unpriced == ["input spike encoder"]
-    assert r.assumptions == []
+    assert r.assumptions == ["static power: real-time timestep, whole-chip static power"]
     d = r.to_dict()
     assert d["total_J"] == 172.5 and d["static_J"] == 15.0 and d["dynamic_J"] == 157.5
     assert d["chip_J"] == 162.5 and d["host_J"] == 10.0 and d["chip_dynamic_J"] == 147.5
@@ -913,7 +914,8 @@ def test_energy_graded_chip_without_host_and_unknown_constants():
     assert st.source == "static power 10 W is published but no time per step, so the window has no duration"
     assert r.total == 8.0 + 16.0 + 1.5 and r.static == 0
     assert r.unpriced == ["neuron updates (active)", "spikes routed", "static power x window"]
-    assert r.assumptions == ["host encoding/decoding not priced (no host profile given)"]
+    assert r.assumptions == ["host encoding/decoding not priced (no host profile given)",
+                             "static power: real-time timestep, whole-chip static power"]
     d = r.to_dict()
     assert d["chip_J"] == 25.5 and d["host_J"] == 0 and d["chip_complete"] is False
     none = _profile(synop=None, neuron_update_active=None, neuron_update_inactive=None, spike_route=None,

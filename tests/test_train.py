@@ -119,7 +119,7 @@ def test_config_file_errors_are_clear(tmp_path, capsys):
     assert "config field 'lr' must be a finite number, got 'fast'" in capsys.readouterr().err
     bad.write_text('[agent]\nname = "ppo9"\n[ppo9]\nx = 1\n')
     assert main(["train", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
-    assert "unknown agent 'ppo9'; known agents: dqn" in capsys.readouterr().err
+    assert "unknown agent 'ppo9'; known agents: bc, dqn, ppo" in capsys.readouterr().err
     bad.write_bytes(b"\xff\xfe not toml")
     assert main(["train", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "not a valid TOML file" in capsys.readouterr().err

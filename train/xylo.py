@@ -1,6 +1,6 @@
 """Xylo-aware training: the torch twin of Xylo's integer neuron and its 8-bit synapses.
 
-:class:`TorchXyloArithmetic` is :class:`spikeloop.runtime.xylo.XyloArithmetic` with its
+:class:`TorchXyloArithmetic` is :class:`spikeloop.core.xylo.XyloArithmetic` with its
 four primitives (saturation, bit-shift decay, 16-bit negation, spike count) in torch, each
 exact in the forward pass and with a straight-through or surrogate gradient: training
 runs the very update the emulator and the vendor's simulator run. States are in register
@@ -22,7 +22,7 @@ import torch
 
 from spikeloop.core.errors import ConfigError
 from spikeloop.core.neuron import SOFT, cuba_step
-from spikeloop.runtime.xylo import (DASH_MAX, MAX_HIDDEN_SPIKES, MAX_OUTPUT_SPIKES, STATE_MAX, STATE_MIN,
+from spikeloop.core.xylo import (DASH_MAX, MAX_HIDDEN_SPIKES, MAX_OUTPUT_SPIKES, STATE_MAX, STATE_MIN,
                                     XyloArithmetic)
 from spikeloop.train.graph import Neuron, QuantLinear
 

@@ -189,7 +189,7 @@ class ReinforceConfig:
         if self.target not in TARGETS:
             rules.bad("target", f"must be one of {', '.join(TARGETS)}")
         from spikeloop.core.coding import SPIKE_CODES
-        from spikeloop.runtime.xylo import MAX_INPUT_EVENTS
+        from spikeloop.core.xylo import MAX_INPUT_EVENTS
 
         codes = ("auto", "graded", *SPIKE_CODES) if self.target == "loihi" else ("auto", *SPIKE_CODES)
         if self.encoder not in codes:
@@ -204,7 +204,7 @@ class ReinforceConfig:
             if not 0 <= rules.finite(name) <= 1:
                 rules.bad(name, "must lie in [0, 1]")
         if self.target == "xylo":
-            from spikeloop.runtime.xylo import DASH_MAX, STATE_MAX
+            from spikeloop.core.xylo import DASH_MAX, STATE_MAX
             from spikeloop.train.xylo import FAN_IN_MAX
 
             rules.integer("xylo_vth", 1, STATE_MAX)
