@@ -18,8 +18,8 @@ What differs between float and Loihi fixed point is only the arithmetic of the
 decays, of the synaptic input, and of the state range. That is the ``arith``
 argument: :data:`FLOAT` here, and the integer variant in
 ``spikeloop.runtime.fixed_point`` (bit-exact with Lava's ``fixed_pt`` models).
-Xylo's integer neuron (``spikeloop.core.xylo``; its emulator in ``spikeloop.runtime.xylo`` is bit-exact with SynSense's
-``xylosim``) is a third arithmetic: it also nests the stages of :class:`Arithmetic`
+Xylo's integer neuron (``spikeloop.core.xylo``; the emulator of its core in
+``spikeloop.runtime.xylo`` is bit-exact with SynSense's ``xylosim``) is a third arithmetic: it also nests the stages of :class:`Arithmetic`
 its own way (input added before the current decays, saturating 16-bit additions,
 bit-shift decays, up to 31 spikes a step with a subtractive reset).
 """
