@@ -46,7 +46,11 @@ BUDGETS = {"dqn": DQN_BUDGETS, "reinforce": {
     "spikeloop/Chemotaxis-v0": {"max_episodes": 100, "target_return": 1e9, "eval_every": 20, "eval_episodes": 20},
 }, "ppo": {
     "CartPole-v1": {"total_steps": 100_000},
+}, "reinforce-growing": {  # the preset reinforce-growing: REINFORCE growing and pruning its hidden layer
+    "CartPole-v1": {"max_episodes": 300, "hidden": [32], "grow_every": 10, "max_hidden": 128},
 }}
+AGENT_OF = {"reinforce-growing": "reinforce"}
+"""benchmark variants of a registered agent (its name, then a budget with extra options)"""
 """each agent's budget per environment (REINFORCE stops once its greedy evaluation reaches 475)"""
 TARGETS = {("dqn", "CartPole-v1"): "≥ 475 within 50k steps and 3 min",
            ("dqn", "Acrobot-v1"): "≥ −76.6 at 100k (SB3 DQN)",
@@ -54,11 +58,13 @@ TARGETS = {("dqn", "CartPole-v1"): "≥ 475 within 50k steps and 3 min",
            ("dqn", "MinAtar/Breakout-v1"): "the return reached in 30 minutes, against a random policy",
            ("reinforce", "CartPole-v1"): "≥ 475 (greedy) within 300 episodes",
            ("ppo", "CartPole-v1"): "≥ 475 within 100k steps",
+           ("reinforce-growing", "CartPole-v1"): "≥ 475 (greedy) within 300 episodes, growing from 32 neurons",
            ("reinforce", "spikeloop/Chemotaxis-v0"): "mean success rate after 100 episodes in the MLP's range, "
                                                     "85-92 %, kept in Lava fixed point within 2 points"}
 SECTIONS = {"dqn": "Spiking value-based agents (benchmarks/agents.py)",
             "reinforce": "Spiking policy-gradient agents (benchmarks/agents.py --agent reinforce)",
-            "ppo": "Spiking PPO (benchmarks/agents.py --agent ppo)"}
+            "ppo": "Spiking PPO (benchmarks/agents.py --agent ppo)",
+            "reinforce-growing": "Growing and pruning (benchmarks/agents.py --agent reinforce-growing)"}
 
 
 def random_return(env_id: str, episodes: int, seed: int = 1000) -> list[float]:
@@ -94,7 +100,7 @@ def one(agent: str, env_id: str, seed: int, episodes: int, lava_episodes: int) -
     from spikeloop.train.agents import get_agent
     from spikeloop.train.evaluate import evaluate_torch
 
-    spec = get_agent(agent)
+    spec = get_agent(AGENT_OF.get(agent, agent))
     res = spec.train(spec.config(env_id=env_id, seed=seed, **BUDGETS[agent][env_id]), progress=False)
     torch_ret = evaluate_torch(res.policy, env_id, episodes, seed=1000)
     plan = plan_from_nir(export_policy(res.policy, 1e-3))
@@ -104,7 +110,9 @@ def one(agent: str, env_id: str, seed: int, episodes: int, lava_episodes: int) -
     lava = run_closed_loop(make_backend("lava-fused", plan, "fixed"), env_id, lava_episodes, 1000, progress=False)
     return {"agent": agent, "env_id": env_id, "seed": seed, "steps": res.steps, "train_s": res.seconds, "best_eval": res.best_eval,
             "torch": torch_ret, "emulator_fixed": emu.returns, "lava_fixed": lava.returns, "lava_s": time.time() - t,
-            "curve": [(h["step"], h["eval_mean"]) for h in res.history if "eval_mean" in h]}
+            "curve": [(h["step"], h["eval_mean"]) for h in res.history if "eval_mean" in h],
+            "growth": [r["growth"] for r in res.log if r.get("growth")],
+            "neurons": [p.size for p in plan.populations if p.spiking]}
 
 
 def _success(returns, env_id: str) -> float:
@@ -126,7 +134,7 @@ def write(agent: str, results: list[dict]) -> None:
 
     envs = sorted({r["env_id"] for r in results}, key=list(BUDGETS[agent]).index)
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.5), squeeze=False)
-    lines = [f"Each seed trains `spikeloop train --agent {agent}`'s defaults (with the config shown) in the budget "
+    lines = [f"Each seed trains `spikeloop train --agent {AGENT_OF.get(agent, agent)}`'s defaults (with the config shown) in the budget "
              "shown and keeps "
              "its best greedy policy; then torch float and the emulator in Loihi fixed point run the greedy episodes "
              "shown (reset seeds 1000...), Lava fixed point (fused mapping) the first few of them. Each environment "
@@ -176,6 +184,10 @@ def write(agent: str, results: list[dict]) -> None:
                   f"Lava fixed {np.mean([np.mean(r['lava_fixed']) for r in rows]):.1f}; env steps "
                   f"{np.mean([r['steps'] for r in rows]):,.0f} on average; "
                   f"{sum(r['steps'] for r in rows) / sum(r['train_s'] for r in rows):.0f} training steps/s.", ""]
+        if any(r.get("growth") for r in rows):
+            lines += ["Growth and pruning per seed (the deployed network's spiking populations, then each event):", ""]
+            lines += [f"- seed {r['seed']}: {' + '.join(map(str, r['neurons']))} neurons; "
+                      f"{'; '.join(r['growth']) or 'no event'}" for r in rows] + [""]
         ax.set_title(env_id)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("greedy eval return")
