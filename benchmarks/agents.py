@@ -184,8 +184,10 @@ def write(agent: str, results: list[dict]) -> None:
                   f"Lava fixed {np.mean([np.mean(r['lava_fixed']) for r in rows]):.1f}; env steps "
                   f"{np.mean([r['steps'] for r in rows]):,.0f} on average; "
                   f"{sum(r['steps'] for r in rows) / sum(r['train_s'] for r in rows):.0f} training steps/s.", ""]
-        if any(r.get("growth") for r in rows):
-            lines += ["Growth and pruning per seed (the deployed network's spiking populations, then each event):", ""]
+        if any("growth" in r for r in rows) and BUDGETS[agent][env_id].get("grow_every"):
+            lines += ["Growth and pruning per seed (the deployed network's spiking populations, then each event; "
+                      "a layer grows while its mean rate is below grow_below and is pruned when more than "
+                      "prune_share of it is silent):", ""]
             lines += [f"- seed {r['seed']}: {' + '.join(map(str, r['neurons']))} neurons; "
                       f"{'; '.join(r['growth']) or 'no event'}" for r in rows] + [""]
         ax.set_title(env_id)
