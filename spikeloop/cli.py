@@ -1,4 +1,5 @@
-"""The `spikeloop` command line: demo, train, export, run, energy, inspect, simulate."""
+"""The `spikeloop` command line: demo, train, collect, convert, export, annotate, run, energy, fit, inspect,
+simulate."""
 from __future__ import annotations
 
 import argparse
@@ -491,9 +492,10 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
     p.add_argument("--out", help="output path (default: policy.nir or policy.net next to the source)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("run", help="run a NIR policy closed-loop in Lava and report",
+    p = sub.add_parser("run", help="run a NIR policy closed-loop in Lava (or on a Xylo core) and report",
                        description="Compile a NIR policy onto Lava (float and fixed point), run closed-loop "
-                                   "episodes, and write report.md/report.json.")
+                                   "episodes, and write report.md/report.json. With --target xylo: map it onto "
+                                   "a Xylo core and run it on SynSense's xylosim or spikeloop's emulator.")
     p.add_argument("policy", help="policy.nir or a run folder holding it (spikeloop's own or a peer's graph)")
     p.add_argument("--out", help="run folder for the report (default: the policy's folder)")
     p.add_argument("--record", action="store_true",
