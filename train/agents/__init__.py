@@ -118,7 +118,8 @@ class FieldRules:
         if self.finite("input_clip") <= 0:
             self.bad("input_clip", "must be positive")
         self.integer("input_bits", *PAYLOAD_BITS)
-        self.integer("norm_steps", 1)
+        if hasattr(self.cfg, "norm_steps"):  # agents that freeze the normalization from random-policy steps
+            self.integer("norm_steps", 1)
         self.integer("threads", 1)
         if self.finite("max_seconds") < 0:
             self.bad("max_seconds", "must be 0 (no budget) or a positive number of seconds")

@@ -69,8 +69,6 @@ class BCConfig:
     """stop once the greedy eval mean reaches this"""
     fake_quant: bool = True
     """train against the 8-bit weight grid of the fixed-point deployment"""
-    norm_steps: int = 2_000
-    """unused by cloning (the normalization is frozen from the demonstrations); kept for the shared checks"""
     input_clip: float = 4.0
     """normalized observations are clipped to +-input_clip"""
     input_bits: int = 8
