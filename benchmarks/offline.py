@@ -40,7 +40,7 @@ def run(seeds: list[int], episodes: int, lava_episodes: int) -> tuple[list[dict]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         demos_path = Path(tmp) / "demos.npz"
-        demos = collect(expert_actor(EXPERT).act, "CartPole-v1", 20, 0, str(EXPERT), progress=False)
+        demos = collect(expert_actor(EXPERT), "CartPole-v1", 20, 0, str(EXPERT), progress=False)
         save_demos(demos_path, demos)
         for seed in seeds:
             res = train_bc(BCConfig(demos=str(demos_path), seed=seed), progress=False)

@@ -2,15 +2,16 @@
 
     .venv/bin/python benchmarks/xylo.py                 # seeds 0-4
     .venv/bin/python benchmarks/xylo.py --seeds 0 1
+    .venv/bin/python benchmarks/xylo.py --preset reinforce-xylo-delta   # the delta code in front
 
-Each seed trains ``spikeloop train --preset reinforce-xylo`` (REINFORCE, Xylo's integer
+Each seed trains ``spikeloop train --preset reinforce-xylo`` (or ``--preset``; REINFORCE, Xylo's integer
 neuron in training), exports it, then runs ``spikeloop run --target xylo --backend xylosim``'s
 stage: 20 greedy episodes (reset seeds 1000...) on the vendor's simulator, the emulator
 beside it on every decision (bit-exact or the run stops), the torch policy on every
 observation (the action agreement), the fit check against the xylo profile, the spikes
 and synaptic events per decision and the vendor's cycle model. Writes the section "Xylo"
-of BENCHMARKS.md, beside the Loihi numbers of the CartPole DQN; results in
-``benchmarks/xylo.json``.
+of BENCHMARKS.md (one per preset), beside the Loihi numbers of the CartPole DQN; results in
+``benchmarks/xylo.json`` (``benchmarks/xylo-PRESET.json`` for another preset).
 """
 from __future__ import annotations
 
@@ -27,19 +28,29 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, update_section  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "xylo.json"
-SECTION = "Xylo: a CartPole policy trained for Xylo, closed loop on xylosim (benchmarks/xylo.py)"
+DEFAULT_PRESET = "reinforce-xylo"
+
+
+def results_path(preset: str) -> Path:
+    return ROOT / "benchmarks" / ("xylo.json" if preset == DEFAULT_PRESET else f"xylo-{preset}.json")
+
+
+def section_title(preset: str) -> str:
+    base = "Xylo: a CartPole policy trained for Xylo, closed loop on xylosim (benchmarks/xylo.py)"
+    return base if preset == DEFAULT_PRESET else f"{base[:-1]} --preset {preset})"
+
+
 LOIHI_DQN = {"synops": 14_979.3, "steps": 11, "total": "1.14 mJ", "lowest": "819 nJ"}
 """the CartPole DQN on Loihi (tests/data/policy.nir, the energy section above: emulator, Loihi fixed point)"""
 
 
-def run_seed(seed: int, episodes: int) -> dict:
+def run_seed(seed: int, episodes: int, preset: str = DEFAULT_PRESET) -> dict:
     from spikeloop.options import preset_path
     from spikeloop.pipeline import export_stage, read_config, train_stage
     from spikeloop.train.agents import config_from_dict, get_agent
     from spikeloop.xylo_run import xylo_stage
 
-    agent, body = read_config(preset_path("reinforce-xylo"))
+    agent, body = read_config(preset_path(preset))
     cfg = config_from_dict(get_agent(agent).config, {**body, "seed": seed})
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
@@ -60,7 +71,8 @@ def run_seed(seed: int, episodes: int) -> dict:
             "cycles_step": report["cycles"]["per_step"], "cycles_decision": report["cycles"]["per_decision"],
             "clock_hz": report["cycles"]["realtime_clock_hz"], "steps": report["mapping"]["steps_per_decision"],
             "hidden": report["mapping"]["hidden"], "synapses": report["mapping"]["synapses"],
-            "energy": report["energy"], "config": {k: v for k, v in body.items()}}
+            "energy": report["energy"], "config": {k: v for k, v in body.items()}, "preset": preset,
+            "encoding": report["encoder"]["kind"]}
 
 
 def section(rows: list[dict], command: str, where: str) -> str:
@@ -81,14 +93,14 @@ def section(rows: list[dict], command: str, where: str) -> str:
     cfg = ", ".join(f"`{k}={v}`" for k, v in r0["config"].items() if k not in ("env_id",))
     return f"""Seeds {', '.join(str(r['seed']) for r in rows)}: `{command}` on {where}.
 
-Each seed trains `spikeloop train --preset reinforce-xylo` ({cfg}: 8 rate-coded input channels, {r0['hidden']} hidden Xylo neurons, 2 readout neurons read as voltages), then `spikeloop run --target xylo --backend xylosim`'s stage runs 20 greedy episodes (reset seeds 1000...) on SynSense's xylosim 0.1.3 with spikeloop's emulator beside it at every decision (bit-exact or the run stops) and the torch policy on every observation. Every policy passes `spikeloop fit --profile xylo` (checked by the run). A decision is {r0['steps']} Xylo steps (T = 8 plus one step of the readout's delay).
+Each seed trains `spikeloop train --preset {r0.get('preset', DEFAULT_PRESET)}` ({cfg}: 8 input channels of the {r0.get('encoding', 'rate code')}, {r0['hidden']} hidden Xylo neurons, 2 readout neurons read as voltages), then `spikeloop run --target xylo --backend xylosim`'s stage runs 20 greedy episodes (reset seeds 1000...) on SynSense's xylosim 0.1.3 with spikeloop's emulator beside it at every decision (bit-exact or the run stops) and the torch policy on every observation. Every policy passes `spikeloop fit --profile xylo` (checked by the run). A decision is {r0['steps']} Xylo steps (T = 8 plus one step of the readout's delay).
 
 {head}
 {chr(10).join(body)}
 
 Across seeds: xylosim mean return {xs.mean():.1f} (spread {xs.std():.1f}, min {xs.min():.1f}); {solved} of {len(rows)} seeds at ≥ 475. Energy per decision: {energy}.
 
-Beside the Loihi numbers of the CartPole DQN (the energy section above: tests/data/policy.nir, 4-64-64-2, T = 8, emulator in Loihi fixed point): {LOIHI_DQN['synops']:,} synaptic ops per decision over {LOIHI_DQN['steps']} Lava steps; {LOIHI_DQN['total']} per decision with whole-chip static power at real time, {LOIHI_DQN['lowest']} with the unthrottled timestep and its 3 cores' share (the static-power table). The Xylo policy counts one synaptic event per spike and target weight (a hidden neuron's several spikes in one step are several events). The input encoder's host cost is {r0['encoder_ops']} arithmetic operations per decision (normalize, clip and count 4 values into 8 channels), unpriced.
+Beside the Loihi numbers of the CartPole DQN (the energy section above: tests/data/policy.nir, 4-64-64-2, T = 8, emulator in Loihi fixed point): {LOIHI_DQN['synops']:,} synaptic ops per decision over {LOIHI_DQN['steps']} Lava steps; {LOIHI_DQN['total']} per decision with whole-chip static power at real time, {LOIHI_DQN['lowest']} with the unthrottled timestep and its 3 cores' share (the static-power table). The Xylo policy counts one synaptic event per spike and target weight (a hidden neuron's several spikes in one step are several events). The input encoder's host cost is {r0['encoder_ops']} arithmetic operations per decision (normalize, clip and code 4 values into 8 channels), unpriced.
 """
 
 
@@ -96,19 +108,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--from-json", action="store_true", help="rewrite the section from benchmarks/xylo.json")
+    p.add_argument("--preset", default=DEFAULT_PRESET, help="the training preset (default %(default)s)")
+    p.add_argument("--from-json", action="store_true", help="rewrite the section from the preset's saved results")
     args = p.parse_args(argv)
+    results, title = results_path(args.preset), section_title(args.preset)
     if args.from_json:
-        saved = json.loads(RESULTS.read_text())
-        update_section(SECTION, section(saved["rows"], saved["command"], saved["machine"]))
+        saved = json.loads(results.read_text())
+        update_section(title, section(saved["rows"], saved["command"], saved["machine"]))
         return 0
     command = "python benchmarks/xylo.py" + (f" {shlex.join(argv or sys.argv[1:])}" if (argv or sys.argv[1:]) else "")
     rows = []
     for seed in args.seeds:
-        rows.append(run_seed(seed, args.episodes))
+        rows.append(run_seed(seed, args.episodes, args.preset))
         print(json.dumps(rows[-1], default=str), flush=True)
-    RESULTS.write_text(json.dumps({"command": command, "machine": machine(), "rows": rows}, indent=2, default=str))
-    update_section(SECTION, section(rows, command, machine()))
+    results.write_text(json.dumps({"command": command, "machine": machine(), "rows": rows}, indent=2, default=str))
+    update_section(title, section(rows, command, machine()))
     return 0
 
 

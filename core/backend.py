@@ -23,7 +23,7 @@ import numpy as np
 
 @runtime_checkable
 class Backend(Protocol):
-    """build (constructor + start), reset, decide or step, counts, close."""
+    """build (constructor + start), reset, begin_episode, decide or step, counts, close."""
 
     name: str
     """what runs the network, for reports: 'emulator', 'lava-fused', 'lava-per-node', 'torch', ..."""
@@ -35,6 +35,10 @@ class Backend(Protocol):
 
     def reset(self) -> None:
         """Zero the network state and the counters (a new episode of decisions)."""
+
+    def begin_episode(self) -> None:
+        """A new episode starts: the host encoder forgets what it carried across decisions
+        (the delta code's reference). The counters run on."""
 
     def decide(self, obs: np.ndarray) -> np.ndarray:
         """One decision: an observation in, the decoded per-action values out (real units).

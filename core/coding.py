@@ -9,6 +9,11 @@ graded spikes). The encoder is fixed at export time and stored in the NIR metada
 ``levels = 2**(bits-1) - 1``; the integer ``round(x * levels / clip)`` is the graded
 spike payload that the fixed-point runtime sends. Every backend (torch training,
 emulator, Lava float and fixed) sees the same quantized values.
+
+A code may be stateful across decisions (the delta code sends changes): whoever
+encodes an episode does it through an :class:`EncoderStream` (``encoding.stream()``),
+reset at every episode start, or encodes the whole episode at once
+(:meth:`InputEncoding.encode_episode`).
 """
 from __future__ import annotations
 
@@ -95,6 +100,20 @@ class InputEncoding:
     def describe(self) -> str:
         return f"graded {self.bits}-bit"
 
+    stateful = False
+    """whether the input of a decision depends on earlier observations of the episode"""
+
+    def stream(self) -> "EncoderStream":
+        """An encoder for one episode's observations in order (reset it at every episode start)."""
+        return EncoderStream(self)
+
+    def encode_episode(self, observations: np.ndarray) -> np.ndarray:
+        """One episode's observations ``(steps, n)``, in order from its start -> the inputs the
+        network saw at each decision (float64), for a stateful code too."""
+        stream = self.stream()
+        return np.stack([stream.encode(o) for o in np.asarray(observations)]) if self.stateful \
+            else self.encode(observations)
+
     def normalize(self, obs: np.ndarray) -> np.ndarray:
         """The frozen normalization, clipped to +-clip (float64)."""
         x = (np.asarray(obs, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.std)
@@ -171,8 +190,8 @@ class InputEncoding:
         return cls(mean=(0.0,) * obs.shape[1], std=tuple(std.tolist()), clip=1.0, bits=bits)
 
 
-RATE, POPULATION = "rate", "population"
-SPIKE_CODES = (RATE, POPULATION)
+RATE, POPULATION, DELTA = "rate", "population", "delta"
+SPIKE_CODES = (RATE, POPULATION, DELTA)
 MAX_EVENTS = (1, 255)
 """events per channel per step an encoder may emit (1: binary events; Xylo takes up to 15)"""
 POPULATION_NEURONS = (2, 64)
@@ -190,7 +209,14 @@ class SpikeEncoding(InputEncoding):
       ``round(max_events * x- / clip)`` events (``x+ = max(x, 0)``, ``x- = max(-x, 0)``);
     - ``population``: ``neurons`` channels per element with Gaussian tuning curves, centres
       evenly spaced over ``[-clip, clip]`` and a width of one spacing:
-      ``round(max_events * exp(-(x - c)^2 / (2 w^2)))`` events.
+      ``round(max_events * exp(-(x - c)^2 / (2 w^2)))`` events;
+    - ``delta`` (send-on-delta): two channels per element, up and down. The element is
+      quantized to the rate code's grid, ``level = round(max_events * x / clip)``; a decision
+      sends the change since what was sent before, ``up = clip(level - ref, 0, max_events)``,
+      ``down = clip(ref - level, 0, max_events)``, and the reference moves by what was sent,
+      ``ref += up - down`` (a change larger than ``max_events`` arrives over two decisions).
+      ``ref`` starts at 0 each episode, so the first decision sends the rate code. It is
+      stateful: it is encoded through a :class:`EncoderStream`.
 
     The counts are the payload (``scale`` 1): every backend sees the same integers.
     ``max_events`` is 15 for Xylo and 1 for a binary-event chip. ``bits`` is unused.
@@ -221,7 +247,11 @@ class SpikeEncoding(InputEncoding):
     @property
     def channels(self) -> int:
         """Event channels per observation element."""
-        return 2 if self.code == RATE else self.neurons
+        return self.neurons if self.code == POPULATION else 2
+
+    @property
+    def stateful(self) -> bool:
+        return self.code == DELTA
 
     @property
     def n_inputs(self) -> int:
@@ -240,9 +270,26 @@ class SpikeEncoding(InputEncoding):
         return f"{self.code} code, at most {self.max_events} event{'s' * (self.max_events > 1)} per channel " \
                f"per step{extra}"
 
+    def level(self, obs: np.ndarray) -> np.ndarray:
+        """Observation(s) ``(..., n)`` -> the signed event grid ``round(max_events * x / clip)`` (int64)."""
+        return np.rint(self.normalize(obs) * (self.max_events / self.clip)).astype(np.int64)
+
+    def delta_step(self, obs: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The delta code's one decision: ``(counts (..., 2n) int32, the new reference)``."""
+        d = self.level(obs) - reference
+        up, down = np.clip(d, 0, self.max_events), np.clip(-d, 0, self.max_events)
+        counts = np.stack([up, down], axis=-1).astype(np.int32).reshape(*d.shape[:-1], -1)
+        return counts, reference + up - down
+
     def to_payload(self, obs: np.ndarray) -> np.ndarray:
         """Observation(s) ``(..., n)`` -> event counts per step ``(..., n * channels)`` (int32); the
         channels of one element are adjacent (on, off for a rate code)."""
+        if self.stateful:
+            from spikeloop.core.errors import ConfigError
+
+            raise ConfigError("the delta code is stateful (it sends what changed since the last decision): "
+                              "encode an episode in order through encoding.stream(), reset at each "
+                              "episode start, or all at once with encoding.encode_episode()")
         x = self.normalize(obs)
         if self.code == RATE:
             counts = np.stack([np.maximum(x, 0), np.maximum(-x, 0)], axis=-1) * (self.max_events / self.clip)
@@ -257,8 +304,10 @@ class SpikeEncoding(InputEncoding):
 
     def host_ops(self) -> int:
         """Arithmetic operations the host spends encoding one observation (counted from the code
-        above: normalize and clip 4 per element; rate 3 per channel, population 6 per channel)."""
-        return len(self.mean) * 4 + self.n_inputs * (3 if self.code == RATE else 6)
+        above: normalize and clip 4 per element; rate 3 per channel, population 6 per channel;
+        delta 2 per element for its level and 3 per channel for difference, clip and reference)."""
+        per_channel = {RATE: 3, POPULATION: 6, DELTA: 3}[self.code]
+        return len(self.mean) * (4 + 2 * (self.code == DELTA)) + self.n_inputs * per_channel
 
     def to_dict(self) -> dict:
         return {"kind": self.code, "mean": list(self.mean), "std": list(self.std), "clip": self.clip,
@@ -284,6 +333,47 @@ class SpikeEncoding(InputEncoding):
                            neurons: int = 5) -> "SpikeEncoding":
         """The spike code ``code`` over the frozen normalization of ``norm``."""
         return cls(mean=norm.mean, std=norm.std, clip=norm.clip, code=code, max_events=max_events, neurons=neurons)
+
+
+class EncoderStream:
+    """The encoder of one episode: what the host runs on each observation, in order.
+
+    A stateless encoding is passed through; the delta code keeps its reference here, one
+    row per environment for a batch of observations. :meth:`reset` starts an episode
+    (of every row, or of the rows given).
+    """
+
+    def __init__(self, encoding: InputEncoding):
+        self.encoding = encoding
+        self.reference: np.ndarray | None = None
+
+    def reset(self, rows=None) -> None:
+        """A new episode: forget what was sent (of the batch rows ``rows``; all if ``None``)."""
+        if rows is None or self.reference is None:
+            self.reference = None
+        else:
+            self.reference[rows] = 0
+
+    def payload(self, obs: np.ndarray) -> np.ndarray:
+        """Observation(s) -> what the host sends (the integer payload or event counts)."""
+        enc = self.encoding
+        if not enc.stateful:
+            return enc.to_payload(obs)
+        obs = np.asarray(obs)
+        ref = self.reference
+        if ref is None or ref.shape != obs.shape:
+            if ref is not None:
+                from spikeloop.core.errors import ConfigError
+
+                raise ConfigError(f"delta code: an observation of shape {obs.shape} in an episode of "
+                                  f"shape {ref.shape}; reset the stream between them")
+            ref = np.zeros(obs.shape, np.int64)
+        counts, self.reference = enc.delta_step(obs, ref)
+        return counts
+
+    def encode(self, obs: np.ndarray) -> np.ndarray:
+        """Observation(s) -> the real-valued input the network sees (float64)."""
+        return self.payload(obs) / self.encoding.scale
 
 
 READOUT_VOLTAGE, SPIKE_COUNT, ATOMS = "readout_voltage", "spike_count", "atoms"

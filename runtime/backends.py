@@ -112,11 +112,16 @@ class HostCodec:
         fixed_voltage = precision == FIXED_PRECISION and not dec.spiking_output
         self.scale = fixed.populations[out.name].scale if fixed_voltage else 1.0
         self.spiking_output = dec.spiking_output
+        self.stream = plan.encoding.stream()
+
+    def begin_episode(self) -> None:
+        """A new episode: a stateful encoder (the delta code) starts from nothing sent."""
+        self.stream.reset()
 
     def encode(self, obs: np.ndarray) -> np.ndarray:
         """Observation -> what the host injects (the payload integers in fixed point)."""
-        enc = self.plan.encoding
-        return enc.to_payload(obs) if self.precision == FIXED_PRECISION else enc.encode(obs)
+        s = self.stream
+        return s.payload(obs) if self.precision == FIXED_PRECISION else s.encode(obs)
 
     def real(self, raw: np.ndarray) -> np.ndarray:
         """Output registers -> real units (float64)."""
@@ -266,6 +271,11 @@ class PlanBackend:
     # ------------------------------------------------------------------ decisions
     def reset(self) -> None:
         """Zero the network state and the counters."""
+
+    def begin_episode(self) -> None:
+        """A new episode: the host encoder forgets what it carried (the counters run on)."""
+        if self.codec is not None:
+            self.codec.begin_episode()
 
     def decide(self, obs: np.ndarray) -> np.ndarray:
         """One decision: observation in, the decoded per-action values out (real units)."""

@@ -88,6 +88,9 @@ def run_closed_loop(backend: Backend, env_id: str, episodes: int, seed: int, ref
         for ep in range(episodes):
             env = make_env(env_id)
             obs, _ = env.reset(seed=seed + ep)
+            for b in (backend, reference, twin):
+                if b is not None:
+                    b.begin_episode()
             total, done, steps = 0.0, False, 0
             while not done:
                 q = backend.decide(obs)
@@ -145,6 +148,10 @@ def _run_batched(backend, env_id: str, episodes: int, seed: int, reference, twin
         raise ConfigError(f"{backend.name}: a streaming policy (memory 'stream') carries its state from one "
                           "episode into the next, so copies that play different episodes would each carry a "
                           "different history; run it with one environment")
+    encoding = getattr(getattr(backend, "plan", None), "encoding", None)
+    if encoding is not None and encoding.stateful:
+        raise ConfigError(f"{backend.name}: the {encoding.code} code carries what it sent from one decision "
+                          "to the next, one episode at a time; run it with one environment")
     if twin is not None and getattr(twin, "batch", None) != n:
         raise ConfigError(f"the twin of a batch of {n} copies must be a batch of {n} copies")
     t0 = time.time()

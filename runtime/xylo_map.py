@@ -186,6 +186,7 @@ class XyloBackend(PlanBackend):
         # not PlanBackend's constructor: Xylo has its own arithmetic (no Loihi registers, no host codec)
         self.plan, self.windowed, self.memory, self.codec = plan, True, "window", None
         self.placement = map_plan(plan)
+        self.stream = plan.encoding.stream()
         self.last_output: np.ndarray | None = None
         self._running = False
         self._with_started: list[bool] = []
@@ -205,8 +206,13 @@ class XyloBackend(PlanBackend):
         self._spikes = {p.name: 0 for p in self.plan.populations}
         self._synops = {c.name: 0 for c in self.plan.connections}
 
+    def begin_episode(self) -> None:
+        """A new episode: a stateful encoder (the delta code) starts from nothing sent."""
+        self.stream.reset()
+
     def encode(self, obs: np.ndarray) -> np.ndarray:
-        return self.plan.encoding.to_payload(np.asarray(obs)).reshape(-1)
+        """Observation -> the input event counts of one step (through the episode's encoder)."""
+        return self.stream.payload(np.asarray(obs)).reshape(-1)
 
     def decide(self, obs: np.ndarray) -> np.ndarray:
         """One decision: observation in, the decoded per-action values (real units) out."""

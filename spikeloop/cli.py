@@ -114,7 +114,7 @@ def cmd_collect(args) -> int:
         raise ConfigError(f"{src}: names no environment; pass --env")
     registered_id(env_id)
     check_env_fits(env_id, expert.n_obs, expert.n_actions, str(src))
-    demos = collect(expert.act, env_id, args.episodes, args.seed, str(src), progress=not args.quiet)
+    demos = collect(expert, env_id, args.episodes, args.seed, str(src), progress=not args.quiet)
     save_demos(out, demos)
     r = demos.returns
     print(f"wrote {out}: {len(demos.actions)} steps of {len(r)} episodes, expert return {sum(r) / len(r):.1f} "

@@ -54,8 +54,8 @@ def test_rate_and_population_codes_count_events_exactly():
                          neurons=5).to_payload(np.array([0.0])).tolist() == [2, 9, 15, 9, 2]  # 15 exp(-d^2 / 2), d = 2, 1, 0
     for e in (enc, pop):  # the record round-trips through the one reader of encodings
         assert InputEncoding.from_dict(json.loads(json.dumps(e.to_dict()))) == e
-    with pytest.raises(ConfigError, match="code must be one of rate, population"):
-        SpikeEncoding(mean=(0.0,), std=(1.0,), code="delta")
+    with pytest.raises(ConfigError, match="code must be one of rate, population, delta"):
+        SpikeEncoding(mean=(0.0,), std=(1.0,), code="morse")
     with pytest.raises(ConfigError, match=r"max_events must be an integer in \[1, 255\], got 0"):
         SpikeEncoding(mean=(0.0,), std=(1.0,), max_events=0)
     with pytest.raises(ConfigError, match="spike encoding: unknown keys"):

@@ -18,10 +18,11 @@ def evaluate_torch(policy, env_id: str, episodes: int, seed: int) -> list[float]
     obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs)])
     returns = np.zeros(episodes)
     alive = np.ones(episodes, bool)
+    stream = policy.encoding.stream()  # every row starts its episode together
     with torch.no_grad():
         while alive.any():
             idx = np.flatnonzero(alive)
-            x = torch.as_tensor(policy.encoding.encode(obs[idx]), dtype=policy.dtype)
+            x = torch.as_tensor(stream.encode(obs)[idx], dtype=policy.dtype)
             actions = greedy_action(policy(x).numpy())
             for j, a in zip(idx, actions):
                 o, r, term, trunc, _ = envs[j].step(int(a))

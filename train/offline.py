@@ -52,9 +52,9 @@ class Demos:
         return [float(self.rewards[self.episode == e].sum()) for e in np.unique(self.episode)]
 
 
-def collect(act: Callable[[np.ndarray], int], env_id: str, episodes: int, seed: int, source: str,
+def collect(expert: "Expert", env_id: str, episodes: int, seed: int, source: str,
             progress: bool = True) -> Demos:
-    """Run ``act`` (observation -> action) greedily for ``episodes`` episodes; the trajectories."""
+    """Run ``expert`` (observation -> action) greedily for ``episodes`` episodes; the trajectories."""
     from spikeloop.core.envs import make_env
 
     cols: dict[str, list] = {k: [] for k in ARRAYS if k != "returns_to_go"}
@@ -62,9 +62,10 @@ def collect(act: Callable[[np.ndarray], int], env_id: str, episodes: int, seed: 
     for ep in tqdm(range(episodes), desc=f"collect {env_id}", unit="ep", disable=not progress):
         env = make_env(env_id)
         obs, _ = env.reset(seed=seed + ep)
+        expert.begin_episode()
         done, t, rewards = False, 0, []
         while not done:
-            a = int(act(obs))
+            a = int(expert.act(obs))
             cols["observations"].append(np.asarray(obs, np.float64).reshape(-1))
             cols["actions"].append(a)
             obs, r, term, trunc, _ = env.step(a)
@@ -135,6 +136,8 @@ class Expert:
     env_id: str | None
     n_obs: int
     n_actions: int
+    begin_episode: Callable[[], None] = lambda: None
+    """called at every episode start (a stateful encoder forgets what it sent)"""
 
 
 def expert_actor(source: Path) -> Expert:
@@ -157,4 +160,4 @@ def expert_actor(source: Path) -> Expert:
     n_obs = len(policy.encoding.mean)
     n_actions = int(np.asarray(model.decide(np.zeros(n_obs))).size)
     return Expert(lambda obs: int(np.argmax(model.decide(obs))),
-                  policy.provenance.env_id if policy.provenance else None, n_obs, n_actions)
+                  policy.provenance.env_id if policy.provenance else None, n_obs, n_actions, model.begin_episode)

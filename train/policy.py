@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from spikeloop.core.coding import ATOMS, SPIKE_COUNT, Decoding, InputEncoding
+from spikeloop.core.coding import ATOMS, SPIKE_COUNT, Decoding, EncoderStream, InputEncoding
 from spikeloop.core.errors import ConfigError
 from spikeloop.train.graph import SpikingGraph
 
@@ -83,11 +83,13 @@ class Policy:
         """Per-action values of encoded inputs ``x`` (batch, n_in), differentiable."""
         return decode_window(self.decoding, self.network.window(x, self.T))
 
-    def values(self, obs: np.ndarray) -> np.ndarray:
-        """Per-action values (float64) of raw observation(s), through the frozen encoder."""
+    def values(self, obs: np.ndarray, stream: EncoderStream | None = None) -> np.ndarray:
+        """Per-action values (float64) of raw observation(s), through the frozen encoder (or
+        ``stream``, the episode's encoder, which a stateful code needs)."""
         obs = np.asarray(obs)
         single = obs.ndim == 1
-        x = torch.as_tensor(self.encoding.encode(obs[None] if single else obs), dtype=self.dtype)
+        encode = (stream or self.encoding).encode
+        x = torch.as_tensor(encode(obs[None] if single else obs), dtype=self.dtype)
         with torch.no_grad():
             q = self(x).double().numpy()
         return q[0] if single else q
@@ -104,6 +106,7 @@ class TorchPolicy:
 
     def __init__(self, policy: Policy):
         self.policy = policy
+        self.stream = policy.encoding.stream()
         self._threads: list[int] = []
 
     def start(self) -> "TorchPolicy":
@@ -116,8 +119,12 @@ class TorchPolicy:
     def reset(self) -> None:
         """Nothing to reset: every decision window starts from zero state."""
 
+    def begin_episode(self) -> None:
+        """A new episode: a stateful encoder (the delta code) starts from nothing sent."""
+        self.stream.reset()
+
     def decide(self, obs: np.ndarray) -> np.ndarray:
-        return self.policy.values(obs)
+        return self.policy.values(obs, self.stream)
 
     def counts(self):
         return None

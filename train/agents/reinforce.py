@@ -117,7 +117,8 @@ class ReinforceConfig:
     (a spike encoder in front, Xylo's integer neuron, 8-bit weights, fan-in mask, bit-shift decays)"""
     encoder: str = "auto"
     """the input: graded (Loihi 2's graded payload), or a spike encoder of the observations (rate: on/off
-    channels; population: tuning curves); auto: graded on loihi, rate on xylo"""
+    channels; population: tuning curves; delta: up/down events of what changed since the last decision,
+    reset each episode); auto: graded on loihi, rate on xylo"""
     max_events: int = 0
     """with a spike encoder, events per channel per step at most (0: the target's own, 15 on Xylo, 1 on Loihi:
     binary spikes only, as Loihi 1 takes them)"""
@@ -308,10 +309,12 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
     obs, _ = env.reset(seed=cfg.seed)
     bar = tqdm(total=cfg.max_episodes, desc=f"train {cfg.env_id} (reinforce)", unit="episode",
                disable=not progress, dynamic_ncols=True)
+    stream = encoding.stream()
     for episode in range(cfg.max_episodes):
         observations, actions, rewards, done = [], [], [], False
+        stream.reset()
         while not done:
-            x = torch.as_tensor(encoding.encode(obs[None]), dtype=policy.dtype)
+            x = torch.as_tensor(stream.encode(obs[None]), dtype=policy.dtype)
             with torch.no_grad():
                 p = torch.softmax(window_readout(decoding, net.window(x, cfg.T)) * logit_scale, dim=1)[0].double().numpy()
             action = int(rng.choice(n_actions, p=p / p.sum()))
@@ -325,7 +328,7 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
 
         # the episode's windows again, with gradients, in one batch (each window starts from zero state);
         # the same pass records the hidden spikes for the firing rates
-        x = torch.as_tensor(encoding.encode(np.asarray(observations)), dtype=policy.dtype)
+        x = torch.as_tensor(encoding.encode_episode(np.asarray(observations)), dtype=policy.dtype)
         y, trace = net(x.expand(cfg.T, *x.shape), record=True)
         logp = torch.log_softmax(window_readout(decoding, y) * logit_scale, dim=1)
         entropy = -(logp.exp() * logp).sum(dim=1).mean()
