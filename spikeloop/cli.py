@@ -114,7 +114,8 @@ def cmd_collect(args) -> int:
         raise ConfigError(f"{src}: names no environment; pass --env")
     registered_id(env_id)
     check_env_fits(env_id, expert.n_obs, expert.n_actions, str(src))
-    demos = collect(expert, env_id, args.episodes, args.seed, str(src), progress=not args.quiet)
+    demos = collect(expert, env_id, args.episodes, args.seed, str(src), progress=not args.quiet,
+                    epsilon=args.epsilon)
     save_demos(out, demos)
     r = demos.returns
     print(f"wrote {out}: {len(demos.actions)} steps of {len(r)} episodes, expert return {sum(r) / len(r):.1f} "
@@ -455,6 +456,9 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
     p.add_argument("--env", dest="env_id", help="gymnasium id (default: the checkpoint's; required for a .zip)")
     p.add_argument("--episodes", type=O.positive_int, default=20, help="episodes to record (default: 20)")
     p.add_argument("--seed", type=O.seed_int, default=0, help="episode i is reset with seed + i (default: 0)")
+    p.add_argument("--epsilon", type=O.probability_list, default=[0.0],
+                   help="comma-separated probabilities of a random action, episode i taking value i mod their "
+                        "number: demonstrations of mixed quality for a return-conditioned policy (default: 0)")
     O.add_quiet(p)
     p.set_defaults(func=cmd_collect)
 

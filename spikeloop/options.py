@@ -50,6 +50,15 @@ def seed_int(text: str) -> int:
     return _whole(text, 0, "a seed must be a non-negative integer")
 
 
+def probability_list(text: str) -> list[float]:
+    """argparse type of ``collect --epsilon``: comma-separated probabilities in [0, 1]."""
+    values = number_list(text)
+    bad = [v for v in values if not 0 <= v <= 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"every value must be a probability in [0, 1], got {bad[0]:g}")
+    return values
+
+
 def profile_list(text: str) -> list[str]:
     """argparse type of ``--profile``: comma-separated profile names or ``.toml`` paths."""
     names = [s.strip() for s in text.split(",") if s.strip()]

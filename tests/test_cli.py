@@ -57,3 +57,16 @@ def test_errors_exit_2_with_one_message(tmp_path, capsys):
     assert main(["inspect", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.nir: unreadable or truncated NIR/HDF5 file" in err and "Traceback" not in err
+
+
+def test_no_agent_option_shadows_the_commands_own_arguments():
+    """Every config field is a `train` flag; one named like argparse's own destinations (the sub-command,
+    its handler, the run folder) would overwrite them silently."""
+    import dataclasses
+
+    from spikeloop.train.agents import agent_names, get_agent
+
+    reserved = {"command", "func", "out", "quiet", "agent", "config", "preset", "help"}
+    for name in agent_names():
+        clash = {f.name for f in dataclasses.fields(get_agent(name).config)} & reserved
+        assert not clash, f"agent {name}: config fields {sorted(clash)} shadow train's own arguments"

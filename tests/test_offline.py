@@ -64,3 +64,69 @@ def test_behaviour_cloning_trains_seeded_and_runs_in_lava(demos, tmp_path):
     assert a.policy.provenance.agent == "bc" and a.policy.encoding.n_inputs == 4
     _, plan, out = deploy_in_lava(tmp_path, a.policy, "CartPole-v1")
     assert out["float"].agreement >= 0.95 and out["fixed"].agreement >= 0.8
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory) -> Path:
+    """6 episodes of the same expert with a random action at probability 0, 0.3 and 0.6 in turn."""
+    out = tmp_path_factory.mktemp("mixed") / "mixed.npz"
+    assert main(["collect", str(DATA / "policy.safetensors"), "--out", str(out), "--episodes", "6",
+                 "--epsilon", "0,0.3,0.6", "--quiet"]) == 0
+    return out
+
+
+def test_collect_with_epsilon_records_mixed_quality_seeded(mixed, tmp_path):
+    d = load_demos(mixed)
+    assert d.meta["epsilon"] == [0.0, 0.3, 0.6]
+    r = d.returns
+    assert r[0] == r[3] == 500.0 and max(r[1], r[2], r[4], r[5]) < 500.0  # the noisy episodes fall early
+    again = tmp_path / "again.npz"
+    assert main(["collect", str(DATA / "policy.safetensors"), "--out", str(again), "--episodes", "6",
+                 "--epsilon", "0,0.3,0.6", "--quiet"]) == 0
+    np.testing.assert_array_equal(load_demos(again).actions, d.actions)
+    with pytest.raises(SystemExit) as e:  # argparse: usage, the fault, exit status 2
+        main(["collect", str(DATA / "policy.safetensors"), "--out", str(tmp_path / "e.npz"), "--epsilon", "0,1.5"])
+    assert e.value.code == 2 and not (tmp_path / "e.npz").exists()
+
+
+def test_the_folded_command_is_the_conditioned_network():
+    import torch
+
+    from spikeloop.train.agents.bc import fold_command
+    from spikeloop.train.networks import spiking_mlp
+
+    torch.manual_seed(0)
+    conditioned = spiking_mlp([5, 24, 2], du=1.0, dv=0.25).double()
+    with torch.no_grad():
+        for p in conditioned.parameters():
+            p.normal_(0, 0.8)
+    net = spiking_mlp([4, 24, 2], du=1.0, dv=0.25).double()
+    fold_command(net, conditioned, 0.7)
+    x = torch.randn(300, 4, dtype=torch.float64)
+    xc = torch.cat([x, torch.full((300, 1), 0.7, dtype=torch.float64)], dim=1)
+    with torch.no_grad():
+        a, b = net.window(x, 8), conditioned.window(xc, 8)
+    assert a.abs().max() > 0.5
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)  # float rounding order only
+
+
+def test_a_return_conditioned_policy_trains_and_runs_in_lava(mixed, tmp_path):
+    cfg = BCConfig(demos=str(mixed), epochs=3, eval_episodes=2, hidden=[32], T=4, target_return=1e9,
+                   condition="return")
+    res = train_bc(cfg, progress=False)
+    assert [r["command_return"] for r in res.log] == [500.0] * 3  # the best return in the demonstrations
+    assert res.policy.encoding.n_inputs == 4 and res.policy.network.input_shape == (4,)
+    _, plan, out = deploy_in_lava(tmp_path, res.policy, "CartPole-v1")
+    assert out["float"].agreement >= 0.95 and out["fixed"].agreement >= 0.8
+    with pytest.raises(ConfigError, match="'du_hidden' must be 1 with condition return"):
+        BCConfig(demos="d.npz", condition="return", du_hidden=0.5).validate()
+
+
+def test_the_return_conditioned_preset_reads_back(mixed):
+    from spikeloop.options import preset_path
+    from spikeloop.pipeline import read_config
+    from spikeloop.train.agents import config_from_dict, get_agent
+
+    agent, table = read_config(preset_path("bc-return-cartpole"))
+    cfg = config_from_dict(get_agent(agent).config, table | {"demos": str(mixed)})
+    assert agent == "bc" and cfg.condition == "return" and cfg.du_hidden == 1.0

@@ -14,7 +14,9 @@
                                      ``source`` (the expert), ``episodes``, ``seed``, ``returns``
 ========================  =========  ==========================================================
 
-Episode ``i`` is reset with ``seed + i``; the expert acts greedily.
+Episode ``i`` is reset with ``seed + i``; the expert acts greedily, or with ``epsilon`` (one value per
+episode, cycled) takes a uniformly random action with that probability (a generator seeded
+with ``seed``); ``meta`` then holds ``epsilon``.
 
 Behaviour cloning from these files is the agent ``bc`` (``spikeloop.train.agents.bc``).
 """
@@ -53,19 +55,25 @@ class Demos:
 
 
 def collect(expert: "Expert", env_id: str, episodes: int, seed: int, source: str,
-            progress: bool = True) -> Demos:
-    """Run ``expert`` (observation -> action) greedily for ``episodes`` episodes; the trajectories."""
+            progress: bool = True, epsilon: list[float] | None = None) -> Demos:
+    """Run ``expert`` (observation -> action) for ``episodes`` episodes, greedily or, episode ``i``,
+    with a random action at probability ``epsilon[i % len(epsilon)]``; the trajectories."""
     from spikeloop.core.envs import make_env
 
+    epsilon = list(epsilon or [0.0])
+    rng = np.random.default_rng(seed)
     cols: dict[str, list] = {k: [] for k in ARRAYS if k != "returns_to_go"}
     rtg = []
     for ep in tqdm(range(episodes), desc=f"collect {env_id}", unit="ep", disable=not progress):
         env = make_env(env_id)
         obs, _ = env.reset(seed=seed + ep)
         expert.begin_episode()
+        eps = epsilon[ep % len(epsilon)]
         done, t, rewards = False, 0, []
         while not done:
-            a = int(expert.act(obs))
+            a = int(expert.act(obs))  # the expert sees every observation (a stateful encoder stays in step)
+            if eps and rng.random() < eps:
+                a = int(rng.integers(expert.n_actions))
             cols["observations"].append(np.asarray(obs, np.float64).reshape(-1))
             cols["actions"].append(a)
             obs, r, term, trunc, _ = env.step(a)
@@ -78,7 +86,7 @@ def collect(expert: "Expert", env_id: str, episodes: int, seed: int, source: str
         rtg += list(np.cumsum(rewards[::-1])[::-1])
     arrays = {k: np.asarray(v, ARRAYS[k]) for k, v in cols.items()} | {"returns_to_go": np.asarray(rtg, np.float64)}
     demos = Demos(**arrays, meta={"format": FORMAT, "env_id": env_id, "source": source, "episodes": episodes,
-                                  "seed": seed})
+                                  "seed": seed} | ({"epsilon": epsilon} if any(epsilon) else {}))
     demos.meta["returns"] = demos.returns
     return demos
 

@@ -6,6 +6,16 @@ demonstrations file (``spikeloop collect``, format in :mod:`spikeloop.train.offl
 Adam over shuffled minibatches, the input normalization frozen from the demonstrations, and
 a greedy evaluation after every epoch (the best policy is kept). The result is an ordinary
 policy: it exports, compiles and runs in Lava.
+
+``condition = "return"`` trains a **return-conditioned** policy (upside-down RL / RvS):
+the network also takes the return of the episode each step came from, ``G / G_max``, as one
+more input, so that demonstrations of mixed quality teach what each return looks like.
+At deployment the policy is asked for one return, ``command_return`` (default: the best in the
+demonstrations). A constant input through the first synapse is a constant current, and with
+``du_hidden = 1`` (no current state) a constant current is exactly a bias of the first
+population: the command is folded into that bias (``b += W[:, -1] * command_return / G_max``),
+so the deployed policy is a plain spiking MLP of the observations that exports, compiles
+and runs in Lava like any other. Evaluation during training runs the folded policy.
 """
 from __future__ import annotations
 
@@ -77,6 +87,11 @@ class BCConfig:
     """torch CPU threads"""
     max_seconds: float = 0.0
     """wall-clock budget in seconds (0: none)"""
+    condition: str = "none"
+    """none: plain behaviour cloning; return: a return-conditioned policy (the episode's return is one more
+    input in training; the deployed command is folded into the first layer's bias)"""
+    command_return: float = 0.0
+    """with condition return: the return asked for at deployment (0: the best return in the demonstrations)"""
 
     def validate(self) -> "BCConfig":
         from spikeloop.core.metadata import MAX_T
@@ -102,7 +117,35 @@ class BCConfig:
         rules.finite("target_return")
         rules.encoding()
         rules.boolean("fake_quant")
+        if self.condition not in CONDITIONS:
+            rules.bad("condition", f"must be one of {', '.join(CONDITIONS)}")
+        if rules.finite("command_return") < 0:
+            rules.bad("command_return", "must be 0 (the best return in the demonstrations) or a positive return")
+        if self.condition == "return" and self.du_hidden != 1:
+            rules.bad("du_hidden", "must be 1 with condition return: only without a current state is the "
+                                   "command's constant input exactly a bias of the first layer")
         return self
+
+
+CONDITIONS = ("none", "return")
+
+
+def episode_returns(demos) -> np.ndarray:
+    """Per step of the demonstrations, the return of its episode (float64)."""
+    firsts = demos.step == 0
+    by_episode = dict(zip(demos.episode[firsts].tolist(), demos.returns_to_go[firsts].tolist()))
+    return np.asarray([by_episode[e] for e in demos.episode.tolist()], np.float64)
+
+
+def fold_command(net, conditioned, command: float) -> None:
+    """Copy ``conditioned`` (one more input: the command) into ``net``, the command folded into
+    the bias of the population behind ``fc0`` (exact while that population has ``du = 1``)."""
+    state = {k: v.clone() for k, v in conditioned.state_dict().items()}
+    w = state["nodes.fc0.weight"]
+    first = next(dst for src, dst in net.edges if src == "fc0")
+    state["nodes.fc0.weight"] = w[:, :-1].contiguous()
+    state[f"nodes.{first}.bias"] = state[f"nodes.{first}.bias"] + w[:, -1] * command
+    net.load_state_dict(state)
 
 
 @register_agent("bc", BCConfig)
@@ -129,12 +172,21 @@ def train_bc(cfg: BCConfig, progress: bool = True) -> TrainResult:
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     encoding = InputEncoding.fit(demos.observations, clip=cfg.input_clip, bits=cfg.input_bits)
-    net = build_policy_net(cfg, encoding.n_inputs, n_actions, torch.Generator().manual_seed(cfg.seed + 40_000))
+    conditioned = cfg.condition == "return"
+    init = torch.Generator().manual_seed(cfg.seed + 40_000)
+    # a return-conditioned network takes the command as one more input; the policy is the folded one
+    trained = build_policy_net(cfg, encoding.n_inputs + conditioned, n_actions, init)
+    net = build_policy_net(cfg, encoding.n_inputs, n_actions, init) if conditioned else trained
     decoding = Decoding(step="mean" if cfg.readout == "voltage-mean" else "last")
     policy = Policy(net, cfg.T, encoding, decoding, Provenance("bc", env_id, cfg.seed, asdict(cfg)))
     X = torch.as_tensor(encoding.encode(demos.observations), dtype=policy.dtype)
+    if conditioned:
+        G = episode_returns(demos)
+        g_max = float(np.abs(G).max()) or 1.0
+        command = (cfg.command_return or float(G.max())) / g_max
+        X = torch.cat([X, torch.as_tensor(G / g_max, dtype=X.dtype)[:, None]], dim=1)
     Y = torch.as_tensor(demos.actions)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     best, best_net, history, log, t0 = -np.inf, copy.deepcopy(net), [], [], time.time()
     bar = tqdm(total=cfg.epochs, desc=f"clone {env_id} (bc)", unit="epoch", disable=not progress, dynamic_ncols=True)
@@ -144,15 +196,18 @@ def train_bc(cfg: BCConfig, progress: bool = True) -> TrainResult:
         for k in range(0, len(Y), cfg.batch_size):
             idx = perm[k:k + cfg.batch_size]
             x = X[idx]
-            logits = window_readout(decoding, net(x.expand(cfg.T, *x.shape)))
+            logits = window_readout(decoding, trained(x.expand(cfg.T, *x.shape)))
             loss = torch.nn.functional.cross_entropy(logits, Y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
             correct += int((logits.argmax(1) == Y[idx]).sum())
+        if conditioned:
+            fold_command(net, trained, command)
         mean = float(np.mean(evaluate_torch(policy, env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)))
-        log.append({"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": correct / len(Y), "eval_mean": mean})
+        log.append({"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": correct / len(Y), "eval_mean": mean}
+                   | ({"command_return": command * g_max} if conditioned else {}))
         history.append({"step": (epoch + 1) * len(Y), "epoch": epoch, "eval_mean": mean})
         if mean >= best:
             best, best_net = mean, copy.deepcopy(net)
