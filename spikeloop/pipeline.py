@@ -111,7 +111,9 @@ def training_files(agent: str, cfg, result) -> dict:
     from spikeloop.train.checkpoint import save_policy
 
     training = {"best_eval": result.best_eval, "steps": result.steps, "seconds": result.seconds}
-    files = {POLICY_CKPT: lambda p: save_policy(p, result.policy, {"training": training}),
+    # a model that is not a deployable Policy (the spiking decision transformer) writes its own checkpoint
+    save = getattr(result.policy, "save", None) or (lambda p, extra: save_policy(p, result.policy, extra))
+    files = {POLICY_CKPT: lambda p: save(p, {"training": training}),
              CONFIG: lambda p: write_toml(p, {"agent": {"name": agent}, agent: asdict(cfg)}),
              "training.json": lambda p: write_json(p, {**training, "history": result.history})}
     if result.log:  # an agent that logs every episode: the table and its plot

@@ -152,7 +152,9 @@ def plot_training_log(rows: list[dict], path: Path) -> Path:
     firing rates, gradient norm) against the episode (or, for an agent that logs per update, the step)."""
     from matplotlib.figure import Figure
 
-    x = next((k for k in ("episode", "step", "epoch") if all(k in r for r in rows)), "step")
+    x = next((k for k in ("episode", "step", "epoch") if all(k in r for r in rows)), None)
+    if x is None:  # no column every row has: the row's index
+        rows, x = [{"row": i, **r} for i, r in enumerate(rows)], "row"
     keys = [k for k in dict.fromkeys(k for r in rows for k in r)
             if k not in (x, "update") and all(isinstance(r.get(k, 0.0), (int, float)) for r in rows)]
     cols = 3

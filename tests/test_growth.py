@@ -98,3 +98,65 @@ def test_the_presets_read_back_as_valid_configs(name, agent):
         assert (cfg.hidden, cfg.grow_every, cfg.max_hidden, cfg.min_hidden) == ([32], 10, 128, 32)
     else:
         assert cfg.total_steps == 100_000
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_growing_run_serves_prometheus_metrics_while_it_trains_and_stops_serving_after(tmp_path):
+    import threading
+    import urllib.request
+
+    from spikeloop.train.agents.reinforce import ReinforceConfig, train_reinforce
+
+    port, scrapes, done = _free_port(), [], threading.Event()
+
+    def scrape():
+        while not done.is_set():
+            try:
+                scrapes.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode())
+            except OSError:
+                pass
+            done.wait(0.05)
+
+    cfg = ReinforceConfig(hidden=[16], T=4, max_episodes=12, eval_every=12, eval_episodes=1, grow_every=2,
+                          grow_below=1.0, grow_by=8, min_hidden=8, max_hidden=64, metrics_port=port)
+    thread = threading.Thread(target=scrape)
+    thread.start()
+    try:
+        res = train_reinforce(cfg, progress=False)
+    finally:
+        done.set()
+        thread.join()
+    grown = sum(r.get("grown", 0) for r in res.log)
+
+    def value(text: str, name: str) -> float:
+        line = next(l for l in text.splitlines() if l.startswith(f'spikeloop_{name}{{agent="reinforce"}}'))
+        return float(line.split()[-1])
+
+    assert scrapes and grown > 0
+    last = scrapes[-1]  # the endpoint as it stood after the last episode it served
+    episodes = value(last, "episodes_total")
+    assert 1 <= episodes <= 12 and 0 <= value(last, "sparsity") <= 1 and value(last, "firing_rate") >= 0
+    assert value(last, "hidden_neurons") == 16 + value(last, "neurons_grown_total") - value(last, "neurons_pruned_total")
+    with pytest.raises(OSError):  # the server is gone with the run
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1)
+
+
+def test_a_metrics_port_in_use_is_refused_before_training():
+    import socket
+
+    from spikeloop.core.errors import ConfigError
+    from spikeloop.train.agents.reinforce import ReinforceConfig, train_reinforce
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"--metrics-port {port}: cannot listen on 127.0.0.1:{port}"):
+            train_reinforce(ReinforceConfig(hidden=[8], T=2, max_episodes=1, metrics_port=port), progress=False)

@@ -130,3 +130,36 @@ def test_the_return_conditioned_preset_reads_back(mixed):
     agent, table = read_config(preset_path("bc-return-cartpole"))
     cfg = config_from_dict(get_agent(agent).config, table | {"demos": str(mixed)})
     assert agent == "bc" and cfg.condition == "return" and cfg.du_hidden == 1.0
+
+
+def test_the_spiking_decision_transformer_trains_fine_tunes_and_refuses_to_export(mixed, tmp_path, capsys):
+    import torch
+
+    from spikeloop.train.agents.sdt import SDTConfig, load_decision_transformer, play, train_sdt
+
+    cfg = dict(demos=str(mixed), epochs=2, finetune_episodes=3, eval_every=3, eval_episodes=2, embed=16,
+               context=6, target_return=400.0)
+    a, b = train_sdt(SDTConfig(**cfg), progress=False), train_sdt(SDTConfig(**cfg), progress=False)
+    assert a.log == b.log  # seeded: the same losses, returns and evaluations
+    assert [r["phase"] for r in a.log] == ["offline"] * 2 + ["online"] * 3
+    assert a.log[1]["loss"] < a.log[0]["loss"] and all(r["grad_norm"] > 0 for r in a.log[2:])
+    # causal: a later token cannot change an earlier position's logits
+    model = a.policy.model
+    tok, valid = torch.rand(1, 6, 4 + 1 + 2), torch.ones(1, 6)
+    changed = tok.clone()
+    changed[0, -1] += 5.0
+    with torch.no_grad():
+        np.testing.assert_array_equal(model(tok, valid)[0, :-1].numpy(), model(changed, valid)[0, :-1].numpy())
+    # the run folder: its checkpoint reads back as the same model, and every deploying command refuses it
+    run = tmp_path / "run"
+    assert main(["train", "--agent", "sdt", "--out", str(run), "--quiet",
+                 *[f"--{k.replace('_', '-')}={v}" for k, v in cfg.items()]]) == 0
+    back = load_decision_transformer(run / "policy.safetensors")
+    assert play(back, "CartPole-v1", 2, 5)[0] == play(a.policy, "CartPole-v1", 2, 5)[0]
+    assert (run / "training.csv").exists() and (run / "training.png").exists()
+    capsys.readouterr()
+    assert main(["export", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "NIR cannot express its self-attention" in err and "--agent bc --condition return" in err
+    assert not (run / "policy.nir").exists()
+    assert main(["collect", str(run), "--out", str(tmp_path / "d.npz"), "--quiet"]) == 2

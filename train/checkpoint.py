@@ -92,6 +92,12 @@ def load_policy(path: str | Path) -> tuple[Policy, dict]:
         info = json.loads(header[_KEY])
         if not isinstance(info, dict):
             raise ValueError(f"the record is a {type(info).__name__}, not an object")
+        if info.get("kind") is not None:
+            from spikeloop.train.agents.sdt import KIND, NOT_DEPLOYABLE
+
+            if info["kind"] == KIND:
+                raise CheckpointError(f"{path}: {NOT_DEPLOYABLE}")
+            raise ValueError(f"unknown record kind {info['kind']!r}")
         legacy = "model" in info and "format" not in info
         if legacy:
             info = _legacy(info)

@@ -152,7 +152,7 @@ def neuron_options(cfg) -> dict:
 
 AGENTS: dict[str, Agent] = {}
 AGENT_MODULES = ("spikeloop.train.agents.dqn", "spikeloop.train.agents.reinforce", "spikeloop.train.agents.ppo",
-                 "spikeloop.train.agents.bc")
+                 "spikeloop.train.agents.bc", "spikeloop.train.agents.sdt")
 """the modules that register the built-in agents (a fixed list: nothing is imported by a name read from a file)"""
 
 

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from spikeloop.core.coding import Decoding, SpikeEncoding
+from spikeloop.train.metrics import training_metrics
 from spikeloop.core.envs import make_env, observation_shape
 from spikeloop.train.agents import FieldRules, TrainResult, fit_encoding, neuron_options, register_agent
 from spikeloop.train.evaluate import evaluate_torch
@@ -154,6 +155,9 @@ class ReinforceConfig:
     """torch CPU threads"""
     max_seconds: float = 0.0
     """wall-clock budget of the training loop in seconds, evaluations included (0: none)"""
+    metrics_port: int = 0
+    """serve Prometheus metrics (neurons, firing rate, sparsity, reward, growth and pruning counters) on this
+    local port while training (0: off; needs the extra spikeloop[metrics])"""
 
     def validate(self) -> "ReinforceConfig":
         """Refuse every value training cannot run with (one error naming the field and the value)."""
@@ -198,6 +202,7 @@ class ReinforceConfig:
         rules.integer("max_events", 0, MAX_INPUT_EVENTS if self.target == "xylo" else 1)
         rules.integer("encoder_neurons", 2, 64)
         rules.integer("grow_every", 0)
+        rules.integer("metrics_port", 0, 65535)
         rules.integer("grow_by", 1)
         rules.integer("min_hidden", 1)
         rules.integer("max_hidden", max(self.min_hidden, 1) if isinstance(self.min_hidden, int) else 1)
@@ -280,6 +285,17 @@ def _firing_rates(net, trace: dict) -> dict[str, float]:
     return {f"rate_{n}": float(trace[n + ".spikes"].detach().mean()) for n in spiking}
 
 
+def _hidden_neurons(net) -> int:
+    return sum(m.shape[0] for m in net.nodes.values() if isinstance(m, Neuron) and m.spiking)
+
+
+def _sparsity(net, trace: dict) -> float:
+    """Share of hidden neuron-steps without a spike, from a recorded pass."""
+    zeros = [(trace[n + ".spikes"].detach() == 0).double().mean().item() for n, m in net.nodes.items()
+             if isinstance(m, Neuron) and m.spiking and n + ".spikes" in trace]
+    return float(np.mean(zeros)) if zeros else 1.0
+
+
 @register_agent("reinforce", ReinforceConfig)
 def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
     """Train a spiking policy with REINFORCE; return the best greedy policy seen."""
@@ -307,85 +323,89 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
     spike_sum: dict[str, np.ndarray] = {}
     spike_steps = 0
     obs, _ = env.reset(seed=cfg.seed)
-    bar = tqdm(total=cfg.max_episodes, desc=f"train {cfg.env_id} (reinforce)", unit="episode",
-               disable=not progress, dynamic_ncols=True)
-    stream = encoding.stream()
-    for episode in range(cfg.max_episodes):
-        observations, actions, rewards, done = [], [], [], False
-        stream.reset()
-        while not done:
-            x = torch.as_tensor(stream.encode(obs[None]), dtype=policy.dtype)
-            with torch.no_grad():
-                p = torch.softmax(window_readout(decoding, net.window(x, cfg.T)) * logit_scale, dim=1)[0].double().numpy()
-            action = int(rng.choice(n_actions, p=p / p.sum()))
-            observations.append(obs)
-            actions.append(action)
-            obs, reward, term, trunc, _ = env.step(action)
-            rewards.append(float(reward))
-            done = term or trunc
-        obs, _ = env.reset()
-        steps += len(rewards)
+    with training_metrics(cfg.metrics_port, "reinforce") as metrics:
+        bar = tqdm(total=cfg.max_episodes, desc=f"train {cfg.env_id} (reinforce)", unit="episode",
+                   disable=not progress, dynamic_ncols=True)
+        stream = encoding.stream()
+        for episode in range(cfg.max_episodes):
+            observations, actions, rewards, done = [], [], [], False
+            stream.reset()
+            while not done:
+                x = torch.as_tensor(stream.encode(obs[None]), dtype=policy.dtype)
+                with torch.no_grad():
+                    p = torch.softmax(window_readout(decoding, net.window(x, cfg.T)) * logit_scale, dim=1)[0].double().numpy()
+                action = int(rng.choice(n_actions, p=p / p.sum()))
+                observations.append(obs)
+                actions.append(action)
+                obs, reward, term, trunc, _ = env.step(action)
+                rewards.append(float(reward))
+                done = term or trunc
+            obs, _ = env.reset()
+            steps += len(rewards)
 
-        # the episode's windows again, with gradients, in one batch (each window starts from zero state);
-        # the same pass records the hidden spikes for the firing rates
-        x = torch.as_tensor(encoding.encode_episode(np.asarray(observations)), dtype=policy.dtype)
-        y, trace = net(x.expand(cfg.T, *x.shape), record=True)
-        logp = torch.log_softmax(window_readout(decoding, y) * logit_scale, dim=1)
-        entropy = -(logp.exp() * logp).sum(dim=1).mean()
-        g = discounted_returns(rewards, cfg.gamma)
-        a = cfg.baseline_alpha
-        baseline = g.mean() if baseline is None else (1 - a) * baseline + a * g.mean()
-        adv = torch.as_tensor(advantages(g, baseline), dtype=logp.dtype)
-        beta = entropy_coefficient(cfg, episode)
-        pg = -(logp[torch.arange(len(actions)), torch.as_tensor(actions)] * adv).mean()
-        loss = pg - beta * entropy
-        lr = learning_rate(cfg, episode)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm))
-        opt.step()
-        log.append({"episode": episode, "return": float(sum(rewards)), "length": len(rewards),
-                    "loss": float(loss.detach()), "policy_loss": float(pg.detach()),
-                    "entropy": float(entropy.detach()), "entropy_coef": beta, "lr": lr, "grad_norm": grad_norm,
-                    "baseline": float(baseline), **_firing_rates(net, trace)})
-        history.append({"step": steps, "train_return": float(sum(rewards))})
-        if cfg.grow_every:
-            for n, m in net.nodes.items():  # per-neuron spike counts since the last check
-                if isinstance(m, Neuron) and m.spiking and n + ".spikes" in trace:
-                    s = trace[n + ".spikes"].detach().sum(dim=(0, 1)).double().numpy()
-                    spike_sum[n] = spike_sum.get(n, 0) + s
-            spike_steps += cfg.T * len(actions)
-            log[-1]["neurons"] = sum(m.shape[0] for m in net.nodes.values() if isinstance(m, Neuron) and m.spiking)
-            if (episode + 1) % cfg.grow_every == 0:
-                net, events = growth_step(net, {k: v / spike_steps for k, v in spike_sum.items()}, rules, grow_gen)
-                spike_sum, spike_steps = {}, 0
-                if events:  # a new shape: new parameters, a new optimizer (Adam's moments start over)
-                    policy.network = net
-                    params = list(net.parameters())
-                    opt = torch.optim.Adam(params, lr=lr)
-                    log[-1]["growth"] = "; ".join(f"{e['event']} {e['layer']} {e['before']}->{e['after']}"
-                                                  for e in events)
-                    log[-1]["grown"] = sum(e["after"] - e["before"] for e in events if e["event"] == "grow")
-                    log[-1]["pruned"] = sum(e["before"] - e["after"] for e in events if e["event"] == "prune")
+            # the episode's windows again, with gradients, in one batch (each window starts from zero state);
+            # the same pass records the hidden spikes for the firing rates
+            x = torch.as_tensor(encoding.encode_episode(np.asarray(observations)), dtype=policy.dtype)
+            y, trace = net(x.expand(cfg.T, *x.shape), record=True)
+            logp = torch.log_softmax(window_readout(decoding, y) * logit_scale, dim=1)
+            entropy = -(logp.exp() * logp).sum(dim=1).mean()
+            g = discounted_returns(rewards, cfg.gamma)
+            a = cfg.baseline_alpha
+            baseline = g.mean() if baseline is None else (1 - a) * baseline + a * g.mean()
+            adv = torch.as_tensor(advantages(g, baseline), dtype=logp.dtype)
+            beta = entropy_coefficient(cfg, episode)
+            pg = -(logp[torch.arange(len(actions)), torch.as_tensor(actions)] * adv).mean()
+            loss = pg - beta * entropy
+            lr = learning_rate(cfg, episode)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm))
+            opt.step()
+            log.append({"episode": episode, "return": float(sum(rewards)), "length": len(rewards),
+                        "loss": float(loss.detach()), "policy_loss": float(pg.detach()),
+                        "entropy": float(entropy.detach()), "entropy_coef": beta, "lr": lr, "grad_norm": grad_norm,
+                        "baseline": float(baseline), **_firing_rates(net, trace)})
+            history.append({"step": steps, "train_return": float(sum(rewards))})
+            rates = [v for k, v in log[-1].items() if k.startswith("rate_")]
+            if cfg.grow_every:
+                for n, m in net.nodes.items():  # per-neuron spike counts since the last check
+                    if isinstance(m, Neuron) and m.spiking and n + ".spikes" in trace:
+                        s = trace[n + ".spikes"].detach().sum(dim=(0, 1)).double().numpy()
+                        spike_sum[n] = spike_sum.get(n, 0) + s
+                spike_steps += cfg.T * len(actions)
+                log[-1]["neurons"] = _hidden_neurons(net)
+                if (episode + 1) % cfg.grow_every == 0:
+                    net, events = growth_step(net, {k: v / spike_steps for k, v in spike_sum.items()}, rules, grow_gen)
+                    spike_sum, spike_steps = {}, 0
+                    if events:  # a new shape: new parameters, a new optimizer (Adam's moments start over)
+                        policy.network = net
+                        params = list(net.parameters())
+                        opt = torch.optim.Adam(params, lr=lr)
+                        log[-1]["growth"] = "; ".join(f"{e['event']} {e['layer']} {e['before']}->{e['after']}"
+                                                      for e in events)
+                        log[-1]["grown"] = sum(e["after"] - e["before"] for e in events if e["event"] == "grow")
+                        log[-1]["pruned"] = sum(e["before"] - e["after"] for e in events if e["event"] == "prune")
 
-        out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
-        if (episode + 1) % cfg.eval_every == 0 or out_of_time or episode == cfg.max_episodes - 1:
-            mean = float(np.mean(evaluate_torch(policy, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)))
-            history.append({"step": steps, "episode": episode, "eval_mean": mean})
-            log[-1]["eval_mean"] = mean
-            if mean >= best:
-                best, best_net = mean, copy.deepcopy(net)
-            bar.set_postfix(eval=f"{mean:.0f}", best=f"{best:.0f}", lr=f"{lr:.1e}")
-            if mean >= cfg.target_return:
-                bar.update(1)
+            metrics.episode(float(sum(rewards)), _hidden_neurons(net), float(np.mean(rates)) if rates else 0.0,
+                            _sparsity(net, trace), log[-1].get("grown", 0), log[-1].get("pruned", 0))
+            out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
+            if (episode + 1) % cfg.eval_every == 0 or out_of_time or episode == cfg.max_episodes - 1:
+                mean = float(np.mean(evaluate_torch(policy, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)))
+                history.append({"step": steps, "episode": episode, "eval_mean": mean})
+                log[-1]["eval_mean"] = mean
+                if mean >= best:
+                    best, best_net = mean, copy.deepcopy(net)
+                bar.set_postfix(eval=f"{mean:.0f}", best=f"{best:.0f}", lr=f"{lr:.1e}")
+                if mean >= cfg.target_return:
+                    bar.update(1)
+                    break
+            bar.update(1)
+            if out_of_time:
                 break
-        bar.update(1)
-        if out_of_time:
-            break
-    bar.close()
+        bar.close()
     env.close()
     policy.network = best_net
     best_net.eval()
