@@ -31,6 +31,16 @@ from _common import ROOT, machine, update_section  # noqa: E402
 DEFAULT_PRESET = "reinforce-xylo"
 
 
+NOTES = {"reinforce-xylo-delta": (
+    "Why it falls short: the delta code sends only what changed since the last decision (the first decision "
+    "of an episode sees the rate code), while every decision window starts from a reset core, so the policy "
+    "has no memory to integrate the changes into a state; it acts on velocities and accelerations without the "
+    "cart position or pole angle. The code itself is exact: torch, the emulator and xylosim agree at every "
+    "decision. A delta-coded policy needs state carried across decisions (a streaming Xylo run with a "
+    "recurrent or slowly decaying hidden layer), which spikeloop does not yet train for Xylo.")}
+"""what a preset's results need said beside them"""
+
+
 def results_path(preset: str) -> Path:
     return ROOT / "benchmarks" / ("xylo.json" if preset == DEFAULT_PRESET else f"xylo-{preset}.json")
 
@@ -99,7 +109,7 @@ Each seed trains `spikeloop train --preset {r0.get('preset', DEFAULT_PRESET)}` (
 {chr(10).join(body)}
 
 Across seeds: xylosim mean return {xs.mean():.1f} (spread {xs.std():.1f}, min {xs.min():.1f}); {solved} of {len(rows)} seeds at ≥ 475. Energy per decision: {energy}.
-
+{(chr(10) + NOTES[r0['preset']] + chr(10)) if r0.get('preset') in NOTES else ''}
 Beside the Loihi numbers of the CartPole DQN (the energy section above: tests/data/policy.nir, 4-64-64-2, T = 8, emulator in Loihi fixed point): {LOIHI_DQN['synops']:,} synaptic ops per decision over {LOIHI_DQN['steps']} Lava steps; {LOIHI_DQN['total']} per decision with whole-chip static power at real time, {LOIHI_DQN['lowest']} with the unthrottled timestep and its 3 cores' share (the static-power table). The Xylo policy counts one synaptic event per spike and target weight (a hidden neuron's several spikes in one step are several events). The input encoder's host cost is {r0['encoder_ops']} arithmetic operations per decision (normalize, clip and code 4 values into 8 channels), unpriced.
 """
 

@@ -163,3 +163,13 @@ def test_the_spiking_decision_transformer_trains_fine_tunes_and_refuses_to_expor
     assert "NIR cannot express its self-attention" in err and "--agent bc --condition return" in err
     assert not (run / "policy.nir").exists()
     assert main(["collect", str(run), "--out", str(tmp_path / "d.npz"), "--quiet"]) == 2
+
+
+def test_the_decision_transformer_preset_reads_back(mixed):
+    from spikeloop.options import preset_path
+    from spikeloop.pipeline import read_config
+    from spikeloop.train.agents import config_from_dict, get_agent
+
+    agent, table = read_config(preset_path("sdt-cartpole"))
+    cfg = config_from_dict(get_agent(agent).config, table | {"demos": str(mixed)})
+    assert agent == "sdt" and (cfg.context, cfg.finetune_episodes, cfg.target_return) == (10, 50, 500.0)
