@@ -36,7 +36,13 @@ re-derived from :func:`~spikeloop.runtime.fixed_point.quantize_plan`'s choice
   layer's input is exactly ``W @ s`` with ``|W| <= 254``. A connection whose
   spikeloop exponent ``e`` is positive moves it into the population's scale (exact);
   one with ``e < 0`` keeps its scale, and its weights are rounded to a grid
-  ``2**(-e-1)`` times coarser (spikeloop's own sits on even integers).
+  ``2**(-e-1)`` times coarser (spikeloop's own sits on even integers). For the input
+  layer that is the graded payload's resolution meeting the weights': a policy trained
+  on a payload grid ``2**(-e-1)`` times coarser (``--input-bits``) has ``e >= -1`` and
+  keeps that layer's weights exactly (the export's note says which bits). Thresholds and
+  biases still move: a positive exponent shrinks the population's scale by ``2**e``, and
+  the bias exponent is fixed, so netx's registers equal spikeloop's only where every
+  connection has ``e`` in ``{-1, 0}``.
 - bias exponent fixed at 6: biases are rounded to multiples of 64 state units, with
   13-bit mantissas (the scale is halved, coarsening the weights, until they fit).
 
@@ -57,6 +63,7 @@ import h5py
 import numpy as np
 
 from spikeloop.core.artifacts import atomic_path
+from spikeloop.core.coding import PAYLOAD_BITS
 from spikeloop.core.errors import ExportError, QuantizationError
 from spikeloop.runtime.fixed_point import (BIAS_MANT_MAX, DECAY_UNITY, DS_OFFSET, VTH_SHIFT,
                                            FixedConnection, FixedPlan, FixedPopulation,
@@ -183,9 +190,15 @@ def netx_fixed_plan(plan: NetworkPlan, fixed: FixedPlan | None = None) -> tuple[
             notes.append(f"{p.name}: its bias needs a 13-bit mantissa at netx's fixed exponent 6, so its "
                          f"scale is {2 ** (shift - max(fc.weight_exp, 0))}x smaller than the weights allow")
         if coarser > 1:
+            hint = ""
+            bits = getattr(plan.encoding, "bits", None) if plan.input_graded else None
+            if c.src == INPUT and bits is not None and bits - int(np.log2(coarser)) >= PAYLOAD_BITS[0]:
+                # a payload grid 2^k coarser moves k bits of the product into the weights' exponent
+                hint = (f"; a policy trained with --input-bits {bits - int(np.log2(coarser))} (the input payload "
+                        f"on a {coarser}x coarser grid) would put these weights exactly on netx's grid")
             notes.append(f"{c.name} -> {p.name}: netx has no weight exponent, so the weight grid is "
                          f"{coarser}x coarser than spikeloop's (max relative weight error "
-                         f"{err[f'weight_rel_err[{c.name}]']:.2%})")
+                         f"{err[f'weight_rel_err[{c.name}]']:.2%}){hint}")
     return FixedPlan(pops, conns, fixed.input_scale, errors), notes
 
 

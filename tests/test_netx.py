@@ -164,7 +164,8 @@ def test_netx_registers_still_balance_cartpole(cartpole_plan):
 
     fixed, notes = netx_fixed_plan(plan)
     assert notes == ["fc0 -> lif0: netx has no weight exponent, so the weight grid is 4x coarser than "
-                     "spikeloop's (max relative weight error 1.57%)"]
+                     "spikeloop's (max relative weight error 1.57%); a policy trained with --input-bits 6 (the "
+                     "input payload on a 4x coarser grid) would put these weights exactly on netx's grid"]
     res = run_closed_loop(make_backend("emulator", plan, "fixed", fixed), "CartPole-v1", 2, 1000,
                           progress=False)
     assert res.returns == [500.0, 500.0]
@@ -290,3 +291,24 @@ def test_shim_rewrite_mismatch_fails_loudly():
     assert str(e.value) == ("lava.lib.dl.slayer: expected 1 match(es) of "
                             "'\\\\nfrom \\\\. import object_detection as obd\\\\n', found 0; "
                             "this is not the lava-dl 0.6.0 that spikeloop's shim was written for")
+
+
+def test_export_netx_takes_dt_for_a_peer_graph_that_carries_none(tmp_path, capsys):
+    """snnTorch's export_to_nir writes no time step: --dt states it, and netx's Ts and the decision schedule
+    carry it; without --dt the peer's own default is used and said."""
+    from peer_models import snntorch_case
+
+    case = snntorch_case(tmp_path, "leaky", "zero")
+    out = tmp_path / "given.net"
+    assert main(["export", str(case.path), "--format", "netx", "--dt", "5e-5", "--out", str(out)]) == 0
+    assert "no time step in the file" not in capsys.readouterr().err
+    with h5py.File(out, "r") as f:
+        assert float(f["simulation/Ts"][()]) == 5e-5
+    assert netx_metadata(out)["dt"] == 5e-5
+    default = tmp_path / "default.net"
+    assert main(["export", str(case.path), "--format", "netx", "--out", str(default)]) == 0
+    assert "no time step in the file; using snntorch's hard-coded dt = 0.0001 s" in capsys.readouterr().err
+    assert netx_metadata(default)["dt"] == 1e-4
+    # the time step changes the decays, so the neuron registers differ
+    with h5py.File(out, "r") as a, h5py.File(default, "r") as b:
+        assert int(a["layer/0/neuron/vDecay"][()]) != int(b["layer/0/neuron/vDecay"][()])

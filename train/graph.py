@@ -575,22 +575,26 @@ class SpikingGraph(nn.Module):
             return y, {k: torch.stack(v) for k, v in rec.items()}
         return y
 
-    def window(self, x: torch.Tensor, T: int) -> torch.Tensor:
+    def window(self, x: torch.Tensor, T: int, record: bool = False):
         """Hold ``x`` (batch, *input_shape) for ``T`` steps from zero state: ``(T, batch, *out)``.
 
         A flat ``(batch, prod(input_shape))`` input (as the encoder gives an image) is reshaped.
 
-        The closed-loop decision window. Nodes fed by the input alone are computed once.
+        The closed-loop decision window. Nodes fed by the input alone are computed once. With
+        ``record``, also the traces of :meth:`forward` (every neuron's spikes and voltages).
         """
         x = self._shaped(x, 1)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ConfigError(f"SpikingGraph window input must be (batch, {', '.join(map(str, self.input_shape))}), "
                               f"got {tuple(x.shape)}")
         held: dict = {}
+        rec: dict | None = {} if record else None
         state, ys = None, []
         for _ in range(T):
-            y, state = self.step(x, state, held=held)
+            y, state = self.step(x, state, rec, held=held)
             ys.append(y)
+        if record:
+            return torch.stack(ys), {k: torch.stack(v) for k, v in rec.items() if len(v) == T}
         return torch.stack(ys)
 
     # -- shapes

@@ -111,6 +111,15 @@ class FieldRules:
         if self.finite("surrogate_slope") < 0:
             self.bad("surrogate_slope", "must be positive (or 0 for the surrogate's usual slope)")
 
+    def sparsity(self) -> None:
+        """The sparsity pressure's weight and measure (spikeloop.train.sparsity)."""
+        from spikeloop.train.sparsity import MEASURES
+
+        if self.finite("sparsity_penalty") < 0:
+            self.bad("sparsity_penalty", "must be 0 (off) or positive")
+        if self.cfg.sparsity_measure not in MEASURES:
+            self.bad("sparsity_measure", f"must be one of {', '.join(MEASURES)}")
+
     def encoding(self) -> None:
         """The frozen input encoding's options, the threads and the wall-clock budget."""
         from spikeloop.core.coding import PAYLOAD_BITS

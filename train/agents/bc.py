@@ -31,6 +31,7 @@ from spikeloop.core.coding import Decoding, InputEncoding
 from spikeloop.core.errors import ConfigError
 from spikeloop.train.agents import FieldRules, TrainResult, register_agent
 from spikeloop.train.offline import load_demos
+from spikeloop.train.sparsity import activity_cost
 
 
 @dataclass
@@ -87,6 +88,11 @@ class BCConfig:
     """torch CPU threads"""
     max_seconds: float = 0.0
     """wall-clock budget in seconds (0: none)"""
+    sparsity_penalty: float = 0.0
+    """weight of the activity cost in the loss, to trade return for energy (0: off; spikeloop.train.sparsity)"""
+    sparsity_measure: str = "synops"
+    """the activity cost: synops (share of the possible synaptic events the hidden spikes cause) or spikes (per
+    hidden neuron and step)"""
     condition: str = "none"
     """none: plain behaviour cloning; return: a return-conditioned policy (the episode's return is one more
     input in training; the deployed command is folded into the first layer's bias)"""
@@ -116,6 +122,7 @@ class BCConfig:
         rules.integer("eval_episodes", 1)
         rules.finite("target_return")
         rules.encoding()
+        rules.sparsity()
         rules.boolean("fake_quant")
         if self.condition not in CONDITIONS:
             rules.bad("condition", f"must be one of {', '.join(CONDITIONS)}")
@@ -196,8 +203,12 @@ def train_bc(cfg: BCConfig, progress: bool = True) -> TrainResult:
         for k in range(0, len(Y), cfg.batch_size):
             idx = perm[k:k + cfg.batch_size]
             x = X[idx]
-            logits = window_readout(decoding, trained(x.expand(cfg.T, *x.shape)))
+            y, trace = trained(x.expand(cfg.T, *x.shape), record=True) if cfg.sparsity_penalty else \
+                (trained(x.expand(cfg.T, *x.shape)), None)
+            logits = window_readout(decoding, y)
             loss = torch.nn.functional.cross_entropy(logits, Y[idx])
+            if cfg.sparsity_penalty:
+                loss = loss + cfg.sparsity_penalty * activity_cost(trained, trace, cfg.sparsity_measure)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -38,9 +38,10 @@ from spikeloop.core.errors import ConfigError
 from spikeloop.train.agents import FieldRules, TrainResult, fit_encoding, neuron_options, register_agent
 from spikeloop.train.evaluate import evaluate_torch
 from spikeloop.train.networks import dense_mlp, noisy_layers, spiking_conv, spiking_mlp
-from spikeloop.train.policy import Policy, Provenance, window_readout
+from spikeloop.train.policy import Policy, Provenance, decode_window, window_readout
 from spikeloop.train.replay import NStep, PrioritizedReplay, ReplayBuffer
 from spikeloop.train.seeding import seed_everything
+from spikeloop.train.sparsity import activity_cost
 
 
 @dataclass
@@ -154,6 +155,11 @@ class DQNConfig:
     max_seconds: float = 0.0
     """wall-clock budget of the training loop in seconds, evaluations included (0: none); the run stops with
     one last evaluation. Where it stops a run, the same seed need not stop at the same step twice"""
+    sparsity_penalty: float = 0.0
+    """weight of the activity cost in the loss, to trade return for energy (0: off; spikeloop.train.sparsity)"""
+    sparsity_measure: str = "synops"
+    """the activity cost: synops (share of the possible synaptic events the hidden spikes cause) or spikes (per
+    hidden neuron and step)"""
 
     def validate(self) -> "DQNConfig":
         """Refuse every value training cannot run with (one error naming the field and the value)."""
@@ -216,6 +222,7 @@ class DQNConfig:
             bad("grad_clip", "must be positive")
         finite("target_return")
         rules.encoding()
+        rules.sparsity()
         rules.boolean("fake_quant")
         return self
 
@@ -346,17 +353,23 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
                     else:
                         q_next = q_target(xn).max(dim=1).values
                     target = r + discount * q_next * (1 - done)
-                q_sa = q(x).gather(1, a[:, None]).squeeze(1)
-                per_sample = F.smooth_l1_loss(q_sa, target, reduction="none")
-                priority = (q_sa - target).detach()
             else:
                 with torch.no_grad():
                     m = _c51_target(cfg, q, q_target, xn, r, discount, done, z)
-                logits = window_readout(q.decoding, q.network.window(x, q.T)).reshape(len(i), n_actions, -1)
+            y, trace = q.network.window(x, q.T, record=True) if cfg.sparsity_penalty else \
+                (q.network.window(x, q.T), None)
+            if z is None:
+                q_sa = decode_window(q.decoding, y).gather(1, a[:, None]).squeeze(1)
+                per_sample = F.smooth_l1_loss(q_sa, target, reduction="none")
+                priority = (q_sa - target).detach()
+            else:
+                logits = window_readout(q.decoding, y).reshape(len(i), n_actions, -1)
                 logp = torch.log_softmax(logits, dim=-1)[torch.arange(len(i)), a]
                 per_sample = -(m * logp).sum(dim=1)
                 priority = per_sample.detach()
             loss = per_sample.mean() if weights is None else (torch.as_tensor(weights) * per_sample).mean()
+            if cfg.sparsity_penalty:
+                loss = loss + cfg.sparsity_penalty * activity_cost(q.network, trace, cfg.sparsity_measure)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(q.network.parameters(), cfg.grad_clip)

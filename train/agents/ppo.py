@@ -35,6 +35,7 @@ from spikeloop.train.agents.reinforce import READOUTS, _firing_rates, build_poli
 from spikeloop.train.evaluate import evaluate_torch
 from spikeloop.train.policy import Policy, Provenance, window_readout
 from spikeloop.train.seeding import seed_everything
+from spikeloop.train.sparsity import activity_cost
 
 
 @dataclass
@@ -113,6 +114,11 @@ class PPOConfig:
     """torch CPU threads"""
     max_seconds: float = 0.0
     """wall-clock budget of the training loop in seconds, evaluations included (0: none)"""
+    sparsity_penalty: float = 0.0
+    """weight of the activity cost in the loss, to trade return for energy (0: off; spikeloop.train.sparsity)"""
+    sparsity_measure: str = "synops"
+    """the activity cost: synops (share of the possible synaptic events the hidden spikes cause) or spikes (per
+    hidden neuron and step)"""
 
     def validate(self) -> "PPOConfig":
         """Refuse every value training cannot run with (one error naming the field and the value)."""
@@ -148,6 +154,7 @@ class PPOConfig:
         rules.integer("eval_episodes", 1)
         rules.finite("target_return")
         rules.encoding()
+        rules.sparsity()
         rules.boolean("fake_quant")
         return self
 
@@ -269,6 +276,8 @@ def train_ppo(cfg: PPOConfig, progress: bool = True) -> TrainResult:
                     pg = torch.max(-a_mb * ratio, -a_mb * torch.clamp(ratio, 1 - cfg.clip, 1 + cfg.clip)).mean()
                     v_loss = 0.5 * ((critic(x)[:, 0] - RET[idx]) ** 2).mean()
                     loss = pg - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+                    if cfg.sparsity_penalty:
+                        loss = loss + cfg.sparsity_penalty * activity_cost(net, trace, cfg.sparsity_measure)
                     opt.zero_grad()
                     loss.backward()
                     gn = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))

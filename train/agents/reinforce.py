@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from spikeloop.core.coding import Decoding, SpikeEncoding
 from spikeloop.train.metrics import training_metrics
+from spikeloop.train.sparsity import activity_cost
 from spikeloop.core.envs import make_env, observation_shape
 from spikeloop.train.agents import FieldRules, TrainResult, fit_encoding, neuron_options, register_agent
 from spikeloop.train.evaluate import evaluate_torch
@@ -155,6 +156,11 @@ class ReinforceConfig:
     """torch CPU threads"""
     max_seconds: float = 0.0
     """wall-clock budget of the training loop in seconds, evaluations included (0: none)"""
+    sparsity_penalty: float = 0.0
+    """weight of the activity cost in the loss, to trade return for energy (0: off; spikeloop.train.sparsity)"""
+    sparsity_measure: str = "synops"
+    """the activity cost: synops (share of the possible synaptic events the hidden spikes cause) or spikes (per
+    hidden neuron and step)"""
     metrics_port: int = 0
     """serve Prometheus metrics (neurons, firing rate, sparsity, reward, growth and pruning counters) on this
     local port while training (0: off; needs the extra spikeloop[metrics])"""
@@ -190,6 +196,7 @@ class ReinforceConfig:
         rules.integer("eval_episodes", 1)
         rules.finite("target_return")
         rules.encoding()
+        rules.sparsity()
         rules.boolean("fake_quant")
         if self.target not in TARGETS:
             rules.bad("target", f"must be one of {', '.join(TARGETS)}")
@@ -356,6 +363,8 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
             beta = entropy_coefficient(cfg, episode)
             pg = -(logp[torch.arange(len(actions)), torch.as_tensor(actions)] * adv).mean()
             loss = pg - beta * entropy
+            if cfg.sparsity_penalty:
+                loss = loss + cfg.sparsity_penalty * activity_cost(net, trace, cfg.sparsity_measure)
             lr = learning_rate(cfg, episode)
             for group in opt.param_groups:
                 group["lr"] = lr
