@@ -31,6 +31,30 @@ def cmd_demo(args) -> int:
     return 3 if report["acceptance"]["met"] is False else 0
 
 
+def cmd_sweep(args) -> int:
+    from spikeloop.sweep import run_sweep
+
+    out = Path(args.out) if args.out else Path(args.sweep).with_suffix("")
+    s = run_sweep(args.sweep, out, address=args.address, progress=not args.quiet)
+    overhead = 1 - s["trial_s"] / (s["wall_s"] * s["workers"]) if s["ran"] and s["wall_s"] else None
+    print(f"{s['trials']} trials ({s['ran']} run now, {s['resumed_from']} already complete) in {s['wall_s']:.0f} s "
+          f"on {s['workers']} workers; wrote {out / 'results.csv'} and {out / 'results.parquet'}"
+          + ("" if overhead is None else f" (workers idle or scheduling {100 * overhead:.1f} % of the time)"))
+    return 0
+
+
+def cmd_frontier(args) -> int:
+    from spikeloop.sweep import frontier
+
+    res = frontier(args.sweep_dir, args.threshold)
+    for target, t in res["targets"].items():
+        ch = t["cheapest"]
+        print(f"{target:12s} cheapest at >= {res['threshold']:g}: "
+              + (f"{ch['config']} (return {ch['return']:.1f}, {t['cost']} {ch['cost']:.4g})" if ch else "none"))
+    print(f"wrote {Path(args.sweep_dir) / 'frontier.png'} and {Path(args.sweep_dir) / 'frontier.md'}")
+    return 0
+
+
 def _print_summary(run_dir: Path, report: dict) -> None:
     from spikeloop.report import targets_text
 
@@ -446,6 +470,26 @@ def build_parser(agent: str = "dqn") -> argparse.ArgumentParser:
     O.add_quiet(p)
     O.add_agent(p, agent_cls)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", help="train and deploy a grid or random search of configs on Ray Tune",
+                       description="Run every trial of a sweep file (spikeloop.sweep documents the format) as a "
+                                   "`spikeloop demo` in its own run folder, scheduled by Ray Tune (local unless "
+                                   "--address), and write results.csv/.parquet. A stopped sweep resumes: complete "
+                                   "trials are not run again.")
+    p.add_argument("sweep", help="the sweep file (.toml)")
+    p.add_argument("--out", help="the sweep folder (default: the sweep file's name without .toml)")
+    p.add_argument("--address", help="an existing Ray cluster (default: a local one, ray.init())")
+    O.add_quiet(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("frontier", help="the return-versus-energy Pareto front of a sweep, per target",
+                       description="Group a sweep's trials by configuration (mean and spread over seeds), draw per "
+                                   "target the Pareto front of deployed return against energy per decision (spikes "
+                                   "where unpriced), name the cheapest configuration that meets the threshold, and "
+                                   "write frontier.png and frontier.md.")
+    p.add_argument("sweep_dir", help="a sweep folder written by `spikeloop sweep`")
+    p.add_argument("--threshold", type=float, help="the return to meet (default: the sweep file's)")
+    p.set_defaults(func=cmd_frontier)
 
     p = sub.add_parser("collect", help="record an expert's trajectories for learning from demonstrations",
                        description="Run a trained policy (a spikeloop checkpoint of any agent, or a "

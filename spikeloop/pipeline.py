@@ -535,17 +535,23 @@ def demo(run_dir: Path, agent: str, cfg, eval_cfg: EvalConfig, dt_s: float = 1e-
     run_dir = check_output_dir(run_dir)
     check_pricing(eval_cfg.profiles, eval_cfg.baseline)
     check_dt(dt_s)
-    env_spaces(cfg.env_id)
     spec = get_agent(agent)
+    if not spec.deployable:
+        from spikeloop.train.agents.sdt import NOT_DEPLOYABLE
+
+        raise ConfigError(f"agent {agent} {NOT_DEPLOYABLE}")
+    if cfg.env_id:  # an offline agent may take its environment from its demonstrations
+        env_spaces(cfg.env_id)
     result = spec.train(cfg, progress=progress)
+    env_id = cfg.env_id or result.policy.provenance.env_id
     graph = export_policy(result.policy, dt_s)
-    prepared = prepare_policy(run_dir / POLICY_NIR, cfg.env_id, graph=graph, policy=result.policy)
-    evaluation = evaluate_stage(run_dir, cfg.env_id, eval_cfg, progress=progress, prepared=prepared)
+    prepared = prepare_policy(run_dir / POLICY_NIR, env_id, graph=graph, policy=result.policy)
+    evaluation = evaluate_stage(run_dir, env_id, eval_cfg, progress=progress, prepared=prepared)
     energy = energy_stage(evaluation["plan"], priced_counts(evaluation), eval_cfg.profiles, eval_cfg.baseline,
                           eval_cfg.static_timestep, eval_cfg.static_share)
     training = {"agent": agent, "best_eval_return_torch": result.best_eval, "env_steps": result.steps,
                 "seconds": round(result.seconds, 1), "seed": cfg.seed}
-    report = build_report(run_dir, cfg.env_id, evaluation, energy, training, eval_cfg, command,
+    report = build_report(run_dir, env_id, evaluation, energy, training, eval_cfg, command,
                           checkpoint=True)
     files = training_files(agent, cfg, result) | {POLICY_NIR: lambda p: write_graph(p, graph)}
     write_files(run_dir, files | report_files(report))

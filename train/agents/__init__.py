@@ -42,6 +42,8 @@ class Agent:
     name: str
     config: type
     train: Callable
+    deployable: bool = True
+    """whether its policy exports to NIR (the spiking decision transformer's attention does not)"""
 
 
 class FieldRules:
@@ -165,10 +167,10 @@ AGENT_MODULES = ("spikeloop.train.agents.dqn", "spikeloop.train.agents.reinforce
 """the modules that register the built-in agents (a fixed list: nothing is imported by a name read from a file)"""
 
 
-def register_agent(name: str, config: type):
+def register_agent(name: str, config: type, deployable: bool = True):
     """Register ``train(cfg, progress) -> TrainResult`` under ``name`` with its config class."""
     def register(fn: Callable) -> Callable:
-        AGENTS[name] = Agent(name, config, fn)
+        AGENTS[name] = Agent(name, config, fn, deployable)
         return fn
     return register
 

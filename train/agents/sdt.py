@@ -340,7 +340,7 @@ def play(policy: DecisionTransformerPolicy, env_id: str, episodes: int, seed: in
     return returns, trajectories
 
 
-@register_agent("sdt", SDTConfig)
+@register_agent("sdt", SDTConfig, deployable=False)
 def train_sdt(cfg: SDTConfig, progress: bool = True) -> TrainResult:
     """Train offline on the demonstrations, then fine-tune online; the best greedy model seen."""
     from spikeloop.core.envs import env_spaces, registered_id
