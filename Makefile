@@ -53,7 +53,7 @@ $(STAMP): pyproject.toml Makefile
 	if command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1; then \
 		$(PIP) install -q --no-deps $(XYLOSIM) || echo "xylosim did not build: tests/test_xylo.py will fail"; \
 	else echo "no C++ compiler: xylosim not built, tests/test_xylo.py will fail"; fi
-	$(PIP) install -q -e ".[test,envs]"
+	$(PIP) install -q -e ".[test,envs,sweep,metrics]"
 	$(PY) -c "import spikeloop.runtime.lava_compat as c; c.check()"
 	touch $(STAMP)
 
