@@ -1,5 +1,5 @@
-"""The `spikeloop` command line: demo, train, collect, convert, export, annotate, run, energy, fit, inspect,
-simulate."""
+"""The `spikeloop` command line: demo, train, sweep, frontier, collect, convert, export, annotate, run, energy,
+fit, inspect, simulate."""
 from __future__ import annotations
 
 import argparse
