@@ -91,6 +91,23 @@ def collect(expert: "Expert", env_id: str, episodes: int, seed: int, source: str
     return demos
 
 
+def demos_for(path: str, env_id: str = "") -> tuple[Demos, str, int, int]:
+    """An offline agent's demonstrations, checked against its environment (``env_id``, or the file's own)
+    before training starts: ``(demos, env_id, observation size, number of actions)``."""
+    from spikeloop.core.envs import env_spaces, registered_id
+
+    demos = load_demos(path)
+    env_id = env_id or demos.meta.get("env_id")
+    if not env_id:
+        raise ConfigError(f"{path}: names no environment; pass --env-id")
+    registered_id(env_id)
+    n_obs, n_actions = env_spaces(env_id)
+    if demos.observations.shape[1] != n_obs or demos.actions.max() >= n_actions:
+        raise ConfigError(f"{path}: observations of {demos.observations.shape[1]} values and actions up to "
+                          f"{int(demos.actions.max())} do not fit {env_id} ({n_obs} values, {n_actions} actions)")
+    return demos, env_id, n_obs, n_actions
+
+
 def save_demos(path: str | Path, demos: Demos) -> None:
     """Write ``demos`` as an ``.npz`` archive atomically (no pickled object in it)."""
     from spikeloop.core.artifacts import atomic_path

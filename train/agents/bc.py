@@ -28,9 +28,8 @@ import torch
 from tqdm import tqdm
 
 from spikeloop.core.coding import Decoding, InputEncoding
-from spikeloop.core.errors import ConfigError
 from spikeloop.train.agents import FieldRules, TrainResult, register_agent
-from spikeloop.train.offline import load_demos
+from spikeloop.train.offline import demos_for
 from spikeloop.train.sparsity import activity_cost
 
 
@@ -158,24 +157,13 @@ def fold_command(net, conditioned, command: float) -> None:
 @register_agent("bc", BCConfig)
 def train_bc(cfg: BCConfig, progress: bool = True) -> TrainResult:
     """Clone the demonstrations' actions into a spiking policy; the best greedy policy seen."""
-    from spikeloop.core.envs import env_spaces
     from spikeloop.train.agents.reinforce import build_policy_net
     from spikeloop.train.evaluate import evaluate_torch
     from spikeloop.train.policy import Policy, Provenance, window_readout
     from spikeloop.train.seeding import seed_everything
 
     cfg.validate()
-    demos = load_demos(cfg.demos)  # every input checked before training starts
-    env_id = cfg.env_id or demos.meta.get("env_id")
-    if not env_id:
-        raise ConfigError(f"{cfg.demos}: names no environment; pass --env-id")
-    from spikeloop.core.envs import registered_id
-
-    registered_id(env_id)
-    n_obs, n_actions = env_spaces(env_id)
-    if demos.observations.shape[1] != n_obs or demos.actions.max() >= n_actions:
-        raise ConfigError(f"{cfg.demos}: observations of {demos.observations.shape[1]} values and actions up to "
-                          f"{int(demos.actions.max())} do not fit {env_id} ({n_obs} values, {n_actions} actions)")
+    demos, env_id, n_obs, n_actions = demos_for(cfg.demos, cfg.env_id)  # checked before training starts
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     encoding = InputEncoding.fit(demos.observations, clip=cfg.input_clip, bits=cfg.input_bits)

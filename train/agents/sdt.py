@@ -39,7 +39,7 @@ from spikeloop.core.coding import InputEncoding, greedy_action
 from spikeloop.core.errors import CheckpointError, ConfigError
 from spikeloop.train.agents import FieldRules, TrainResult, register_agent
 from spikeloop.train.graph import Neuron
-from spikeloop.train.offline import load_demos
+from spikeloop.train.offline import demos_for
 
 KIND = "spiking-decision-transformer"
 """the checkpoint record's kind (a policy checkpoint has none)"""
@@ -343,20 +343,11 @@ def play(policy: DecisionTransformerPolicy, env_id: str, episodes: int, seed: in
 @register_agent("sdt", SDTConfig, deployable=False)
 def train_sdt(cfg: SDTConfig, progress: bool = True) -> TrainResult:
     """Train offline on the demonstrations, then fine-tune online; the best greedy model seen."""
-    from spikeloop.core.envs import env_spaces, registered_id
     from spikeloop.train.agents.reinforce import advantages, discounted_returns
     from spikeloop.train.seeding import seed_everything
 
     cfg.validate()
-    demos = load_demos(cfg.demos)
-    env_id = cfg.env_id or demos.meta.get("env_id")
-    if not env_id:
-        raise ConfigError(f"{cfg.demos}: names no environment; pass --env-id")
-    registered_id(env_id)
-    n_obs, n_actions = env_spaces(env_id)
-    if demos.observations.shape[1] != n_obs or demos.actions.max() >= n_actions:
-        raise ConfigError(f"{cfg.demos}: observations of {demos.observations.shape[1]} values and actions up to "
-                          f"{int(demos.actions.max())} do not fit {env_id} ({n_obs} values, {n_actions} actions)")
+    demos, env_id, n_obs, n_actions = demos_for(cfg.demos, cfg.env_id)  # checked before training starts
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     encoding = InputEncoding.fit(demos.observations, clip=cfg.input_clip, bits=8)
