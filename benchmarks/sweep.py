@@ -77,19 +77,24 @@ def run(workers: int) -> dict:
 def section(timing: dict, command: str, where: str) -> str:
     rows = pd.read_csv(OUT / "results.csv")
     fr = (OUT / "frontier.md").read_text()
-    loihi = fr.split("### loihi:")[1].split("###")[0]
+    loihi = "### loihi:" + fr.split("### loihi:")[1].split("###")[0]
     ok = rows[rows["return_deployed"] >= 475]
     cheap = ok.sort_values("synops_per_decision").iloc[0] if len(ok) else None
     ran = timing["ran"]
     overhead = (1 - timing["trial_s"] / (timing["wall_s"] * timing["workers"])) if ran else None
+    split = breakdown(timing) if ran else None
     cheapest = ("none" if cheap is None else
                 f"trial {cheap['trial']} (T = {cheap['T']}, hidden {cheap['hidden']}, sparsity_penalty "
                 f"{cheap['sparsity_penalty']:g}): return {cheap['return_deployed']:.1f} in Lava fixed point at "
                 f"{cheap['synops_per_decision']:,.0f} synaptic ops per decision, "
                 f"{cheap['synops_per_decision'] / DEMO_SYNOPS:.1%} of the demo policy's {DEMO_SYNOPS:,.0f}")
     timing_text = (f"{ran} trials ran in {timing['wall_s']:.0f} s of wall time on {timing['workers']} workers; the "
-                   f"trials themselves (train, export, deploy, price) took {timing['trial_s']:.0f} s, so Ray's "
-                   f"start, scheduling and idle workers took {overhead:.1%} of the workers' time"
+                   f"trials themselves (train, export, deploy, price) took {timing['trial_s']:.0f} s. Of the "
+                   f"workers' other time ({overhead:.1%} of it): starting Ray and the first trials "
+                   f"{split['start']:.1f} s, Tune's scheduling between one trial's end and the next one's start "
+                   f"on the same worker {split['between']:.1f} s in all ({split['between'] / timing['trial_s']:.2%} "
+                   f"of trial time; a worker keeps its process from trial to trial), and a worker idle at the end "
+                   f"while the other finished its last trial {split['tail']:.1f} s"
                    if ran else "every trial was already complete (resumed)")
     return f"""`{command}` on {where}.
 
@@ -97,10 +102,32 @@ The sweep file is [benchmarks/sweep/sweep.toml](benchmarks/sweep/sweep.toml): be
 
 Cheapest trial at ≥ 475 in Lava fixed point: {cheapest}.
 
-Loihi (energy per decision with the report's default static-power choice, whole chip at real time, which dominates: the static term grows with the window's steps):
+Loihi, energy per decision with the report's default static-power choice (whole chip at real time, which dominates: the static term grows with the window's steps, so T sets the cost and the synaptic operations barely move it):
+
 {loihi}
 ![frontier](benchmarks/sweep/frontier.png)
 """
+
+
+def breakdown(timing: dict) -> dict:
+    """The workers' time outside trials: Ray's start, gaps between trials on one worker, the idle tail.
+
+    Trials are assigned to workers as they ran: each starts on the worker that finished last before
+    its start (the intervals come from the trials' own wall.json)."""
+    lanes = [timing["started"]] * timing["workers"]  # when each worker became free
+    start = between = 0.0
+    first = [True] * timing["workers"]
+    for s, e in sorted(timing["intervals"]):
+        free = [i for i, t in enumerate(lanes) if t <= s] or [min(range(len(lanes)), key=lanes.__getitem__)]
+        i = max(free, key=lanes.__getitem__)
+        gap = max(s - lanes[i], 0.0)
+        if first[i]:
+            start, first[i] = start + gap, False
+        else:
+            between += gap
+        lanes[i] = e
+    end = timing["started"] + timing["wall_s"]
+    return {"start": start, "between": between, "tail": sum(end - t for t in lanes)}
 
 
 def main(argv=None) -> int:

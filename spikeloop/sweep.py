@@ -327,7 +327,8 @@ def run_sweep(sweep_file: str | Path, sweep_dir: str | Path, address: str | None
                 tune.with_resources(_ray_trial, {"cpu": 1}),
                 param_space={"sweep_file": str(copy.resolve()), "sweep_dir": str(sweep_dir.resolve()),
                              "key": tune.grid_search([t.key for t in todo])},
-                tune_config=tune.TuneConfig(max_concurrent_trials=sweep.workers),
+                # a worker keeps its process (imports, torch, Lava's modules) from one trial to the next
+                tune_config=tune.TuneConfig(max_concurrent_trials=sweep.workers, reuse_actors=True),
                 run_config=tune.RunConfig(storage_path=str((sweep_dir / "ray").resolve()),
                                           name=f"run-{int(time.time())}", verbose=1 if progress else 0))
             grid = tuner.fit()
@@ -345,7 +346,9 @@ def run_sweep(sweep_file: str | Path, sweep_dir: str | Path, address: str | None
     write_results(sweep_dir, rows)
     trial_s = sum(r["wall_s"] or 0.0 for r in rows if any(t.key == r["trial"] for t in todo))
     return {"trials": len(sweep.trials), "ran": len(todo), "resumed_from": len(sweep.trials) - len(todo),
-            "wall_s": wall, "trial_s": trial_s, "workers": sweep.workers}
+            "wall_s": wall, "trial_s": trial_s, "workers": sweep.workers, "started": t0,
+            "intervals": [[json.loads((trial_dir(sweep_dir, t) / "wall.json").read_text())[k] for k in ("start", "end")]
+                          for t in todo]}
 
 
 # ------------------------------------------------------------------------------------- frontier
@@ -418,8 +421,12 @@ def _plot(result: dict, path: Path) -> None:
     from matplotlib.figure import Figure
 
     targets = list(result["targets"].items())
-    fig = Figure(figsize=(4.2 * max(len(targets), 1), 3.4))
-    axes = fig.subplots(1, max(len(targets), 1), squeeze=False)[0]
+    cols = min(max(len(targets), 1), 3)
+    rows = -(-max(len(targets), 1) // cols)
+    fig = Figure(figsize=(4.4 * cols, 3.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).reshape(-1)
+    for ax in axes[len(targets):]:
+        ax.set_visible(False)
     for ax, (target, t) in zip(axes, targets):
         cs = t["configs"]
         ax.errorbar([c["cost"] for c in cs], [c["return"] for c in cs], xerr=[c["cost_std"] for c in cs],
