@@ -46,6 +46,9 @@ BUDGETS = {"dqn": DQN_BUDGETS, "reinforce": {
     "spikeloop/Chemotaxis-v0": {"max_episodes": 100, "target_return": 1e9, "eval_every": 20, "eval_episodes": 20},
 }, "ppo": {
     "CartPole-v1": {"total_steps": 100_000},
+    # the preset ppo-foraging: the grid-foraging seed task (no published target)
+    "spikeloop/GridForaging-v0": {"total_steps": 100_000, "target_return": 1e9, "eval_every": 10_000,
+                                  "eval_episodes": 20},
 }, "reinforce-growing": {  # the preset reinforce-growing: REINFORCE growing and pruning its hidden layer
     "CartPole-v1": {"max_episodes": 300, "hidden": [32], "grow_every": 10, "max_hidden": 128},
 }}
@@ -58,6 +61,8 @@ TARGETS = {("dqn", "CartPole-v1"): "≥ 475 within 50k steps and 3 min",
            ("dqn", "MinAtar/Breakout-v1"): "the return reached in 30 minutes, against a random policy",
            ("reinforce", "CartPole-v1"): "≥ 475 (greedy) within 300 episodes",
            ("ppo", "CartPole-v1"): "≥ 475 within 100k steps",
+           ("ppo", "spikeloop/GridForaging-v0"): "none published; the success rate after 100k steps, against a "
+                                                 "random policy",
            ("reinforce-growing", "CartPole-v1"): "≥ 475 (greedy) within 300 episodes, growing from 32 neurons",
            ("reinforce", "spikeloop/Chemotaxis-v0"): "mean success rate after 100 episodes in the MLP's range, "
                                                     "85-92 %, kept in Lava fixed point within 2 points"}
@@ -157,7 +162,8 @@ def write(agent: str, results: list[dict]) -> None:
         if extra:
             lines += ["Config beyond the defaults: " + ", ".join(f"`{k}={v}`" for k, v in extra.items()) + ".", ""]
         if "random" in rows[0]:
-            lines += [f"A uniformly random policy: {_ms(rows[0]['random'])} over {len(rows[0]['random'])} episodes.",
+            rate = f" ({100 * _success(rows[0]['random'], env_id):.0f} % success)" if env_id.startswith("spikeloop/") else ""
+            lines += [f"A uniformly random policy: {_ms(rows[0]['random'])}{rate} over {len(rows[0]['random'])} episodes.",
                       ""]
         lines += [
             "| seed | env steps | train s | steps/s | torch float | emulator fixed | Lava fixed | "
@@ -227,7 +233,8 @@ def main() -> None:
         p.error(f"no {args.agent} budget for {', '.join(unknown)}; known: {', '.join(BUDGETS[args.agent])}")
     jobs = [(e, s) for e in args.envs for s in args.seeds]
     where = machine()  # the commit the workers run, whatever is committed while they train
-    randoms = {e: random_return(e, args.episodes) for e in args.envs if e.startswith("MinAtar/")}
+    randoms = {e: random_return(e, args.episodes) for e in args.envs
+               if e.startswith("MinAtar/") or e == "spikeloop/GridForaging-v0"}
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(one, args.agent, e, s, args.episodes, args.lava_episodes) for e, s in jobs]
         results = []

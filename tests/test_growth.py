@@ -85,7 +85,8 @@ def test_reinforce_grows_logs_and_the_grown_network_runs_in_lava(tmp_path):
     assert out["fixed"].agreement >= 0.8 and plan.population("lif0").size == policy.network.nodes["lif0"].shape[0]
 
 
-@pytest.mark.parametrize("name,agent", [("reinforce-growing", "reinforce"), ("ppo-cartpole", "ppo")])
+@pytest.mark.parametrize("name,agent", [("reinforce-growing", "reinforce"), ("ppo-cartpole", "ppo"),
+                                        ("ppo-foraging", "ppo")])
 def test_the_presets_read_back_as_valid_configs(name, agent):
     from spikeloop.options import preset_path
     from spikeloop.pipeline import read_config
