@@ -173,3 +173,9 @@ def test_the_decision_transformer_preset_reads_back(mixed):
     agent, table = read_config(preset_path("sdt-cartpole"))
     cfg = config_from_dict(get_agent(agent).config, table | {"demos": str(mixed)})
     assert agent == "sdt" and (cfg.context, cfg.finetune_episodes, cfg.target_return) == (10, 50, 500.0)
+
+
+def test_demo_refuses_the_decision_transformer_before_training(mixed, tmp_path, capsys):
+    assert main(["demo", "--agent", "sdt", "--demos", str(mixed), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "NIR cannot express its self-attention" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
