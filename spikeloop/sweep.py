@@ -14,7 +14,7 @@ A sweep file (TOML) names a registered agent, the seeds, the search and what it 
     threshold = 475.0            # the return a configuration must reach (the frontier names the cheapest)
 
     [config]                     # agent options every trial shares
-    demos = "demos.npz"
+    demos = "demos.npz"          # a relative path is relative to the sweep file
 
     [grid]                       # grid: each option a list of values; deploy.* are evaluation choices
     T = [4, 8]
@@ -175,6 +175,9 @@ def load_sweep(path: str | Path) -> Sweep:
         if preset_agent != agent:
             raise ConfigError(f"{path}: preset {s['preset']!r} configures agent {preset_agent!r}, not {agent!r}")
     base |= _table(data, "config", path)
+    if isinstance(base.get("demos"), str) and base["demos"] and not Path(base["demos"]).is_absolute():
+        # relative to the sweep file: Ray runs each trial in a folder of its own
+        base["demos"] = str((path.parent / base["demos"]).resolve())
     if "seed" in base:
         raise ConfigError(f"{path}: [config] seed: the seeds are [sweep] seeds")
     seeds = s.get("seeds", [0])
@@ -310,8 +313,12 @@ def run_sweep(sweep_file: str | Path, sweep_dir: str | Path, address: str | None
     todo = [t for t in sweep.trials if not done(sweep_dir, t)]
     t0 = time.time()
     if todo:
-        import ray
-        from ray import tune
+        try:
+            import ray
+            from ray import tune
+        except ImportError as e:
+            raise ConfigError(f"spikeloop sweep runs on Ray Tune, which does not import here ({e}); install the "
+                              "extra: pip install 'spikeloop[sweep]'") from None
 
         import signal
 
@@ -325,7 +332,7 @@ def run_sweep(sweep_file: str | Path, sweep_dir: str | Path, address: str | None
         try:
             tuner = tune.Tuner(
                 tune.with_resources(_ray_trial, {"cpu": 1}),
-                param_space={"sweep_file": str(copy.resolve()), "sweep_dir": str(sweep_dir.resolve()),
+                param_space={"sweep_file": str(Path(sweep_file).resolve()), "sweep_dir": str(sweep_dir.resolve()),
                              "key": tune.grid_search([t.key for t in todo])},
                 # a worker keeps its process (imports, torch, Lava's modules) from one trial to the next
                 tune_config=tune.TuneConfig(max_concurrent_trials=sweep.workers, reuse_actors=True),

@@ -46,7 +46,7 @@ def sweep_file(tmp_path_factory) -> Path:
     demos = root / "demos.npz"
     assert main(["collect", str(DATA / "policy.safetensors"), "--out", str(demos), "--episodes", "2", "--quiet"]) == 0
     path = root / "tiny.toml"
-    path.write_text(SWEEP.format(demos=demos))
+    path.write_text(SWEEP.format(demos=demos.name))  # relative to the sweep file
     return path
 
 
@@ -67,10 +67,11 @@ def _numbers(report: dict) -> dict:
             "training": {k: report["training"][k] for k in ("best_eval_return_torch", "env_steps")}}
 
 
-def test_two_workers_at_once_give_what_standalone_runs_of_the_same_configs_give(swept, tmp_path):
+def test_two_workers_at_once_give_what_standalone_runs_of_the_same_configs_give(swept, sweep_file, tmp_path):
     from spikeloop.pipeline import demo
 
-    sweep = load_sweep(swept / "sweep.toml")
+    sweep = load_sweep(sweep_file)
+    assert sweep.base["demos"] == str(sweep_file.parent / "demos.npz")  # relative to the sweep file
     starts = []
     for t in sweep.trials:
         folder = trial_dir(swept, t)
@@ -106,7 +107,7 @@ def test_a_stopped_sweep_resumes_where_it_stopped(swept, sweep_file, tmp_path):
     lost = sweep.trials[1]
     shutil.rmtree(trial_dir(copy, lost))  # stopped before this trial completed
     before = {t.key: (trial_dir(copy, t) / "report.json").stat().st_mtime_ns for t in sweep.trials if t != lost}
-    summary = run_sweep(copy / "sweep.toml", copy, progress=False)
+    summary = run_sweep(sweep_file, copy, progress=False)
     assert (summary["ran"], summary["resumed_from"]) == (1, 3)
     assert before == {k: (copy / "trials" / k / "report.json").stat().st_mtime_ns for k in before}
     a, b = pd.read_csv(swept / RESULTS_CSV), pd.read_csv(copy / RESULTS_CSV)
