@@ -116,8 +116,27 @@ def one(agent: str, env_id: str, seed: int, episodes: int, lava_episodes: int) -
     return {"agent": agent, "env_id": env_id, "seed": seed, "steps": res.steps, "train_s": res.seconds, "best_eval": res.best_eval,
             "torch": torch_ret, "emulator_fixed": emu.returns, "lava_fixed": lava.returns, "lava_s": time.time() - t,
             "curve": [(h["step"], h["eval_mean"]) for h in res.history if "eval_mean" in h],
+            "evals": [(h["episode"] + 1, _success(h["eval_returns"], env_id)) for h in res.history
+                      if "eval_returns" in h and env_id.startswith("spikeloop/")],
             "growth": [r["growth"] for r in res.log if r.get("growth")],
             "neurons": [p.size for p in plan.populations if p.spiking]}
+
+
+CONVERGED = 0.9
+"""training has converged at the first evaluation reaching this share of the run's best success rate"""
+
+
+def convergence(evals: list, final: float, budget: int) -> dict:
+    """spikeloop's convergence figures of a seed-task run from its greedy evaluations ``(episode, success)``:
+    the episode it converged at, the mean success of the evaluations from then on, and a composite score, the
+    mean of the final success rate, that success after convergence and the speed ``1 - episode / budget``
+    (0 for a run that never succeeds)."""
+    best = max((s for _, s in evals), default=0.0)
+    if best <= 0:
+        return {"converged": None, "after": 0.0, "composite": (final + 0.0 + 0.0) / 3}
+    i = next(k for k, (_, s) in enumerate(evals) if s >= CONVERGED * best)
+    episode, after = evals[i][0], float(np.mean([s for _, s in evals[i:]]))
+    return {"converged": episode, "after": after, "composite": (final + after + (1 - episode / budget)) / 3}
 
 
 def _success(returns, env_id: str) -> float:
@@ -184,6 +203,20 @@ def write(agent: str, results: list[dict]) -> None:
             lines += ["", f"Success rate across seeds: torch float {np.mean(rates['torch']):.1f} % (spread "
                       f"{np.std(rates['torch']):.1f}), emulator fixed {np.mean(rates['emulator_fixed']):.1f} %, Lava "
                       f"fixed {np.mean(rates['lava_fixed']):.1f} % (over its fewer episodes)."]
+            if all(r.get("evals") for r in rows):
+                budget = BUDGETS[agent][env_id].get("max_episodes") or BUDGETS[agent][env_id].get("total_steps")
+                conv = [convergence(r["evals"], _success(r["torch"], env_id), budget) for r in rows]
+                lines += ["", f"Convergence (spikeloop's definition, `benchmarks/agents.py convergence`: the first greedy "
+                          f"evaluation reaching {CONVERGED:.0%} of the run's best success rate; the evaluations' mean "
+                          "success from then on; composite = mean of the final success rate, that success after "
+                          "convergence and 1 - converged episode / budget):", "",
+                          "| seed | evaluations (episode: success) | converged at episode | success after | composite |",
+                          "|---:|:---|---:|---:|---:|"]
+                lines += [f"| {r['seed']} | {', '.join(f'{e}: {100 * v:.0f} %' for e, v in r['evals'])} | "
+                          f"{c['converged'] if c['converged'] is not None else 'never'} | {100 * c['after']:.0f} % | "
+                          f"{c['composite']:.2f} |" for r, c in zip(rows, conv)]
+                lines += ["", f"Composite across seeds: {np.mean([c['composite'] for c in conv]):.2f} (spread "
+                          f"{np.std([c['composite'] for c in conv]):.2f})."]
         means = [np.mean(r["torch"]) for r in rows]
         lines += ["", f"Across seeds: torch float mean {np.mean(means):.1f} (spread {np.std(means):.1f}, min "
                   f"{np.min(means):.1f}); emulator fixed {np.mean([np.mean(r['emulator_fixed']) for r in rows]):.1f}; "

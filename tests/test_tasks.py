@@ -99,3 +99,33 @@ def test_the_chemotaxis_preset_is_the_benchmarked_setup():
     finally:
         sys.path.pop(0)
     assert all(getattr(cfg, k) == v for k, v in BUDGETS["reinforce"][CHEMOTAXIS].items())
+
+
+def test_ppo_trains_on_grid_foraging_and_runs_in_lava(tmp_path):
+    from spikeloop.train.agents.ppo import PPOConfig, train_ppo
+
+    cfg = PPOConfig(env_id=GRID_FORAGING, total_steps=512, n_envs=2, n_steps=128, eval_every=512, eval_episodes=2,
+                    hidden=[16], T=4, norm_steps=300).validate()
+    policy, plan, out = deploy_in_lava(tmp_path, train_ppo(cfg, progress=False).policy, GRID_FORAGING)
+    assert plan.input_size == 450 and plan.population(plan.output).size == 4
+    assert out["float"].agreement >= 0.95 and out["fixed"].agreement >= 0.8
+
+
+def test_the_foraging_preset_is_the_benchmarked_setup():
+    import sys
+    from pathlib import Path
+
+    from spikeloop.options import preset_path
+    from spikeloop.pipeline import read_config
+    from spikeloop.train.agents import config_from_dict
+    from spikeloop.train.agents.ppo import PPOConfig
+
+    agent, table = read_config(preset_path("ppo-foraging"))
+    cfg = config_from_dict(PPOConfig, table)
+    assert agent == "ppo" and cfg.env_id == GRID_FORAGING
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from agents import BUDGETS
+    finally:
+        sys.path.pop(0)
+    assert {k: getattr(cfg, k) for k in BUDGETS["ppo"][GRID_FORAGING]} == BUDGETS["ppo"][GRID_FORAGING]

@@ -402,8 +402,9 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
                             _sparsity(net, trace), log[-1].get("grown", 0), log[-1].get("pruned", 0))
             out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
             if (episode + 1) % cfg.eval_every == 0 or out_of_time or episode == cfg.max_episodes - 1:
-                mean = float(np.mean(evaluate_torch(policy, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)))
-                history.append({"step": steps, "episode": episode, "eval_mean": mean})
+                rets = evaluate_torch(policy, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)
+                mean = float(np.mean(rets))
+                history.append({"step": steps, "episode": episode, "eval_mean": mean, "eval_returns": rets})
                 log[-1]["eval_mean"] = mean
                 if mean >= best:
                     best, best_net = mean, copy.deepcopy(net)
