@@ -537,9 +537,7 @@ def demo(run_dir: Path, agent: str, cfg, eval_cfg: EvalConfig, dt_s: float = 1e-
     check_dt(dt_s)
     spec = get_agent(agent)
     if not spec.deployable:
-        from spikeloop.train.agents.sdt import NOT_DEPLOYABLE
-
-        raise ConfigError(f"agent {agent} {NOT_DEPLOYABLE}")
+        raise ConfigError(f"agent {agent} {spec.undeployable}")
     if cfg.env_id:  # an offline agent may take its environment from its demonstrations
         env_spaces(cfg.env_id)
     result = spec.train(cfg, progress=progress)

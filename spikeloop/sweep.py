@@ -165,8 +165,8 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ConfigError(f"{path}: [sweep] agent must name a registered agent, got {agent!r}")
     spec = get_agent(agent)
     if not spec.deployable:
-        raise ConfigError(f"{path}: agent {agent!r} does not deploy (NIR cannot express it), so a sweep cannot "
-                          "measure its cost on a chip")
+        raise ConfigError(f"{path}: agent {agent!r} does not deploy, so a sweep cannot measure its cost on a "
+                          f"chip: it {spec.undeployable}")
     base = {}
     if s.get("preset") is not None:
         from spikeloop.options import preset_path

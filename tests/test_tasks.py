@@ -82,23 +82,25 @@ def test_reinforce_trains_on_chemotaxis_and_runs_in_lava(tmp_path):
     assert out["float"].agreement >= 0.95 and out["fixed"].agreement >= 0.8
 
 
-def test_the_chemotaxis_preset_is_the_benchmarked_setup():
+@pytest.mark.parametrize("preset,agent,env_id", [("reinforce-chemotaxis", "reinforce", CHEMOTAXIS),
+                                                  ("ppo-foraging", "ppo", GRID_FORAGING)])
+def test_each_seed_task_preset_is_the_benchmarked_setup(preset, agent, env_id):
     import sys
     from pathlib import Path
 
     from spikeloop.options import preset_path
     from spikeloop.pipeline import read_config
-    from spikeloop.train.agents import config_from_dict
+    from spikeloop.train.agents import config_from_dict, get_agent
 
-    agent, table = read_config(preset_path("reinforce-chemotaxis"))
-    cfg = config_from_dict(ReinforceConfig, table)
-    assert agent == "reinforce" and cfg.env_id == CHEMOTAXIS and cfg.max_episodes == 100
+    got, table = read_config(preset_path(preset))
+    cfg = config_from_dict(get_agent(agent).config, table)
+    assert got == agent and cfg.env_id == env_id
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     try:
         from agents import BUDGETS
     finally:
         sys.path.pop(0)
-    assert all(getattr(cfg, k) == v for k, v in BUDGETS["reinforce"][CHEMOTAXIS].items())
+    assert {k: getattr(cfg, k) for k in BUDGETS[agent][env_id]} == BUDGETS[agent][env_id]
 
 
 def test_ppo_trains_on_grid_foraging_and_runs_in_lava(tmp_path):
@@ -109,23 +111,3 @@ def test_ppo_trains_on_grid_foraging_and_runs_in_lava(tmp_path):
     policy, plan, out = deploy_in_lava(tmp_path, train_ppo(cfg, progress=False).policy, GRID_FORAGING)
     assert plan.input_size == 450 and plan.population(plan.output).size == 4
     assert out["float"].agreement >= 0.95 and out["fixed"].agreement >= 0.8
-
-
-def test_the_foraging_preset_is_the_benchmarked_setup():
-    import sys
-    from pathlib import Path
-
-    from spikeloop.options import preset_path
-    from spikeloop.pipeline import read_config
-    from spikeloop.train.agents import config_from_dict
-    from spikeloop.train.agents.ppo import PPOConfig
-
-    agent, table = read_config(preset_path("ppo-foraging"))
-    cfg = config_from_dict(PPOConfig, table)
-    assert agent == "ppo" and cfg.env_id == GRID_FORAGING
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    try:
-        from agents import BUDGETS
-    finally:
-        sys.path.pop(0)
-    assert {k: getattr(cfg, k) for k in BUDGETS["ppo"][GRID_FORAGING]} == BUDGETS["ppo"][GRID_FORAGING]

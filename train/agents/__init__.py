@@ -42,8 +42,12 @@ class Agent:
     name: str
     config: type
     train: Callable
-    deployable: bool = True
-    """whether its policy exports to NIR (the spiking decision transformer's attention does not)"""
+    undeployable: str | None = None
+    """why its policy does not export to NIR (``None``: it does); commands that deploy refuse it with this"""
+
+    @property
+    def deployable(self) -> bool:
+        return self.undeployable is None
 
 
 class FieldRules:
@@ -167,10 +171,10 @@ AGENT_MODULES = ("spikeloop.train.agents.dqn", "spikeloop.train.agents.reinforce
 """the modules that register the built-in agents (a fixed list: nothing is imported by a name read from a file)"""
 
 
-def register_agent(name: str, config: type, deployable: bool = True):
+def register_agent(name: str, config: type, undeployable: str | None = None):
     """Register ``train(cfg, progress) -> TrainResult`` under ``name`` with its config class."""
     def register(fn: Callable) -> Callable:
-        AGENTS[name] = Agent(name, config, fn, deployable)
+        AGENTS[name] = Agent(name, config, fn, undeployable)
         return fn
     return register
 

@@ -378,7 +378,6 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
                         "entropy": float(entropy.detach()), "entropy_coef": beta, "lr": lr, "grad_norm": grad_norm,
                         "baseline": float(baseline), **_firing_rates(net, trace)})
             history.append({"step": steps, "train_return": float(sum(rewards))})
-            rates = [v for k, v in log[-1].items() if k.startswith("rate_")]
             if cfg.grow_every:
                 for n, m in net.nodes.items():  # per-neuron spike counts since the last check
                     if isinstance(m, Neuron) and m.spiking and n + ".spikes" in trace:
@@ -398,8 +397,10 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = True) -> TrainResult:
                         log[-1]["grown"] = sum(e["after"] - e["before"] for e in events if e["event"] == "grow")
                         log[-1]["pruned"] = sum(e["before"] - e["after"] for e in events if e["event"] == "prune")
 
-            metrics.episode(float(sum(rewards)), _hidden_neurons(net), float(np.mean(rates)) if rates else 0.0,
-                            _sparsity(net, trace), log[-1].get("grown", 0), log[-1].get("pruned", 0))
+            if metrics.port is not None:  # measured only while an endpoint serves them
+                rates = [v for k, v in log[-1].items() if k.startswith("rate_")]
+                metrics.episode(float(sum(rewards)), _hidden_neurons(net), float(np.mean(rates)) if rates else 0.0,
+                                _sparsity(net, trace), log[-1].get("grown", 0), log[-1].get("pruned", 0))
             out_of_time = bool(cfg.max_seconds) and time.time() - t0 >= cfg.max_seconds
             if (episode + 1) % cfg.eval_every == 0 or out_of_time or episode == cfg.max_episodes - 1:
                 rets = evaluate_torch(policy, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 20_000)

@@ -340,7 +340,7 @@ def play(policy: DecisionTransformerPolicy, env_id: str, episodes: int, seed: in
     return returns, trajectories
 
 
-@register_agent("sdt", SDTConfig, deployable=False)
+@register_agent("sdt", SDTConfig, undeployable=NOT_DEPLOYABLE)
 def train_sdt(cfg: SDTConfig, progress: bool = True) -> TrainResult:
     """Train offline on the demonstrations, then fine-tune online; the best greedy model seen."""
     from spikeloop.train.agents.reinforce import advantages, discounted_returns
