@@ -153,7 +153,7 @@ def _threshold(m: Threshold, ctx: NodeContext) -> nir.NIRNode:
 def _neuron(m: Neuron, ctx: NodeContext) -> nir.NIRNode:
     dt, du, dv = ctx.dt_s, m.du, m.dv
     full = lambda x: np.full(m.shape, x, dtype=np.float64)  # noqa: E731
-    bias = _f64(m.bias)
+    bias = _f64(m.deployed_bias())
     meta = {"reset": m.reset} if m.spiking else {}
     if m.kind == "IF":
         if np.any(bias != 0):

@@ -93,15 +93,22 @@ def arctan_spike(x: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
     return _Spike.apply(x, alpha, "arctan")
 
 
-def fake_quantize(w: torch.Tensor, levels: int = 127) -> torch.Tensor:
+def fake_quantize(w: torch.Tensor, levels: int = 127, divides: float | None = None) -> torch.Tensor:
     """Per-tensor symmetric quantization with a straight-through gradient.
 
     The same grid the fixed-point compiler uses for a population's weights
-    (``spikeloop.runtime.fixed_point``): ``levels`` steps of ``max|w| / levels``.
+    (``spikeloop.runtime.fixed_point``): ``levels`` steps of ``max|w| / levels``. With
+    ``divides``, the step grows to the nearest that divides ``divides`` a whole number of
+    times (less than one part in that number coarser), the largest weight clipped to
+    ``levels`` steps: a threshold ``divides / 2`` then sits exactly on a grid whose weights
+    have no exponent (lava-dl's netx).
     """
     m = w.detach().abs().max().clamp_min(1e-12)
     step = m / levels
-    return w + (torch.round(w / step) * step - w).detach()
+    if divides is not None:
+        step = divides / torch.floor(divides / step).clamp_min(1.0)
+    q = torch.clamp(torch.round(w / step), -levels, levels) * step
+    return w + (q - w).detach()
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -139,13 +146,14 @@ class _DeployedWeight:
         """The weight the forward pass uses and export writes (the deployed grid)."""
         if self._exact():
             return self.weight
+        divides = getattr(self, "grid_divides", None)
         if torch.is_grad_enabled() or getattr(self, "noise_on", False):
             w = self._weight()
-            return fake_quantize(w) if self.fake_quant else w
+            return fake_quantize(w, divides=divides) if self.fake_quant else w
         key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
         if self._deployed is None or self._deployed[0] != key:
             w = self._weight()
-            self._deployed = (key, (fake_quantize(w) if self.fake_quant else w).detach())
+            self._deployed = (key, (fake_quantize(w, divides=divides) if self.fake_quant else w).detach())
         return self._deployed[1]
 
 
@@ -345,6 +353,19 @@ class Neuron(nn.Module):
         self.bias = nn.Parameter(torch.broadcast_to(torch.as_tensor(bias, dtype=dtype), shape).clone())
         if kind == "IF" and torch.any(self.bias != 0):
             raise ConfigError("an IF population has no bias (NIR IF has no leak voltage); use LIF")
+        self._bias_step = None
+
+    def put_bias_on_grid(self, step) -> None:
+        """Train and deploy the bias on multiples of ``step()`` (a zero-argument callable, read anew
+        each forward: a grid that follows the incoming weights), with a straight-through gradient."""
+        object.__setattr__(self, "_bias_step", step)  # a plain function, not a registered submodule
+
+    def deployed_bias(self) -> torch.Tensor:
+        """The bias the forward pass uses and export writes (on its grid, if it has one)."""
+        if self._bias_step is None:
+            return self.bias
+        step = self._bias_step().clamp_min(1e-12)
+        return self.bias + (torch.round(self.bias / step) * step - self.bias).detach()
 
     @property
     def spiking(self) -> bool:
@@ -361,7 +382,7 @@ class Neuron(nn.Module):
             raise ConfigError(f"{self.kind} population of shape {self.shape} got input of shape "
                               f"{tuple(a_in.shape[1:])} per sample")
         u, v = (torch.zeros_like(a_in), torch.zeros_like(a_in)) if state is None else state
-        u, v, s, _ = cuba_step(u, v, a_in, du=self.du, dv=self.dv, bias=self.bias, vth=self.vth,
+        u, v, s, _ = cuba_step(u, v, a_in, du=self.du, dv=self.dv, bias=self.deployed_bias(), vth=self.vth,
                                reset=self.reset, spike_fn=self._spike)
         return (v if s is None else s), (u, v)
 

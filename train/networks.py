@@ -125,11 +125,15 @@ def _population_kind(du: float, spiking: bool) -> tuple[str, str]:
 
 def _spiking_layers(nodes: dict, edges: list, prev: str, sizes: list[int], *, du, dv, vth, readout_du, readout_dv,
                     reset, fake_quant, surrogate_alpha, surrogate, tdtype, spiking_readout, dueling, atoms,
-                    noisy_std) -> str:
+                    noisy_std, netx_grid: bool = False, integrate_and_fire: bool = False) -> str:
     """Add the fully connected spiking layers ``sizes`` after node ``prev``; return the readout's name."""
     def population(name_of, size, readout):
         d_u = readout_du if readout else du
         spiking = not readout or spiking_readout
+        if integrate_and_fire:
+            name = name_of("if")
+            nodes[name] = if_population(size, vth, reset, surrogate_alpha, surrogate, tdtype)
+            return name
         kind, label = _population_kind(d_u, spiking)
         name = name_of(label)
         nodes[name] = Neuron(size, kind, du=d_u if d_u != 1.0 else None, dv=readout_dv if readout else dv,
@@ -143,11 +147,19 @@ def _spiking_layers(nodes: dict, edges: list, prev: str, sizes: list[int], *, du
         edges.append((src, name))
         return name
 
+    def on_grid(pop, fc, src):
+        if netx_grid and src != "input":
+            nodes[pop].put_bias_on_grid(lambda syn=nodes[fc]: weight_step(syn) / 2)
+            if nodes[pop].spiking:
+                nodes[fc].grid_divides = 2.0 * float(vth)
+
     trunk = len(sizes) - (3 if dueling else 2)  # hidden layers before the head(s)
     for k in range(trunk):
+        src = prev
         fc = synapse(f"fc{k}", prev, sizes[k], sizes[k + 1])
         prev = population(lambda label: f"{label}{k}", sizes[k + 1], False)
         edges.append((fc, prev))
+        on_grid(prev, fc, src)
     if dueling:
         width, n_out = sizes[-2], sizes[-1]
         mv, ma = dueling_matrices(n_out // atoms, atoms)
@@ -162,7 +174,21 @@ def _spiking_layers(nodes: dict, edges: list, prev: str, sizes: list[int], *, du
         fc = synapse(f"fc{k}", prev, sizes[k], sizes[k + 1])
         readout = population(lambda label: f"{label}{k}", sizes[-1], True)
         edges.append((fc, readout))
+        on_grid(readout, fc, prev)
     return readout
+
+
+def if_population(shape, vth, reset, surrogate_alpha, surrogate, tdtype) -> Neuron:
+    """Integrate-and-fire neurons without a bias (a frozen zero): the neuron of Speck-style chips."""
+    neuron = Neuron(shape, "IF", vth=vth, reset=reset, surrogate_alpha=surrogate_alpha, surrogate=surrogate,
+                    dtype=tdtype)
+    neuron.bias.requires_grad_(False)
+    return neuron
+
+
+def weight_step(synapse) -> torch.Tensor:
+    """The step of a synapse's deployed 8-bit weight grid, ``max|w| / 127`` (no gradient)."""
+    return synapse.deployed_weight().detach().abs().max() / 127
 
 
 def _check_head(sizes: list[int], atoms, dueling: bool) -> None:
@@ -178,7 +204,7 @@ def spiking_mlp(sizes, du: float = 1.0, dv: float = 0.125, vth: float = 1.0, rea
                 readout_du: float | None = None, reset: str = HARD, fake_quant: bool = False,
                 surrogate_alpha: float = 2.0, dtype: str = "float32", surrogate: str = "arctan",
                 spiking_readout: bool = False, dueling: bool = False, atoms: int = 1,
-                noisy_std: float = 0.0) -> SpikingGraph:
+                noisy_std: float = 0.0, netx_grid: bool = False) -> SpikingGraph:
     """Graded input -> hidden spiking populations -> a readout population.
 
     Nodes ``fc0, lif0, fc1, lif1, ..., fcK, liK`` (``cubalif``/``cubali`` when ``du < 1``):
@@ -197,25 +223,37 @@ def spiking_mlp(sizes, du: float = 1.0, dv: float = 0.125, vth: float = 1.0, rea
     - ``atoms``: outputs per action of a distributional (C51) readout; ``sizes[-1]`` is
       ``n_actions * atoms``;
     - ``noisy_std``: every synapse a noisy linear layer (deterministic at export).
+
+    ``netx_grid`` (with ``fake_quant``) trains every population fed by spikes on the grid of
+    lava-dl's netx format, whose dense weights have no exponent and whose bias exponent is fixed
+    at 6: there the weights ``W = w / (step / 2)`` are integers up to 254, so the threshold and
+    bias registers are multiples of half the weight step. The bias is trained on that grid and
+    the weight step divides twice the threshold (:func:`~spikeloop.train.graph.fake_quantize`),
+    so that the export keeps weights, threshold and bias exactly (``spikeloop.runtime.netx``).
+    The first layer, on a graded input, has grids as fine as the payload's and stays free.
     """
     sizes = _sizes(sizes)
     _check_neuron_args(du, dv, readout_du, readout_dv, vth, noisy_std, surrogate, surrogate_alpha, reset, dtype,
-                       fake_quant=fake_quant, spiking_readout=spiking_readout, dueling=dueling)
+                       fake_quant=fake_quant, spiking_readout=spiking_readout, dueling=dueling, netx_grid=netx_grid)
     _check_head(sizes, atoms, dueling)
+    if netx_grid and (not fake_quant or dueling):
+        raise ConfigError("network argument netx_grid needs fake_quant (the weight grid it follows) and a chain of "
+                          "layers (no dueling streams, whose readout two synapses feed)")
     readout_du = du if readout_du is None else readout_du
     readout_dv = dv if readout_dv is None else readout_dv
     nodes, edges = {}, []
     readout = _spiking_layers(nodes, edges, "input", sizes, du=du, dv=dv, vth=vth, readout_du=readout_du,
                               readout_dv=readout_dv, reset=reset, fake_quant=fake_quant,
                               surrogate_alpha=surrogate_alpha, surrogate=surrogate, tdtype=getattr(torch, dtype),
-                              spiking_readout=spiking_readout, dueling=dueling, atoms=atoms, noisy_std=noisy_std)
+                              spiking_readout=spiking_readout, dueling=dueling, atoms=atoms, noisy_std=noisy_std,
+                              netx_grid=netx_grid)
     edges.append((readout, "output"))
     graph = SpikingGraph(nodes, edges, input_shape=sizes[0])
     graph.spec = {"builder": "mlp", "args": {
         "sizes": sizes, "du": du, "dv": dv, "vth": vth, "readout_du": readout_du, "readout_dv": readout_dv,
         "reset": reset, "fake_quant": fake_quant, "surrogate_alpha": surrogate_alpha, "dtype": dtype,
         "surrogate": surrogate, "spiking_readout": spiking_readout, "dueling": dueling, "atoms": atoms,
-        "noisy_std": noisy_std}}
+        "noisy_std": noisy_std} | ({"netx_grid": True} if netx_grid else {})}
     return graph
 
 
@@ -232,7 +270,7 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
                  readout_du: float | None = None, reset: str = HARD, fake_quant: bool = False,
                  surrogate_alpha: float = 2.0, dtype: str = "float32", surrogate: str = "arctan",
                  spiking_readout: bool = False, dueling: bool = False, atoms: int = 1,
-                 noisy_std: float = 0.0) -> SpikingGraph:
+                 noisy_std: float = 0.0, integrate_and_fire: bool = False) -> SpikingGraph:
     """A convolutional spiking Q-network (DSQN's convolutional variant): image in, values out.
 
     Nodes ``conv0, lif_c0, conv1, lif_c1, ...`` (bias-free :class:`QuantConv2d` into a
@@ -243,6 +281,11 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
     ``(C, H, W)``; every convolution has the same ``kernel``, ``stride`` and zero
     ``padding``. The compiler keeps each convolution a convolution: its kernel deploys,
     not an unrolled matrix.
+
+    ``integrate_and_fire`` makes every population integrate-and-fire (``IF``: no leak, no
+    current state, no bias), the readout included, which must then spike
+    (``spiking_readout``): the neurons of Speck (DYNAP-CNN), whose cores hold no leak per
+    timestep (``du``/``dv`` are then unused).
     """
     if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
         raise ConfigError(f"network argument input_shape must be an image's (C, H, W), got {input_shape!r}")
@@ -253,7 +296,11 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
             raise ConfigError(f"network argument {name} must be an integer >= {lo}, got {value!r}")
     _check_neuron_args(du, dv, readout_du, readout_dv, vth, noisy_std, surrogate, surrogate_alpha, reset, dtype,
-                       fake_quant=fake_quant, spiking_readout=spiking_readout, dueling=dueling)
+                       fake_quant=fake_quant, spiking_readout=spiking_readout, dueling=dueling,
+                       integrate_and_fire=integrate_and_fire)
+    if integrate_and_fire and (not spiking_readout or dueling):
+        raise ConfigError("network argument integrate_and_fire needs spiking_readout (an IF readout spikes) and no "
+                          "dueling streams")
     maps, params, (c, h, w) = [], 0, shape
     for k, out in enumerate(channels):
         h2, w2 = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
@@ -275,8 +322,13 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
     for k, (c_in, c_out, out_shape) in enumerate(maps):
         nodes[f"conv{k}"] = QuantConv2d(c_in, c_out, kernel, stride=stride, padding=padding, fake_quant=fake_quant,
                                         dtype=tdtype)
-        nodes[f"{label}_c{k}"] = Neuron(out_shape, kind, du=du if du != 1.0 else None, dv=dv, vth=vth, reset=reset,
-                                        surrogate_alpha=surrogate_alpha, surrogate=surrogate, dtype=tdtype)
+        if integrate_and_fire:
+            label = "if"
+            nodes[f"{label}_c{k}"] = if_population(out_shape, vth, reset, surrogate_alpha, surrogate, tdtype)
+        else:
+            nodes[f"{label}_c{k}"] = Neuron(out_shape, kind, du=du if du != 1.0 else None, dv=dv, vth=vth,
+                                            reset=reset, surrogate_alpha=surrogate_alpha, surrogate=surrogate,
+                                            dtype=tdtype)
         edges += [(prev, f"conv{k}"), (f"conv{k}", f"{label}_c{k}")]
         prev = f"{label}_c{k}"
     nodes["flatten"] = torch.nn.Flatten()
@@ -286,7 +338,8 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
     readout = _spiking_layers(nodes, edges, "flatten", full, du=du, dv=dv, vth=vth, readout_du=readout_du,
                               readout_dv=readout_dv, reset=reset, fake_quant=fake_quant,
                               surrogate_alpha=surrogate_alpha, surrogate=surrogate, tdtype=tdtype,
-                              spiking_readout=spiking_readout, dueling=dueling, atoms=atoms, noisy_std=noisy_std)
+                              spiking_readout=spiking_readout, dueling=dueling, atoms=atoms, noisy_std=noisy_std,
+                              integrate_and_fire=integrate_and_fire)
     edges.append((readout, "output"))
     graph = SpikingGraph(nodes, edges, input_shape=shape)
     graph.spec = {"builder": "conv", "args": {
@@ -294,7 +347,7 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
         "padding": padding, "du": du, "dv": dv, "vth": vth, "readout_du": readout_du, "readout_dv": readout_dv,
         "reset": reset, "fake_quant": fake_quant, "surrogate_alpha": surrogate_alpha, "dtype": dtype,
         "surrogate": surrogate, "spiking_readout": spiking_readout, "dueling": dueling, "atoms": atoms,
-        "noisy_std": noisy_std}}
+        "noisy_std": noisy_std} | ({"integrate_and_fire": True} if integrate_and_fire else {})}
     return graph
 
 

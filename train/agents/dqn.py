@@ -137,6 +137,14 @@ class DQNConfig:
     """gradient norm clip"""
     fake_quant: bool = True
     """train against the 8-bit weight grid of the fixed-point deployment"""
+    speck: bool = False
+    """train for Speck (DYNAP-CNN): integrate-and-fire neurons without leak or bias in every layer and a
+    spiking readout (Q = spike count; needs readout spike-count and conv_channels); weights on the 8-bit grid"""
+    netx_grid: bool = False
+    """train the layers behind the first on lava-dl netx's grid (no weight exponent, bias exponent fixed at 6:
+    biases on half the weight step, a weight step dividing twice the threshold), so that `spikeloop export
+    --format netx` keeps them exactly (an MLP without dueling streams; with --input-bits 6 the first layer's
+    weights stay exact too)"""
     eval_every: int = 2_500
     """environment steps between greedy evaluations (the best policy is kept)"""
     eval_episodes: int = 10
@@ -224,6 +232,14 @@ class DQNConfig:
         rules.encoding()
         rules.sparsity()
         rules.boolean("fake_quant")
+        rules.boolean("netx_grid", "speck")
+        if self.speck and (self.readout != "spike-count" or not self.conv_channels or self.dueling or self.atoms > 1
+                           or not self.fake_quant):
+            bad("speck", "needs readout spike-count, conv_channels, fake_quant and no dueling streams or atoms (Speck's "
+                "cores are convolutions of integrate-and-fire neurons whose output is spikes)")
+        if self.netx_grid and (not self.fake_quant or self.dueling or self.conv_channels or self.network != "spiking"):
+            bad("netx_grid", "needs fake_quant and a spiking MLP without dueling streams or convolutions (the chain "
+                "of layers netx describes)")
         return self
 
 
@@ -246,6 +262,10 @@ def build_qnet(cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int):
         return dense_mlp([n_in, *cfg.hidden, n_actions])
     options = dict(neuron_options(cfg), spiking_readout=cfg.readout == "spike-count", dueling=cfg.dueling,
                    atoms=cfg.atoms, noisy_std=cfg.noisy_std if cfg.noisy else 0.0)
+    if cfg.netx_grid:
+        options["netx_grid"] = True
+    if cfg.speck:
+        options["integrate_and_fire"] = True
     if cfg.conv_channels:
         return spiking_conv(list(obs_shape), cfg.conv_channels, [*cfg.hidden, n_actions * cfg.atoms],
                             kernel=cfg.conv_kernel, stride=cfg.conv_stride, **options)
