@@ -26,7 +26,9 @@ class Layer:
     ``weights`` (dense layers) maps each source (a layer name or ``"input"``) to its
     ``(neurons, source size)`` matrix; only the non-zero pattern matters here.
     Convolutional layers give shapes instead: ``in_shape`` (c, h, w), ``out_shape``
-    (f, h, w), ``kernel`` (kx, ky) and ``kernel_nonzero`` stored weights.
+    (f, h, w), ``kernel`` (kx, ky) and ``kernel_nonzero`` stored weights. A dense layer read
+    behind a feature map keeps that map's (pooled) shape as ``in_shape``: on Speck it is a
+    convolution whose kernel covers the map (sinabs's conversion of a Linear layer).
     """
 
     name: str
@@ -70,6 +72,9 @@ class Layer:
             c, h, w = self.in_shape
             f, fx, fy = self.out_shape
             return c, self.kernel[0], self.kernel[1], f, fx, fy, h, w
+        if self.in_shape is not None:  # behind a feature map: a kernel over the whole map
+            c, h, w = self.in_shape
+            return c, h, w, self.neurons, 1, 1, h, w
         c = int(sum(w.shape[1] for w in self.weights.values()))
         return c, 1, 1, self.neurons, 1, 1, 1, 1
 
@@ -240,7 +245,11 @@ def _read_layer(nodes, name, syn_name, src, shape_of, pool, dt, source) -> Layer
                      padding=(px, py), kernel_nonzero=int(np.count_nonzero(w)))
     w = np.asarray(syn.weight)
     bias = np.asarray(getattr(syn, "bias", 0.0))
-    return Layer(name, DENSE, w.shape[0], model, (src_key,), {src_key: w},
+    in_shape = None
+    if len(src_shape) == 3 and src != INPUT:  # a feature map, flattened (and pooled) on its way here
+        c, h, wd = src_shape
+        in_shape = (c, h // pool, wd // pool)
+    return Layer(name, DENSE, w.shape[0], model, (src_key,), {src_key: w}, in_shape=in_shape,
                  has_bias=bool(np.any(bias != 0)) or bool(np.any(np.asarray(getattr(neuron, "v_leak", 0)) != 0)))
 
 

@@ -186,8 +186,8 @@ def cmd_run(args) -> int:
     from spikeloop.pipeline import (POLICY_CKPT, POLICY_NIR, build_report, check_pricing, decision_files,
                                     energy_stage, evaluate_stage, prepare_policy, priced_counts, report_files)
 
-    if args.target == "xylo":
-        return cmd_run_xylo(args)
+    if args.target in ("xylo", "speck"):
+        return cmd_run_chip(args)
     if args.backend == "xylosim":
         raise ConfigError("--backend xylosim runs a Xylo core: add --target xylo")
     nir_path = O.in_run_folder(args.policy, POLICY_NIR)
@@ -233,25 +233,30 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_run_xylo(args) -> int:
-    """`spikeloop run --target xylo`: every input checked, the episodes on the Xylo backend, then the
-    run folder's report written at once."""
+def cmd_run_chip(args) -> int:
+    """`spikeloop run --target xylo|speck`: every input checked, the episodes on the chip's backend, then
+    the run folder's report written at once."""
     import shutil
 
     from spikeloop.core.artifacts import check_output_dir, json_text, write_files, write_text
     from spikeloop.pipeline import POLICY_CKPT, POLICY_NIR, REPORT_JSON, REPORT_MD
-    from spikeloop.xylo_run import report_markdown, xylo_stage
 
+    if args.target == "xylo":
+        from spikeloop.xylo_run import report_markdown, xylo_stage as stage
+        default_backend = "xylosim"
+    else:
+        from spikeloop.speck_run import speck_markdown as report_markdown, speck_stage as stage
+        default_backend = "emulator"
     given = [f for f, v in (("--peer", args.peer != "auto"), ("--encoding", args.encoding),
                             ("--obs-mean", args.obs_mean), ("--T", args.T), ("--dt", args.dt_s),
                             ("--precision", args.precision != "both"), ("--envs", args.envs != 1)) if v]
     if given:
-        raise ConfigError(f"--target xylo runs a spikeloop policy trained for Xylo as its file states it; "
-                          f"{', '.join(given)} do not apply")
+        raise ConfigError(f"--target {args.target} runs a spikeloop policy trained for the chip as its file states "
+                          f"it; {', '.join(given)} do not apply")
     nir_path = O.in_run_folder(args.policy, POLICY_NIR)
     run_dir = check_output_dir(Path(args.out) if args.out else nir_path.parent)
-    report = xylo_stage(nir_path, args.env_id, args.backend or "xylosim", args.episodes, args.eval_seed,
-                        nir_path.parent / POLICY_CKPT, progress=not args.quiet)
+    report = stage(nir_path, args.env_id, args.backend or default_backend, args.episodes, args.eval_seed,
+                   nir_path.parent / POLICY_CKPT, progress=not args.quiet)
     report["command"] = _command_line()
     files = {REPORT_JSON: lambda p: write_text(p, json_text(report)),
              REPORT_MD: lambda p: write_text(p, report_markdown(report))}

@@ -119,13 +119,15 @@ def add_eval(p: argparse.ArgumentParser, targets: bool = False) -> None:
     from spikeloop.pipeline import EVAL_BACKENDS, EVAL_PRECISIONS
 
     if targets:
-        p.add_argument("--target", choices=("loihi", "xylo"), default="loihi",
-                       help="the chip: loihi (Lava float and fixed point) or xylo (a Xylo core: the vendor's "
-                            "simulator xylosim or spikeloop's emulator of it; default: loihi)")
+        p.add_argument("--target", choices=("loihi", "xylo", "speck"), default="loihi",
+                       help="the chip: loihi (Lava float and fixed point), xylo (a Xylo core: the vendor's "
+                            "simulator xylosim or spikeloop's emulator of it) or speck (spikeloop's emulator of "
+                            "Speck / DYNAP-CNN; default: loihi)")
     p.add_argument("--backend", choices=EVAL_BACKENDS + (("xylosim",) if targets else ()), default=None,
                    help="what runs the deployed graph: Lava (--mapping), the bit-exact numpy emulator, or the "
                         "torch policy of the checkpoint beside the graph (default: lava)"
-                        + ("; with --target xylo: xylosim (default) or emulator" if targets else ""))
+                        + ("; with --target xylo: xylosim (default) or emulator; with --target speck: emulator"
+                           if targets else ""))
     p.add_argument("--precision", choices=EVAL_PRECISIONS, default="both",
                    help="float, fixed (bit-accurate Loihi) or both (default: both)")
     p.add_argument("--envs", type=positive_int, default=1,

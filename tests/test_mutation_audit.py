@@ -1279,7 +1279,8 @@ SPECK = dict(cores=3, neuron_memory_per_core=(4, 10, 2), kernel_memory_per_core=
 
 
 def test_fit_speck_memory_and_core_matching_by_hand():
-    """Speck: f*fx*fy neuron entries, c*2^(ceil log2(kx ky) + ceil log2 f) kernel entries, one core per layer."""
+    """Speck: f*2^(ceil log2 fx + ceil log2 fy) neuron entries, c*2^(ceil log2(kx ky) + ceil log2 f) kernel
+    entries, one core per layer; a dense layer behind a feature map is a kernel over that map."""
     from spikeloop.hwprofiles.fit import CONV2D, Layer, check_fit, place_on_speck, speck_memory
     from spikeloop.hwprofiles.rules.speck import _ceil_log2, _match
 
@@ -1289,8 +1290,11 @@ def test_fit_speck_memory_and_core_matching_by_hand():
     assert speck_memory(net.layers[1]) == (2, 3 * 2)      # c = 3, f = 2 -> 2^1
     conv = Layer("C", CONV2D, 144, "IF", ("input",), in_shape=(2, 8, 8), out_shape=(4, 6, 6), kernel=(3, 3),
                  kernel_nonzero=72)
-    assert speck_memory(conv) == (144, 2 * 2 ** (4 + 2))
+    assert speck_memory(conv) == (4 * 2 ** (3 + 3), 2 * 2 ** (4 + 2))  # 6 x 6 held as 8 x 8
     assert conv.speck_geometry() == (2, 3, 3, 4, 6, 6, 8, 8)
+    behind = Layer("D", "dense", 5, "IF", ("C",), {"C": np.ones((5, 144))}, in_shape=(4, 6, 6))
+    assert behind.speck_geometry() == (4, 6, 6, 5, 1, 1, 6, 6)
+    assert speck_memory(behind) == (5, 4 * 2 ** (6 + 3))
     assert net.layers[0].speck_geometry() == (4, 1, 1, 3, 1, 1, 1, 1)
     assert _match([(5, 5), (3, 3)], [(4, 4), (10, 10)]) == [1, 0]
     assert _match([(3, 3), (5, 5)], [(10, 10), (4, 4)]) == [1, 0]     # the first layer moves to make room

@@ -20,9 +20,12 @@ def _ceil_log2(n: int) -> int:
 
 
 def speck_memory(layer: Layer) -> tuple[int, int]:
-    """``(neuron memory, kernel memory)`` entries: f*fx*fy and c*2^(ceil log2(kx*ky) + ceil log2 f)."""
+    """``(neuron memory, kernel memory)`` entries: f*2^(ceil log2 fx + ceil log2 fy) and
+    c*2^(ceil log2(kx*ky) + ceil log2 f), as sinabs's ``DynapcnnLayer.memory_summary`` and
+    ``validate_memory_mapping_speck`` count them (each side of the map and each kernel is held in
+    a power-of-two block)."""
     c, kx, ky, f, fx, fy, _, _ = layer.speck_geometry()
-    return f * fx * fy, c * 2 ** (_ceil_log2(kx * ky) + _ceil_log2(f))
+    return f * 2 ** (_ceil_log2(fx) + _ceil_log2(fy)), c * 2 ** (_ceil_log2(kx * ky) + _ceil_log2(f))
 
 
 def _match(need: list[tuple[int, int]], caps: list[tuple[int, int]]) -> list[int | None]:
@@ -59,9 +62,13 @@ def place_on_speck(net: Network, profile: Profile) -> tuple[list[dict] | None, s
     need = [speck_memory(lay) for lay in net.layers]
     where = _match(need, caps)
     fits_some = [any(n <= a and k <= b for a, b in caps) for n, k in need]
+    # within the largest core's memory on each side, yet no core holds both sides (the per-memory
+    # rules name a layer over a side's largest core)
+    no_core = [lay.name for lay, (n, k), ok in zip(net.layers, need, fits_some)
+               if not ok and n <= max(ncap) and k <= max(kcap)]
     unplaced = [lay.name for lay, w, ok in zip(net.layers, where, fits_some) if w is None and ok]
-    if unplaced and len(net.layers) <= len(caps):
-        return None, ",".join(unplaced)
+    if no_core or (unplaced and len(net.layers) <= len(caps)):
+        return None, ",".join(no_core + unplaced)
     cores = []
     for lay, (n, k), j in zip(net.layers, need, where):
         if j is not None:
@@ -103,7 +110,7 @@ def _memory(ctx: Context, rule: str, index: int, what: str) -> list[Violation]:
 
 
 def rule_neuron_memory_per_core(ctx: Context) -> list[Violation]:
-    """Each layer's neuron memory (f*fx*fy), against the largest core's."""
+    """Each layer's neuron memory (f*2^(ceil log2 fx + ceil log2 fy)), against the largest core's."""
     return _memory(ctx, "neuron_memory_per_core", 0, "neuron memory")
 
 
@@ -113,12 +120,14 @@ def rule_kernel_memory_per_core(ctx: Context) -> list[Violation]:
 
 
 def rule_core_assignment(ctx: Context) -> list[Violation]:
-    """Layers that each fit some core but get no distinct core with both memories."""
+    """Layers that get no distinct core with both memories: no core holds both (though each side is
+    within the largest core's), or every core that would is taken by another layer."""
     if ctx.placement is not None:
         return []
     return [Violation("core_assignment", name, "memory needs (neurons, kernel)",
                       f"{speck_memory(ctx.net.layer(name))}", "a distinct core with both",
-                      hint="no one-to-one assignment of layers to cores satisfies every core's memory")
+                      hint="no core holds both memories, or no one-to-one assignment of layers to cores "
+                           "satisfies every core's memory")
             for name in ctx.placement_note.split(",") if name]
 
 
