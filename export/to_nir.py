@@ -281,11 +281,16 @@ def export_policy(policy: Policy, dt_s: float, extra_metadata: dict | None = Non
         extra.setdefault("env_id", policy.provenance.env_id)
         extra.setdefault("agent", policy.provenance.agent)
         extra.setdefault("seed", policy.provenance.seed)
+    from spikeloop.train.speck import SpeckNeuron
     from spikeloop.train.xylo import XyloNeuron
 
-    if any(isinstance(m, XyloNeuron) for m in policy.network.modules()):
+    modules = list(policy.network.modules())
+    if any(isinstance(m, XyloNeuron) for m in modules):
         # NIR has no multi-spike or bit-shift neuron: the nodes hold the float semantics, this names the chip's
         extra.setdefault("arithmetic", "xylo")
+    elif any(isinstance(m, SpeckNeuron) for m in modules):
+        # the nodes hold IF neurons on the 8-bit grid; on integers the chip fires at v >= threshold
+        extra.setdefault("arithmetic", "speck")
     dt_s = _dt(dt_s)
     try:
         meta = GraphMeta(dt_s=float(dt_s), T=policy.T, encoding=policy.encoding, decoding=policy.decoding,

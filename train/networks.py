@@ -15,6 +15,7 @@ import torch
 from spikeloop.core.errors import ConfigError
 from spikeloop.core.neuron import HARD, RESET_MODES, SOFT
 from spikeloop.train.graph import Neuron, QuantConv2d, QuantLinear, SpikingGraph, check_surrogate
+from spikeloop.train.speck import SpeckConv2d, SpeckLinear, SpeckNeuron
 
 MAX_PARAMETERS = 50_000_000
 """the largest network a checkpoint may declare (weights and biases)"""
@@ -125,14 +126,14 @@ def _population_kind(du: float, spiking: bool) -> tuple[str, str]:
 
 def _spiking_layers(nodes: dict, edges: list, prev: str, sizes: list[int], *, du, dv, vth, readout_du, readout_dv,
                     reset, fake_quant, surrogate_alpha, surrogate, tdtype, spiking_readout, dueling, atoms,
-                    noisy_std, netx_grid: bool = False, integrate_and_fire: bool = False) -> str:
+                    noisy_std, netx_grid: bool = False, speck: bool = False) -> str:
     """Add the fully connected spiking layers ``sizes`` after node ``prev``; return the readout's name."""
-    def population(name_of, size, readout):
+    def population(name_of, size, readout, fc):
         d_u = readout_du if readout else du
         spiking = not readout or spiking_readout
-        if integrate_and_fire:
+        if speck:
             name = name_of("if")
-            nodes[name] = if_population(size, vth, reset, surrogate_alpha, surrogate, tdtype)
+            nodes[name] = SpeckNeuron(size, nodes[fc], vth, reset, surrogate_alpha, surrogate, tdtype)
             return name
         kind, label = _population_kind(d_u, spiking)
         name = name_of(label)
@@ -142,8 +143,11 @@ def _spiking_layers(nodes: dict, edges: list, prev: str, sizes: list[int], *, du
         return name
 
     def synapse(name, src, a, b, combine=None):
-        nodes[name] = QuantLinear(a, b, bias=False, fake_quant=fake_quant, dtype=tdtype, noisy_std=noisy_std,
-                                  combine=combine)
+        if speck:
+            nodes[name] = SpeckLinear(a, b, dtype=tdtype)
+        else:
+            nodes[name] = QuantLinear(a, b, bias=False, fake_quant=fake_quant, dtype=tdtype, noisy_std=noisy_std,
+                                      combine=combine)
         edges.append((src, name))
         return name
 
@@ -157,33 +161,25 @@ def _spiking_layers(nodes: dict, edges: list, prev: str, sizes: list[int], *, du
     for k in range(trunk):
         src = prev
         fc = synapse(f"fc{k}", prev, sizes[k], sizes[k + 1])
-        prev = population(lambda label: f"{label}{k}", sizes[k + 1], False)
+        prev = population(lambda label: f"{label}{k}", sizes[k + 1], False, fc)
         edges.append((fc, prev))
         on_grid(prev, fc, src)
     if dueling:
         width, n_out = sizes[-2], sizes[-1]
         mv, ma = dueling_matrices(n_out // atoms, atoms)
-        readout = population(lambda label: label, n_out, True)
+        readout = population(lambda label: label, n_out, True, None)
         for stream, m in (("v", mv), ("a", ma)):
             fc = synapse(f"fc_{stream}", prev, sizes[-3], width)
-            pop = population(lambda label: f"{label}_{stream}", width, False)
+            pop = population(lambda label: f"{label}_{stream}", width, False, fc)
             edges.append((fc, pop))
             edges.append((synapse(f"head_{stream}", pop, width, n_out, combine=m), readout))
     else:
         k = len(sizes) - 2
         fc = synapse(f"fc{k}", prev, sizes[k], sizes[k + 1])
-        readout = population(lambda label: f"{label}{k}", sizes[-1], True)
+        readout = population(lambda label: f"{label}{k}", sizes[-1], True, fc)
         edges.append((fc, readout))
         on_grid(readout, fc, prev)
     return readout
-
-
-def if_population(shape, vth, reset, surrogate_alpha, surrogate, tdtype) -> Neuron:
-    """Integrate-and-fire neurons without a bias (a frozen zero): the neuron of Speck-style chips."""
-    neuron = Neuron(shape, "IF", vth=vth, reset=reset, surrogate_alpha=surrogate_alpha, surrogate=surrogate,
-                    dtype=tdtype)
-    neuron.bias.requires_grad_(False)
-    return neuron
 
 
 def weight_step(synapse) -> torch.Tensor:
@@ -270,7 +266,7 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
                  readout_du: float | None = None, reset: str = HARD, fake_quant: bool = False,
                  surrogate_alpha: float = 2.0, dtype: str = "float32", surrogate: str = "arctan",
                  spiking_readout: bool = False, dueling: bool = False, atoms: int = 1,
-                 noisy_std: float = 0.0, integrate_and_fire: bool = False) -> SpikingGraph:
+                 noisy_std: float = 0.0, speck: bool = False) -> SpikingGraph:
     """A convolutional spiking Q-network (DSQN's convolutional variant): image in, values out.
 
     Nodes ``conv0, lif_c0, conv1, lif_c1, ...`` (bias-free :class:`QuantConv2d` into a
@@ -282,10 +278,11 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
     ``padding``. The compiler keeps each convolution a convolution: its kernel deploys,
     not an unrolled matrix.
 
-    ``integrate_and_fire`` makes every population integrate-and-fire (``IF``: no leak, no
-    current state, no bias), the readout included, which must then spike
-    (``spiking_readout``): the neurons of Speck (DYNAP-CNN), whose cores hold no leak per
-    timestep (``du``/``dv`` are then unused).
+    ``speck`` trains on Speck's (DYNAP-CNN's) arithmetic (:mod:`spikeloop.train.speck`): every
+    population integrate-and-fire without leak or bias in 16-bit register units, every synapse
+    sending its 8-bit integer weights, the readout included, which must then spike
+    (``spiking_readout``); ``du``/``dv`` are unused. The torch policy then gives the spikes the
+    Speck emulator gives.
     """
     if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
         raise ConfigError(f"network argument input_shape must be an image's (C, H, W), got {input_shape!r}")
@@ -297,10 +294,10 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
             raise ConfigError(f"network argument {name} must be an integer >= {lo}, got {value!r}")
     _check_neuron_args(du, dv, readout_du, readout_dv, vth, noisy_std, surrogate, surrogate_alpha, reset, dtype,
                        fake_quant=fake_quant, spiking_readout=spiking_readout, dueling=dueling,
-                       integrate_and_fire=integrate_and_fire)
-    if integrate_and_fire and (not spiking_readout or dueling):
-        raise ConfigError("network argument integrate_and_fire needs spiking_readout (an IF readout spikes) and no "
-                          "dueling streams")
+                       speck=speck)
+    if speck and (not spiking_readout or dueling or noisy_std):
+        raise ConfigError("network argument speck needs spiking_readout (Speck's last layer spikes) and no dueling "
+                          "streams or noisy synapses")
     maps, params, (c, h, w) = [], 0, shape
     for k, out in enumerate(channels):
         h2, w2 = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
@@ -320,12 +317,14 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
     kind, label = _population_kind(du, True)
     nodes, edges, prev = {}, [], "input"
     for k, (c_in, c_out, out_shape) in enumerate(maps):
-        nodes[f"conv{k}"] = QuantConv2d(c_in, c_out, kernel, stride=stride, padding=padding, fake_quant=fake_quant,
-                                        dtype=tdtype)
-        if integrate_and_fire:
+        if speck:
             label = "if"
-            nodes[f"{label}_c{k}"] = if_population(out_shape, vth, reset, surrogate_alpha, surrogate, tdtype)
+            nodes[f"conv{k}"] = SpeckConv2d(c_in, c_out, kernel, stride=stride, padding=padding, dtype=tdtype)
+            nodes[f"{label}_c{k}"] = SpeckNeuron(out_shape, nodes[f"conv{k}"], vth, reset, surrogate_alpha,
+                                                 surrogate, tdtype)
         else:
+            nodes[f"conv{k}"] = QuantConv2d(c_in, c_out, kernel, stride=stride, padding=padding,
+                                            fake_quant=fake_quant, dtype=tdtype)
             nodes[f"{label}_c{k}"] = Neuron(out_shape, kind, du=du if du != 1.0 else None, dv=dv, vth=vth,
                                             reset=reset, surrogate_alpha=surrogate_alpha, surrogate=surrogate,
                                             dtype=tdtype)
@@ -339,7 +338,7 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
                               readout_dv=readout_dv, reset=reset, fake_quant=fake_quant,
                               surrogate_alpha=surrogate_alpha, surrogate=surrogate, tdtype=tdtype,
                               spiking_readout=spiking_readout, dueling=dueling, atoms=atoms, noisy_std=noisy_std,
-                              integrate_and_fire=integrate_and_fire)
+                              speck=speck)
     edges.append((readout, "output"))
     graph = SpikingGraph(nodes, edges, input_shape=shape)
     graph.spec = {"builder": "conv", "args": {
@@ -347,7 +346,7 @@ def spiking_conv(input_shape, channels, sizes, kernel: int = 3, stride: int = 1,
         "padding": padding, "du": du, "dv": dv, "vth": vth, "readout_du": readout_du, "readout_dv": readout_dv,
         "reset": reset, "fake_quant": fake_quant, "surrogate_alpha": surrogate_alpha, "dtype": dtype,
         "surrogate": surrogate, "spiking_readout": spiking_readout, "dueling": dueling, "atoms": atoms,
-        "noisy_std": noisy_std} | ({"integrate_and_fire": True} if integrate_and_fire else {})}
+        "noisy_std": noisy_std} | ({"speck": True} if speck else {})}
     return graph
 
 

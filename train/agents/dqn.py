@@ -138,8 +138,9 @@ class DQNConfig:
     fake_quant: bool = True
     """train against the 8-bit weight grid of the fixed-point deployment"""
     speck: bool = False
-    """train for Speck (DYNAP-CNN): integrate-and-fire neurons without leak or bias in every layer and a
-    spiking readout (Q = spike count; needs readout spike-count and conv_channels); weights on the 8-bit grid"""
+    """train on Speck's (DYNAP-CNN's) arithmetic: integrate-and-fire layers without leak or bias, 8-bit
+    integer weights, a 16-bit state, a spiking readout (Q = spike count; needs readout spike-count and
+    conv_channels): the torch policy then gives the Speck emulator's spikes (spikeloop.train.speck)"""
     netx_grid: bool = False
     """train the layers behind the first on lava-dl netx's grid (no weight exponent, bias exponent fixed at 6:
     biases on half the weight step, a weight step dividing twice the threshold), so that `spikeloop export
@@ -265,7 +266,7 @@ def build_qnet(cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int):
     if cfg.netx_grid:
         options["netx_grid"] = True
     if cfg.speck:
-        options["integrate_and_fire"] = True
+        options["speck"] = True
     if cfg.conv_channels:
         return spiking_conv(list(obs_shape), cfg.conv_channels, [*cfg.hidden, n_actions * cfg.atoms],
                             kernel=cfg.conv_kernel, stride=cfg.conv_stride, **options)
