@@ -1,12 +1,14 @@
 """CartPole with binary input only (Loihi 1): a population code in front, over several seeds, in Lava fixed point.
 
-    .venv/bin/python benchmarks/binary_input.py               # seeds 0-2
+    .venv/bin/python benchmarks/binary_input.py                       # seeds 0-2
+    .venv/bin/python benchmarks/binary_input.py --preset dqn-binary   # the spiking DQN instead
 
-Each seed trains ``spikeloop train --preset reinforce-binary``, then runs its greedy policy in
+Each seed trains ``spikeloop train --preset reinforce-binary`` (or ``--preset``), then runs its greedy policy in
 torch float and in the emulator in Loihi fixed point (``--episodes``, reset seeds 1000...) and
 in Lava fixed point (fused mapping, ``--lava-episodes``): the input is plain spikes, no
 graded payload. The energy of one decision on Loihi prices the encoder as host work. Writes
-the section "Binary input" of BENCHMARKS.md; results in ``benchmarks/binary_input.json``.
+the section "Binary input" of BENCHMARKS.md (one per preset); results in
+``benchmarks/binary_input.json`` (``benchmarks/binary_input-PRESET.json`` for another preset).
 """
 from __future__ import annotations
 
@@ -23,9 +25,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, update_section  # noqa: E402
 
 SECTION = "Binary input: CartPole on Loihi 1 with a spike encoder (benchmarks/binary_input.py)"
+DEFAULT_PRESET = "reinforce-binary"
+AGENTS = {"reinforce-binary": "REINFORCE, 64 hidden LIF neurons, T 16",
+          "dqn-binary": "DQN, 64 and 64 hidden LIF neurons, T 8"}
+"""what each preset trains, for the section's text"""
 
 
-def run_seed(seed: int, episodes: int, lava_episodes: int) -> dict:
+def section_title(preset: str) -> str:
+    return SECTION if preset == DEFAULT_PRESET else f"{SECTION[:-1]} --preset {preset})"
+
+
+def results_path(preset: str) -> Path:
+    return ROOT / "benchmarks" / ("binary_input.json" if preset == DEFAULT_PRESET else f"binary_input-{preset}.json")
+
+
+def run_seed(seed: int, episodes: int, lava_episodes: int, preset: str = DEFAULT_PRESET) -> dict:
     from spikeloop.core.nir_io import read_graph, write_graph
     from spikeloop.export.to_nir import export_policy
     from spikeloop.options import preset_path
@@ -36,7 +50,7 @@ def run_seed(seed: int, episodes: int, lava_episodes: int) -> dict:
     from spikeloop.train.agents import config_from_dict, get_agent
     from spikeloop.train.evaluate import evaluate_torch
 
-    agent, body = read_config(preset_path("reinforce-binary"))
+    agent, body = read_config(preset_path(preset))
     spec = get_agent(agent)
     res = spec.train(config_from_dict(spec.config, {**body, "seed": seed}), progress=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,7 +74,7 @@ def run_seed(seed: int, episodes: int, lava_episodes: int) -> dict:
             "synops": sum(emu.counts.per_decision()["synops"].values()), "unpriced": loihi["unpriced"]}
 
 
-def section(rows: list[dict], command: str, episodes: int, lava_episodes: int) -> str:
+def section(rows: list[dict], command: str, episodes: int, lava_episodes: int, preset: str = DEFAULT_PRESET) -> str:
     from spikeloop.report import fmt_energy
 
     def ms(x):
@@ -73,7 +87,7 @@ def section(rows: list[dict], command: str, episodes: int, lava_episodes: int) -
     r0 = rows[0]
     return f"""Seeds {', '.join(str(r['seed']) for r in rows)}: `{command}` on {machine()}.
 
-Each seed trains `spikeloop train --preset reinforce-binary` (REINFORCE, 64 hidden LIF neurons, T 16; input: {r0['encoder']}, {r0['inputs']} channels), then runs greedy episodes (reset seeds 1000...): {episodes} in torch float and in the emulator in Loihi fixed point, {lava_episodes} in Lava fixed point (fused mapping), where the input is plain spikes (no graded payload). Energy on Loihi from the emulator's counts: the chip's dynamic energy, and the encoder priced as host work on cpu-45nm (each operation one fp32 MAC, an upper bound); static power as in the energy section. Target: ≥ 475 in Lava fixed point with binary input only.
+Each seed trains `spikeloop train --preset {preset}` ({AGENTS[preset]}; input: {r0['encoder']}, {r0['inputs']} channels), then runs greedy episodes (reset seeds 1000...): {episodes} in torch float and in the emulator in Loihi fixed point, {lava_episodes} in Lava fixed point (fused mapping), where the input is plain spikes (no graded payload). Energy on Loihi from the emulator's counts: the chip's dynamic energy, and the encoder priced as host work on cpu-45nm (each operation one fp32 MAC, an upper bound); static power as in the energy section. Target: ≥ 475 in Lava fixed point with binary input only.
 
 | seed | env steps | train s | torch float | emulator fixed | Lava fixed | synaptic ops / decision | Loihi dynamic / decision | encoder (host) / decision |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|
@@ -88,16 +102,16 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--lava-episodes", type=int, default=20)
+    p.add_argument("--preset", choices=tuple(AGENTS), default=DEFAULT_PRESET)
     args = p.parse_args(argv)
     extra = argv if argv is not None else sys.argv[1:]
     command = "python benchmarks/binary_input.py" + (f" {shlex.join(extra)}" if extra else "")
     rows = []
     for seed in args.seeds:
-        rows.append(run_seed(seed, args.episodes, args.lava_episodes))
+        rows.append(run_seed(seed, args.episodes, args.lava_episodes, args.preset))
         print(json.dumps({k: v for k, v in rows[-1].items() if not isinstance(v, list)}), flush=True)
-    (ROOT / "benchmarks" / "binary_input.json").write_text(json.dumps({"command": command, "machine": machine(),
-                                                                      "rows": rows}))
-    update_section(SECTION, section(rows, command, args.episodes, args.lava_episodes))
+    results_path(args.preset).write_text(json.dumps({"command": command, "machine": machine(), "rows": rows}))
+    update_section(section_title(args.preset), section(rows, command, args.episodes, args.lava_episodes, args.preset))
     return 0
 
 

@@ -5,17 +5,24 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from conftest import deploy_in_lava
 
 from spikeloop.cli import main
 from spikeloop.core.coding import SpikeEncoding
 from spikeloop.train.checkpoint import load_policy
 
+AGENT_FLAGS = {
+    "reinforce": ["--max-episodes", "6", "--hidden", "16", "--T", "4", "--eval-every", "3", "--eval-episodes", "2"],
+    "dqn": ["--total-steps", "400", "--learning-starts", "100", "--hidden", "16", "16", "--T", "4", "--eval-every",
+            "200", "--eval-episodes", "2"],
+}
 
-def test_a_population_coded_policy_runs_on_binary_spikes_and_prices_its_encoder(tmp_path):
-    flags = ["--max-episodes", "6", "--hidden", "16", "--T", "4", "--eval-every", "3", "--eval-episodes", "2",
-             "--encoder", "population", "--encoder-neurons", "5"]
-    assert main(["train", "--agent", "reinforce", "--out", str(tmp_path / "run"), "--quiet", *flags]) == 0
+
+@pytest.mark.parametrize("agent", sorted(AGENT_FLAGS))
+def test_a_population_coded_policy_runs_on_binary_spikes_and_prices_its_encoder(agent, tmp_path):
+    flags = [*AGENT_FLAGS[agent], "--encoder", "population", "--encoder-neurons", "5"]
+    assert main(["train", "--agent", agent, "--out", str(tmp_path / "run"), "--quiet", *flags]) == 0
     policy, _ = load_policy(tmp_path / "run" / "policy.safetensors")
     enc = policy.encoding
     assert isinstance(enc, SpikeEncoding) and enc.binary and enc.n_inputs == 4 * 5
@@ -35,3 +42,15 @@ def test_a_population_coded_policy_runs_on_binary_spikes_and_prices_its_encoder(
     assert terms["input spike encoder (host)"]["count"] == enc.host_ops()
     assert "input spike encoder" not in terms and "synaptic ops (graded input)" not in loihi["unpriced"]
     assert terms["synaptic ops (graded input)"]["count"] == 0
+
+
+def test_dqn_refuses_a_spike_encoder_in_front_of_an_image_or_a_dense_network():
+    from spikeloop.core.errors import ConfigError
+    from spikeloop.train.agents.dqn import DQNConfig
+
+    with pytest.raises(ConfigError, match="'encoder'.*spiking MLP"):
+        DQNConfig(env_id="MinAtar/Breakout-v1", conv_channels=[4], encoder="rate").validate()
+    with pytest.raises(ConfigError, match="'encoder'.*spiking MLP"):
+        DQNConfig(encoder="rate", network="dense").validate()
+    with pytest.raises(ConfigError, match="'encoder'.*must be one of graded, rate, population"):
+        DQNConfig(encoder="delta").validate()

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from spikeloop.core.coding import ATOMS, SPIKE_COUNT, Decoding
+from spikeloop.core.coding import ATOMS, SPIKE_COUNT, Decoding, SpikeEncoding
 from spikeloop.core.envs import make_env, observation_shape
 from spikeloop.core.errors import ConfigError
 from spikeloop.train.agents import FieldRules, TrainResult, fit_encoding, neuron_options, register_agent
@@ -159,6 +159,13 @@ class DQNConfig:
     peak into [-1, 1])"""
     input_bits: int = 8
     """bits of the graded input payload (Loihi 2 graded spikes)"""
+    encoder: str = "graded"
+    """the input of a vector observation: graded (Loihi 2's graded payload), or binary events of a spike
+    encoder (rate: on/off channels; population: encoder_neurons tuning curves per value; at most one event
+    per channel and step, as Loihi 1 and Speck take them). The delta code is stateful across decisions and
+    replay samples decisions out of order: not offered here"""
+    encoder_neurons: int = 9
+    """channels per observation value of a population code"""
     threads: int = 1
     """torch CPU threads"""
     max_seconds: float = 0.0
@@ -234,6 +241,12 @@ class DQNConfig:
         rules.sparsity()
         rules.boolean("fake_quant")
         rules.boolean("netx_grid", "speck")
+        if self.encoder not in ENCODERS:
+            bad("encoder", f"must be one of {', '.join(ENCODERS)}")
+        integer("encoder_neurons", 2, 64)
+        if self.encoder != "graded" and (self.conv_channels or self.network != "spiking"):
+            bad("encoder", "a spike encoder feeds a spiking MLP (a vector observation; no conv_channels, not "
+                "network dense)")
         if self.speck and (self.readout != "spike-count" or not self.conv_channels or self.dueling or self.atoms > 1
                            or not self.fake_quant):
             bad("speck", "needs readout spike-count, conv_channels, fake_quant and no dueling streams or atoms (Speck's "
@@ -245,6 +258,7 @@ class DQNConfig:
 
 
 READOUTS = ("voltage-last", "voltage-mean", "spike-count")
+ENCODERS = ("graded", "rate", "population")
 
 
 def check_observations(cfg: DQNConfig, obs_shape: tuple[int, ...]) -> None:
@@ -322,9 +336,12 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
         env.close()
         raise
     encoding = fit_encoding(cfg, obs_shape)
+    if cfg.encoder != "graded":  # binary events only
+        encoding = SpikeEncoding.from_normalization(encoding, cfg.encoder, 1, neurons=cfg.encoder_neurons)
     provenance = Provenance("dqn", cfg.env_id, cfg.seed, asdict(cfg))
     window = 1 if cfg.network == "dense" else cfg.T  # a dense network decides in one step
-    q = Policy(build_qnet(cfg, obs_shape, n_actions), window, encoding, decoding_of(cfg), provenance)
+    net_in = obs_shape if cfg.encoder == "graded" else (encoding.n_inputs,)
+    q = Policy(build_qnet(cfg, net_in, n_actions), window, encoding, decoding_of(cfg), provenance)
     q_target = copy.deepcopy(q)
     noise = torch.Generator().manual_seed(cfg.seed + 30_000)
     _set_noise(q, True, noise)
