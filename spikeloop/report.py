@@ -12,6 +12,18 @@ def fmt_energy(joules: float | None) -> str:
     return f"{joules / 1e-15:.3g} fJ"
 
 
+def chip_run_head(title: str, report: dict) -> list[str]:
+    """The first lines of a chip run's report (Xylo, Speck): title, policy, command, and the returns and
+    agreement with torch of each run."""
+    lines = [title, "", f"Policy: `{report['policy']}`. Command: `{report.get('command', '')}`", "",
+             "| run | mean return | std | episodes | actions equal to torch |", "|---|---:|---:|---:|---:|"]
+    for k, s in report["evaluation"].items():
+        agree = s.get("agreement_with_torch")
+        lines.append(f"| {k} | {s['mean_return']:.1f} | {s['std_return']:.1f} | {s['episodes']} | "
+                     f"{'' if agree is None else f'{100 * agree:.2f} %'} |")
+    return lines
+
+
 def fmt_count(x: float) -> str:
     """A per-decision count: thousands separators, and small values kept readable."""
     if x == 0:

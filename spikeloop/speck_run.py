@@ -69,14 +69,9 @@ def speck_stage(nir_path: Path, env_id: str | None, backend: str, episodes: int,
 
 def speck_markdown(report: dict) -> str:
     """The human-readable report of a Speck run."""
-    ev = report["evaluation"]
-    lines = [f"# Speck run: {report['env_id']} on the {report['backend']}", "",
-             f"Policy: `{report['policy']}`. Command: `{report.get('command', '')}`", "",
-             "| run | mean return | std | episodes | actions equal to torch |", "|---|---:|---:|---:|---:|"]
-    for k, s in ev.items():
-        agree = s.get("agreement_with_torch")
-        lines.append(f"| {k} | {s['mean_return']:.1f} | {s['std_return']:.1f} | {s['episodes']} | "
-                     f"{'' if agree is None else f'{100 * agree:.2f} %'} |")
+    from spikeloop.report import chip_run_head
+
+    lines = chip_run_head(f"# Speck run: {report['env_id']} on the {report['backend']}", report)
     m = report["mapping"]
     lines += ["", f"Placement: {m['cores_used']} of {m['cores_available']} cores, one layer each; "
                   f"{m['steps_per_decision']} steps per decision.", "",

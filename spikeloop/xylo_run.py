@@ -92,14 +92,9 @@ def xylo_stage(nir_path: Path, env_id: str | None, backend: str, episodes: int, 
 
 def report_markdown(report: dict) -> str:
     """The human-readable report of a Xylo run."""
-    ev = report["evaluation"]
-    lines = [f"# Xylo run: {report['env_id']} on {report['backend']}", "",
-             f"Policy: `{report['policy']}`. Command: `{report.get('command', '')}`", "",
-             "| run | mean return | std | episodes | actions equal to torch |", "|---|---:|---:|---:|---:|"]
-    for k, s in ev.items():
-        agree = s.get("agreement_with_torch")
-        lines.append(f"| {k} | {s['mean_return']:.1f} | {s['std_return']:.1f} | {s['episodes']} | "
-                     f"{'' if agree is None else f'{100 * agree:.2f} %'} |")
+    from spikeloop.report import chip_run_head
+
+    lines = chip_run_head(f"# Xylo run: {report['env_id']} on {report['backend']}", report)
     m, c, e = report["mapping"], report["cycles"], report["encoder"]
     lines += ["", f"Core: {m['inputs']} inputs, {m['hidden']} hidden neurons, {m['outputs']} outputs, "
                   f"{m['synapses']} synapses; {m['steps_per_decision']} steps per decision.", "",
