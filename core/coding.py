@@ -190,8 +190,8 @@ class InputEncoding:
         return cls(mean=(0.0,) * obs.shape[1], std=tuple(std.tolist()), clip=1.0, bits=bits)
 
 
-RATE, POPULATION, DELTA = "rate", "population", "delta"
-SPIKE_CODES = (RATE, POPULATION, DELTA)
+RATE, POPULATION, DELTA, EVENTS = "rate", "population", "delta", "events"
+SPIKE_CODES = (RATE, POPULATION, DELTA, EVENTS)
 MAX_EVENTS = (1, 255)
 """events per channel per step an encoder may emit (1: binary events; Xylo takes up to 15)"""
 POPULATION_NEURONS = (2, 64)
@@ -217,6 +217,9 @@ class SpikeEncoding(InputEncoding):
       ``ref += up - down`` (a change larger than ``max_events`` arrives over two decisions).
       ``ref`` starts at 0 each episode, so the first decision sends the rate code. It is
       stateful: it is encoded through a :class:`EncoderStream`.
+    - ``events``: one channel per element, ``round(max_events * x+ / clip)`` events: the
+      observation already is event counts (a binary board such as MinAtar's, one event per lit
+      pixel), its layout kept (an image stays an image); negative values send nothing.
 
     The counts are the payload (``scale`` 1): every backend sees the same integers.
     ``max_events`` is 15 for Xylo and 1 for a binary-event chip. ``bits`` is unused.
@@ -247,7 +250,7 @@ class SpikeEncoding(InputEncoding):
     @property
     def channels(self) -> int:
         """Event channels per observation element."""
-        return self.neurons if self.code == POPULATION else 2
+        return self.neurons if self.code == POPULATION else 1 if self.code == EVENTS else 2
 
     @property
     def stateful(self) -> bool:
@@ -293,6 +296,8 @@ class SpikeEncoding(InputEncoding):
         x = self.normalize(obs)
         if self.code == RATE:
             counts = np.stack([np.maximum(x, 0), np.maximum(-x, 0)], axis=-1) * (self.max_events / self.clip)
+        elif self.code == EVENTS:
+            counts = np.maximum(x, 0) * (self.max_events / self.clip)
         else:
             centres = np.linspace(-self.clip, self.clip, self.neurons)
             width = centres[1] - centres[0]
@@ -304,9 +309,10 @@ class SpikeEncoding(InputEncoding):
 
     def host_ops(self) -> int:
         """Arithmetic operations the host spends encoding one observation (counted from the code
-        above: normalize and clip 4 per element; rate 3 per channel, population 6 per channel;
-        delta 2 per element for its level and 3 per channel for difference, clip and reference)."""
-        per_channel = {RATE: 3, POPULATION: 6, DELTA: 3}[self.code]
+        above: normalize and clip 4 per element; rate 3 per channel, population 6 per channel,
+        events 2; delta 2 per element for its level and 3 per channel for difference, clip and
+        reference)."""
+        per_channel = {RATE: 3, POPULATION: 6, DELTA: 3, EVENTS: 2}[self.code]
         return len(self.mean) * (4 + 2 * (self.code == DELTA)) + self.n_inputs * per_channel
 
     def to_dict(self) -> dict:

@@ -165,7 +165,10 @@ def _describe(report: FitReport, ctx: Context) -> None:
         report.per_core = ctx.placement
         if any(lay.kind == DENSE for lay in net.layers):
             report.notes.append("dense layers are mapped as convolutions whose kernel covers the whole input "
-                                "(input features as channels, 1 x 1 kernel)")
+                                + ("(input features as channels, 1 x 1 kernel)"
+                                   if all(lay.in_shape is None for lay in net.layers if lay.kind == DENSE) else
+                                   "(a feature map's channels and sides, sinabs's mapping of a Linear layer; "
+                                   "input features as channels, 1 x 1 kernel, for a vector)"))
     elif profile.mapping == "xylo":
         report.cores_used = None
         hidden = hidden_layers(net)

@@ -123,6 +123,22 @@ def layers_from_plan(plan, source: str = "network") -> Network:
                    input_events=isinstance(getattr(plan, "encoding", None), SpikeEncoding))
 
 
+def _spike_encoded(graph, plan, source: str) -> bool:
+    """Whether the graph's input is a spike encoder's event counts (its plan's, else its metadata's encoding)."""
+    from spikeloop.core.coding import SpikeEncoding
+
+    if plan is not None:
+        return isinstance(plan.encoding, SpikeEncoding)
+    from spikeloop.core.errors import NIRValidationError
+    from spikeloop.core.metadata import GraphMeta
+
+    try:
+        meta = GraphMeta.from_nir_metadata(graph.metadata, source)
+    except NIRValidationError:
+        return False  # the fit reads the layers; a malformed encoding is the run's error to report
+    return meta is not None and isinstance(meta.encoding, SpikeEncoding)
+
+
 def has_conv(graph, source: str = "graph") -> bool:
     """Whether the NIR graph (nested subgraphs included) holds a Conv2d node.
 
@@ -146,7 +162,9 @@ def layers_from_nir(graph, dt_s: float | None = None, source: str = "graph", pla
     :class:`~spikeloop.core.errors.ConfigError` naming ``source`` is raised.
     """
     if has_conv(graph, source):
-        return _conv_network(graph, dt_s, source)
+        net = _conv_network(graph, dt_s, source)
+        net.input_events = _spike_encoded(graph, plan, source)
+        return net
     if plan is None:
         raise ConfigError(f"{source}: a graph without Conv2d nodes is mapped from its compiled plan; "
                           "compile it (plan_from_nir) and pass plan=")

@@ -45,12 +45,15 @@ def test_a_population_coded_policy_runs_on_binary_spikes_and_prices_its_encoder(
 
 
 def test_dqn_refuses_a_spike_encoder_in_front_of_an_image_or_a_dense_network():
+    """An image takes the events code (one channel per pixel, the layout kept), not rate or population."""
     from spikeloop.core.errors import ConfigError
     from spikeloop.train.agents.dqn import DQNConfig
 
-    with pytest.raises(ConfigError, match="'encoder'.*spiking MLP"):
+    with pytest.raises(ConfigError, match="'encoder'.*rate code feeds a spiking MLP.*encoder events"):
         DQNConfig(env_id="MinAtar/Breakout-v1", conv_channels=[4], encoder="rate").validate()
-    with pytest.raises(ConfigError, match="'encoder'.*spiking MLP"):
+    with pytest.raises(ConfigError, match="'encoder'.*spiking network"):
         DQNConfig(encoder="rate", network="dense").validate()
-    with pytest.raises(ConfigError, match="'encoder'.*must be one of graded, rate, population"):
+    with pytest.raises(ConfigError, match="'encoder'.*must be one of graded, rate, population, events"):
         DQNConfig(encoder="delta").validate()
+    with pytest.raises(ConfigError, match="'speck'.*encoder events"):
+        DQNConfig(env_id="MinAtar/Breakout-v1", conv_channels=[4], readout="spike-count", speck=True).validate()

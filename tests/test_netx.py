@@ -388,4 +388,4 @@ def test_netx_grid_and_speck_options_are_checked():
     with pytest.raises(ConfigError, match="netx_grid"):
         DQNConfig(netx_grid=True, fake_quant=False).validate()
     with pytest.raises(ConfigError, match="speck.*spike-count"):
-        DQNConfig(speck=True).validate()
+        DQNConfig(speck=True, encoder="events").validate()

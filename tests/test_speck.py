@@ -244,7 +244,7 @@ def test_speck_aware_dqn_trains_fits_and_runs_closed_loop_on_the_emulator(tmp_pa
 
     pytest.importorskip("minatar")
     run = tmp_path / "run"
-    assert main(["train", "--env-id", "MinAtar/Breakout-v1", "--conv-channels", "4", "--hidden", "16",
+    assert main(["train", "--env-id", "MinAtar/Breakout-v1", "--conv-channels", "4", "--hidden", "16", "--encoder", "events",
                  "--readout", "spike-count", "--speck", "--T", "4", "--total-steps", "300",
                  "--learning-starts", "100", "--eval-every", "300", "--eval-episodes", "1", "--quiet",
                  "--out", str(run)]) == 0

@@ -160,10 +160,11 @@ class DQNConfig:
     input_bits: int = 8
     """bits of the graded input payload (Loihi 2 graded spikes)"""
     encoder: str = "graded"
-    """the input of a vector observation: graded (Loihi 2's graded payload), or binary events of a spike
-    encoder (rate: on/off channels; population: encoder_neurons tuning curves per value; at most one event
-    per channel and step, as Loihi 1 and Speck take them). The delta code is stateful across decisions and
-    replay samples decisions out of order: not offered here"""
+    """the input: graded (Loihi 2's graded payload), or binary events of a spike encoder, at most one per
+    channel and step, as Loihi 1 and Speck take them (rate: on/off channels; population: encoder_neurons
+    tuning curves per value; events: the observation as event counts, for a binary board, an image kept an
+    image). The delta code is stateful across decisions and replay samples decisions out of order: not
+    offered here"""
     encoder_neurons: int = 9
     """channels per observation value of a population code"""
     threads: int = 1
@@ -244,9 +245,13 @@ class DQNConfig:
         if self.encoder not in ENCODERS:
             bad("encoder", f"must be one of {', '.join(ENCODERS)}")
         integer("encoder_neurons", 2, 64)
-        if self.encoder != "graded" and (self.conv_channels or self.network != "spiking"):
-            bad("encoder", "a spike encoder feeds a spiking MLP (a vector observation; no conv_channels, not "
-                "network dense)")
+        if self.encoder != "graded" and self.network != "spiking":
+            bad("encoder", "a spike encoder feeds a spiking network (not network dense)")
+        if self.encoder in ("rate", "population") and self.conv_channels:
+            bad("encoder", f"the {self.encoder} code feeds a spiking MLP (its channels are not an image's); an "
+                "image's events: encoder events")
+        if self.speck and self.encoder != "events":
+            bad("speck", "needs encoder events (Speck takes input events: a binary board, one event per lit pixel)")
         if self.speck and (self.readout != "spike-count" or not self.conv_channels or self.dueling or self.atoms > 1
                            or not self.fake_quant):
             bad("speck", "needs readout spike-count, conv_channels, fake_quant and no dueling streams or atoms (Speck's "
@@ -258,7 +263,7 @@ class DQNConfig:
 
 
 READOUTS = ("voltage-last", "voltage-mean", "spike-count")
-ENCODERS = ("graded", "rate", "population")
+ENCODERS = ("graded", "rate", "population", "events")
 
 
 def check_observations(cfg: DQNConfig, obs_shape: tuple[int, ...]) -> None:
@@ -340,7 +345,7 @@ def train_dqn(cfg: DQNConfig, progress: bool = True) -> TrainResult:
         encoding = SpikeEncoding.from_normalization(encoding, cfg.encoder, 1, neurons=cfg.encoder_neurons)
     provenance = Provenance("dqn", cfg.env_id, cfg.seed, asdict(cfg))
     window = 1 if cfg.network == "dense" else cfg.T  # a dense network decides in one step
-    net_in = obs_shape if cfg.encoder == "graded" else (encoding.n_inputs,)
+    net_in = obs_shape if cfg.encoder in ("graded", "events") else (encoding.n_inputs,)
     q = Policy(build_qnet(cfg, net_in, n_actions), window, encoding, decoding_of(cfg), provenance)
     q_target = copy.deepcopy(q)
     noise = torch.Generator().manual_seed(cfg.seed + 30_000)
