@@ -4,10 +4,12 @@ Each population of the plan is one layer on one core: the connection into it (a
 convolution, a dense map, or a sum pooling composed with either: the compiler composes
 the pooling between a layer's neurons and the next convolution into that connection, and
 over binary spikes the composed integer map gives the same sums as pooling then
-convolving) and its integrate-and-fire neurons. :func:`speck_registers` discretizes each
+convolving) and its integrate-and-fire neurons. :func:`speck_layers` discretizes each
 layer as sinabs does for the chip (:func:`spikeloop.core.speck.discretize_layer`); the
 neurons run the contract's :func:`~spikeloop.core.neuron.cuba_step` in
-:class:`~spikeloop.core.speck.SpeckArithmetic`.
+:class:`~spikeloop.core.speck.SpeckArithmetic`. It is bit-exact with sinabs's software model
+of the chip and with the torch policy trained on Speck's integers (``spikeloop.train.speck``);
+``tests/test_speck.py`` holds it to both.
 
 Time: the chip is event-driven, without timesteps. Like sinabs's software model of it, the
 emulator advances in steps of the graph's own time: in each step every layer, in order,
