@@ -133,17 +133,23 @@ def test_the_state_floor_is_sinabs_min_v_mem():
     assert np.array_equal(first, theirs[0][1].detach().numpy().reshape(80, -1).astype(np.int64))
 
 
-@pytest.mark.parametrize("reset", [HARD, SOFT])
-def test_the_speck_aware_torch_network_is_the_emulator(reset):
+@pytest.mark.parametrize("reset,binding", [(HARD, 1.2), (SOFT, 1.2), (HARD, -1.2)])
+def test_the_speck_aware_torch_network_is_the_emulator(reset, binding):
     """spiking_conv(speck=True) trains on Speck's integers: its spikes equal the emulator's on the exported
-    graph, step by step, in every layer (60 steps of random binary events, no reset between them)."""
+    graph, step by step, in every layer (60 steps of random binary events, no reset between them), whether
+    the largest or the most negative weight sets a layer's scale (onto 127 or -128)."""
     from spikeloop.train.networks import spiking_conv
 
     torch.manual_seed(0)
     net = spiking_conv([4, 10, 10], [8], [32, 3], spiking_readout=True, speck=True, reset=reset, fake_quant=True)
     with torch.no_grad():
         for name in ("conv0", "fc0", "fc1"):
-            net.nodes[name].weight.mul_(3.0).add_(0.02)
+            w = net.nodes[name].weight
+            w.mul_(3.0).add_(0.02)
+            w.view(-1)[0] = binding * w.abs().max()  # one weight that binds the scale
+    ends = {(int(net.nodes[n].integer_weight().min()), int(net.nodes[n].integer_weight().max()))
+            for n in ("conv0", "fc0", "fc1")}
+    assert all(lo == -128 and hi < 127 if binding < 0 else hi == 127 and lo > -128 for lo, hi in ends), ends
     plan = plan_from_nir(export_graph(net, 1e-3, GraphMeta(dt_s=1e-3, T=8, decoding=Decoding(kind=SPIKE_COUNT))))
     x = (np.random.default_rng(1).random((60, 400)) < 0.3).astype(np.int64)
     with torch.no_grad():

@@ -1,11 +1,11 @@
 """Speck-aware training: the torch twin of Speck's integer integrate-and-fire layer.
 
 A Speck layer (:mod:`spikeloop.runtime.speck`, as sinabs discretizes it for the chip) holds
-8-bit integer weights ``W = round(w * 127 / max|w|)`` and the threshold
-``round(vth * 127 / max|w|)``, and its neurons integrate those integers in a 16-bit state,
-firing where ``v >= threshold``. Here the same numbers are trained: :class:`SpeckLinear` and
-:class:`SpeckConv2d` send ``W @ s`` in register units (the weights on the 8-bit grid of
-:func:`~spikeloop.train.graph.fake_quantize`, divided by its step; straight-through), and
+8-bit integer weights ``W = round(w * scale)`` in [-128, 127] (``scale = 127 / max(w)``, or
+``128 / |min(w)|`` where the most negative weight binds) and the threshold
+``round(vth * scale)``, and its neurons integrate those integers in a 16-bit state, firing
+where ``v >= threshold``. Here the same numbers are trained: :class:`SpeckLinear` and
+:class:`SpeckConv2d` send ``W @ s`` in register units (straight-through), and
 :class:`SpeckNeuron` integrates, clips to 16 bits, fires and resets on the integer threshold
 of its synapse's grid. Integers held in float32 are exact here (16-bit states, sums of 8-bit
 weights over fewer than 2**16 events), so the torch policy, the emulator and sinabs's model give
@@ -21,21 +21,30 @@ from __future__ import annotations
 import torch
 
 from spikeloop.core.neuron import HARD, SOFT
-from spikeloop.core.speck import STATE_MAX, STATE_MIN, WEIGHT_MAX
+from spikeloop.core.speck import STATE_MAX, STATE_MIN, WEIGHT_MAX, WEIGHT_MIN
 from spikeloop.train.graph import Neuron, QuantConv2d, QuantLinear
 
 
 class _RegisterUnits:
-    """A synapse whose output is in register units: the integer weights of its 8-bit grid."""
+    """A synapse whose output is in register units: the integer weights of sinabs's 8-bit grid."""
 
     def weight_step(self) -> torch.Tensor:
-        """The grid step, ``max|w| / 127`` (no gradient): the 8-bit grid of the deployed weight."""
-        return self.weight.detach().abs().max().clamp_min(1e-12) / WEIGHT_MAX
+        """The grid step (no gradient): ``max(w) / 127``, or ``|min(w)| / 128`` where the most negative
+        weight is the one that binds (sinabs's scale onto [-128, 127], :func:`spikeloop.core.speck.discretize_layer`)."""
+        w = self.weight.detach()
+        lo, hi = float(w.min()), float(w.max())
+        if abs(lo) <= max(hi, 0.0) * (-WEIGHT_MIN / WEIGHT_MAX):
+            return w.new_tensor(max(hi, 1e-12) / WEIGHT_MAX)
+        return w.new_tensor(max(-lo, 1e-12) / -WEIGHT_MIN)
 
     def integer_weight(self) -> torch.Tensor:
         """The 8-bit register values, exact integers held as floats (straight-through in training)."""
         x = self.weight / self.weight_step()
-        return x + (torch.round(x) - x).detach()
+        return x + (torch.clamp(torch.round(x), WEIGHT_MIN, WEIGHT_MAX) - x).detach()
+
+    def deployed_weight(self) -> torch.Tensor:
+        """The weight export writes: the integers times the step (the emulator recovers them exactly)."""
+        return self.integer_weight() * self.weight_step()
 
 
 class SpeckLinear(_RegisterUnits, QuantLinear):
