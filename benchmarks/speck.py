@@ -6,7 +6,7 @@
 
 For each run folder: the fit check against the speck profile (one layer per core), then the stage of
 ``spikeloop run --target speck``: 100 greedy episodes of MinAtar/Breakout-v1 (reset seeds 1000...)
-in torch float and on the Speck emulator (bit-exact with sinabs's software model of the chip,
+in torch (the trained policy, on Speck's integers) and on the Speck emulator (bit-exact with sinabs's software model of the chip,
 tests/test_speck.py), the torch policy answering every observation the emulator saw (the action
 agreement), and the input events, spikes and synaptic events per decision. A uniformly random policy
 over the same 100 episodes is the baseline. Writes the section "Speck" of BENCHMARKS.md and
@@ -73,11 +73,11 @@ def main(argv=None) -> int:
     speck = [r["speck"] for r in rows]
     update_section(SECTION, f"""`{command}` on {machine()}.{(' ' + args.note) if args.note else ''}
 
-Each seed trained `spikeloop train --preset dqn-speck --seed S` (DQN, `speck`: integrate-and-fire layers without leak or bias, a spiking readout whose spike counts are the Q-values, 8-bit weights; 30 minutes of training), then `spikeloop export`. {args.episodes} greedy episodes of {ENV} (reset seeds 1000...) in torch float and on the Speck emulator (sinabs's discretization and integer dynamics, bit-exact with sinabs's software model of the chip in tests/test_speck.py), torch answering every observation the emulator saw. A lit board pixel is one input event per step.
+Each seed trained `spikeloop train --preset dqn-speck --seed S` (DQN, `speck`: integrate-and-fire layers without leak or bias, a spiking readout whose spike counts are the Q-values, 8-bit weights; 30 minutes of training), then `spikeloop export`. {args.episodes} greedy episodes of {ENV} (reset seeds 1000...) in torch (the trained policy, which runs Speck's integers: spikeloop.train.speck) and on the Speck emulator (sinabs's discretization and integer dynamics, bit-exact with sinabs's software model of the chip in tests/test_speck.py), torch answering every observation the emulator saw. A lit board pixel is one input event per step.
 
 Placement (the fit check, one layer per core): {cores}.
 
-| seed | env steps | train s | best greedy eval | torch float | Speck emulator | actions equal to torch | input events / decision | spikes / decision | synaptic events / decision |
+| seed | env steps | train s | best greedy eval | torch policy (Speck's integers) | Speck emulator | actions equal to torch | input events / decision | spikes / decision | synaptic events / decision |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {table}
 
