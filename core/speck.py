@@ -13,8 +13,12 @@ software model of the chip describes it (``sinabs.backend.dynapcnn``, sinabs 3.1
   the 16-bit top (sinabs's float state has no top: that part is the register width only).
 
 The registers come from sinabs's discretization (:func:`discretize_layer`): one scale per
-layer, the smaller of ``127 / max|w|`` (8-bit weights) and the scale that puts the threshold
-pair ``(threshold_low, threshold)`` on 16 bits, then every value rounded half to even.
+layer, the smaller of the weights' scale onto [-128, 127] (``127 / max(w)``, or ``128 / |min(w)|``
+where the most negative weight binds: :func:`sinabs_scale`) and the scale that puts the
+threshold pair ``(threshold_low, threshold)`` on 16 bits, then every value rounded half to even.
+
+The stages are written once over three primitives (``as_state``, ``clip``, ``spike``) in numpy
+integers; the torch training twin (``spikeloop.train.speck``) overrides only the primitives.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ WEIGHT_MAX = (1 << (WEIGHT_BITS - 1)) - 1
 WEIGHT_MIN = -(1 << (WEIGHT_BITS - 1))
 
 
-def _scale_for(lo: float, hi: float, bits: int) -> float:
+def sinabs_scale(lo: float, hi: float, bits: int) -> float:
     """sinabs's ``determine_discretization_scale``: the factor that puts ``[lo, hi]`` on ``bits``
     signed bits (the largest magnitude onto the top, or the most negative onto the bottom)."""
     top, bottom = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
@@ -52,10 +56,10 @@ def discretize_layer(weight: np.ndarray, vth: float, vmin: float | None = None) 
     widest the register allows; sinabs's own default of -32768 real units caps its scale at 1).
     """
     w = np.asarray(weight, np.float64)
-    s_w = _scale_for(float(w.min(initial=0.0)), float(w.max(initial=0.0)), WEIGHT_BITS)
+    s_w = sinabs_scale(float(w.min(initial=0.0)), float(w.max(initial=0.0)), WEIGHT_BITS)
     if vmin is None:
         vmin = STATE_MIN / s_w if np.isfinite(s_w) else -float(vth)
-    scale = min(s_w, _scale_for(float(vmin), float(vth), STATE_BITS))
+    scale = min(s_w, sinabs_scale(float(vmin), float(vth), STATE_BITS))
     return (np.rint(w * scale).astype(np.int64), int(np.rint(vth * scale)), int(np.rint(vmin * scale)),
             float(scale))
 
@@ -71,21 +75,31 @@ class SpeckArithmetic(Arithmetic):
 
     name: str = "speck"
 
+    # -- primitives (numpy, int64)
+    def as_state(self, a_in):
+        return np.asarray(a_in, np.int64)
+
+    def clip(self, x):
+        return np.clip(x, STATE_MIN, STATE_MAX)
+
+    def spike(self, d, spike_fn):
+        """Spikes where ``d = v - threshold >= 0`` (integers)."""
+        return (d >= 0).astype(np.int64)
+
+    # -- stages
     def integrate_u(self, u, a_in, du):
-        return np.asarray(a_in, np.int64)  # no synaptic current state: the step's events
+        return self.as_state(a_in)  # no synaptic current state: the step's events
 
     def integrate_v(self, v, u, bias, dv):
-        return np.clip(v + u + bias, STATE_MIN, STATE_MAX)
+        return self.clip(v + u + bias)
 
     def fire(self, v, vth, reset: str, spike_fn):
-        s = (v >= vth).astype(np.int64)
+        s = self.spike(v - vth, spike_fn)
         if reset == HARD:
-            v = v * (1 - s)
-        elif reset == SOFT:
-            v = v - s * vth
-        else:
-            raise ValueError(f"unknown reset mode {reset!r}")
-        return s, v
+            return s, v - s * v
+        if reset == SOFT:
+            return s, v - s * vth
+        raise ValueError(f"unknown reset mode {reset!r}")
 
 
 SPECK = SpeckArithmetic()

@@ -35,7 +35,7 @@ from spikeloop.core.neuron import cuba_step
 from spikeloop.core.speck import SPECK, STATE_MIN, WEIGHT_MAX, WEIGHT_MIN, discretize_layer
 from spikeloop.runtime.backends import FIXED_PRECISION, FLOAT_PRECISION, WINDOW, HostCodec, PlanBackend
 from spikeloop.runtime.counters import OpCounts, neuron_activity
-from spikeloop.runtime.fixed_point import FixedPlan
+from spikeloop.runtime.fixed_point import FixedPlan, dense_accumulate
 from spikeloop.runtime.plan import INPUT, DecisionWindow, NetworkPlan
 
 
@@ -118,6 +118,7 @@ class SpeckEmulator(PlanBackend):
         self.codec = _EventCodec(plan, FLOAT_PRECISION, None) if windowed else None
         self._conn = {c.name: c for c in plan.connections}
         self._fan = {lay.connection: self._conn[lay.connection].fanout(lay.weights) for lay in self.layers}
+        self._w = {lay.connection: lay.weights.astype(np.float64) for lay in self.layers}  # exact sums: < 2**53
         self.input_events = 0
         """input events sent since :meth:`reset`"""
         self.reset()
@@ -148,8 +149,7 @@ class SpeckEmulator(PlanBackend):
         rec = {}
         for lay in self.layers:
             s_in = out[lay.source]
-            conn = self._conn[lay.connection]
-            a_in = np.rint(conn.apply(lay.weights.astype(np.float64), s_in)).astype(np.int64)  # exact: < 2**53
+            a_in = dense_accumulate(self._w[lay.connection], s_in, 0, self._conn[lay.connection])
             self.ops.synops[lay.connection] += int(self._fan[lay.connection] @ s_in)
             _, v, s, v_pre = cuba_step(np.zeros_like(a_in), self.v[lay.population], a_in, du=1, dv=0, bias=0,
                                        vth=lay.threshold, reset=lay.reset, arith=SPECK)

@@ -7,7 +7,8 @@ A Speck layer (:mod:`spikeloop.runtime.speck`, as sinabs discretizes it for the 
 where ``v >= threshold``. Here the same numbers are trained: :class:`SpeckLinear` and
 :class:`SpeckConv2d` send ``W @ s`` in register units (straight-through), and
 :class:`SpeckNeuron` integrates, clips to 16 bits, fires and resets on the integer threshold
-of its synapse's grid. Integers held in float32 are exact here (16-bit states, sums of 8-bit
+of its synapse's grid: the one update :func:`~spikeloop.core.neuron.cuba_step` in
+:class:`TorchSpeckArithmetic`, whose primitives alone are torch's. Integers held in float32 are exact here (16-bit states, sums of 8-bit
 weights over fewer than 2**16 events), so the torch policy, the emulator and sinabs's model give
 the same spikes. The surrogate gradient sees ``v - threshold`` in real units (times the grid
 step), so training behaves as on the float neuron.
@@ -18,11 +19,31 @@ recovers the integers exactly.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from spikeloop.core.neuron import HARD, SOFT
-from spikeloop.core.speck import STATE_MAX, STATE_MIN, WEIGHT_MAX, WEIGHT_MIN
+from spikeloop.core.neuron import HARD, cuba_step
+from spikeloop.core.speck import STATE_MAX, STATE_MIN, WEIGHT_MAX, WEIGHT_MIN, SpeckArithmetic
 from spikeloop.train.graph import Neuron, QuantConv2d, QuantLinear
+
+
+@dataclass(frozen=True)
+class TorchSpeckArithmetic(SpeckArithmetic):
+    """Speck's update on torch tensors in register units; ``step`` is the grid step, so that the
+    surrogate gradient sees ``v - threshold`` in real units."""
+
+    step: float = 1.0
+    name: str = "speck-torch"
+
+    def as_state(self, a_in):
+        return a_in
+
+    def clip(self, x):
+        return torch.clamp(x, STATE_MIN, STATE_MAX)
+
+    def spike(self, d, spike_fn):
+        return spike_fn((d + 0.5) * self.step)  # d >= 0 on integers
 
 
 class _RegisterUnits:
@@ -33,7 +54,7 @@ class _RegisterUnits:
         weight is the one that binds (sinabs's scale onto [-128, 127], :func:`spikeloop.core.speck.discretize_layer`)."""
         w = self.weight.detach()
         lo, hi = float(w.min()), float(w.max())
-        if abs(lo) <= max(hi, 0.0) * (-WEIGHT_MIN / WEIGHT_MAX):
+        if abs(lo) <= max(hi, 0.0) * (-WEIGHT_MIN / WEIGHT_MAX):  # sinabs_scale's choice, kept as a step
             return w.new_tensor(max(hi, 1e-12) / WEIGHT_MAX)
         return w.new_tensor(max(-lo, 1e-12) / -WEIGHT_MIN)
 
@@ -85,15 +106,11 @@ class SpeckNeuron(Neuron):
         return float(torch.round(self.vth / step)), step
 
     def step(self, a_in, state):
-        v = torch.zeros_like(a_in) if state is None else state[1]
+        u, v = (torch.zeros_like(a_in), torch.zeros_like(a_in)) if state is None else state
         thr, step = self.threshold()
-        v = torch.clamp(v + a_in, STATE_MIN, STATE_MAX)
-        s = self._spike((v - (thr - 0.5)) * step)  # v >= thr on integers, in real units for the surrogate
-        if self.reset == HARD:
-            v = v - s * v
-        elif self.reset == SOFT:
-            v = v - s * thr
-        return s, (torch.zeros_like(v), v)
+        u, v, s, _ = cuba_step(u, v, a_in, du=1.0, dv=0.0, bias=0.0, vth=thr, reset=self.reset, spike_fn=self._spike,
+                               arith=TorchSpeckArithmetic(step=float(step)))
+        return s, (u, v)
 
     def extra_repr(self):
         return f"speck, shape={self.shape}, vth={self.vth}, reset={self.reset!r}"
